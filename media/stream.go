@@ -1,0 +1,210 @@
+package media
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultQueueLen is the reader queue length used when Subscribe is given 0:
+// about 8 s of a 30 fps video track plus its 50 fps Opus audio.
+const DefaultQueueLen = 640
+
+// Stream is one live source: a fixed set of tracks written by exactly one
+// publisher and read by any number of Readers. Write never blocks: each reader
+// has its own bounded queue, and a reader whose queue is full is dropped with
+// ErrReaderTooSlow rather than slowing the publisher or the other readers.
+type Stream struct {
+	// Name is the stream name, validated by ValidateName.
+	Name string
+	// Tracks are the stream's tracks, indexed by Track.ID.
+	Tracks []*Track
+	// Started is when the publish began.
+	Started time.Time
+
+	onKeyframe func()
+
+	mu      sync.Mutex
+	readers map[*Reader]struct{}
+	ended   bool
+	done    chan struct{}
+
+	framesIn atomic.Uint64
+	bytesIn  atomic.Uint64
+}
+
+// NewStream makes a Stream. onKeyframeRequest, when not nil, is called by
+// RequestKeyframe (ingest sends a PLI); it must not block.
+func NewStream(name string, tracks []*Track, onKeyframeRequest func()) *Stream {
+	for i, t := range tracks {
+		t.ID = i
+	}
+	return &Stream{
+		Name:       name,
+		Tracks:     tracks,
+		Started:    time.Now(),
+		onKeyframe: onKeyframeRequest,
+		readers:    make(map[*Reader]struct{}),
+		done:       make(chan struct{}),
+	}
+}
+
+// Track returns the first track of the given kind, or nil.
+func (s *Stream) Track(k Kind) *Track {
+	for _, t := range s.Tracks {
+		if t.Kind == k {
+			return t
+		}
+	}
+	return nil
+}
+
+// Write hands f to every reader. It must be called from one goroutine only
+// (the publisher's) and never blocks.
+func (s *Stream) Write(f *Frame) {
+	s.framesIn.Add(1)
+	s.bytesIn.Add(uint64(len(f.Data)))
+	s.mu.Lock()
+	for r := range s.readers {
+		select {
+		case r.ch <- f:
+		default:
+			delete(s.readers, r)
+			r.fail(ErrReaderTooSlow)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// RequestKeyframe asks the publisher for a keyframe (a new reader needs one to
+// start decoding). The publisher rate-limits these.
+func (s *Stream) RequestKeyframe() {
+	if s.onKeyframe != nil {
+		s.onKeyframe()
+	}
+}
+
+// Subscribe adds a reader with a queue of queueLen frames (DefaultQueueLen when
+// zero). name identifies the reader in logs and drop reasons. A new reader also
+// triggers a keyframe request so it can start decoding soon.
+func (s *Stream) Subscribe(name string, queueLen int) *Reader {
+	if queueLen <= 0 {
+		queueLen = DefaultQueueLen
+	}
+	r := &Reader{
+		Name:   name,
+		stream: s,
+		ch:     make(chan *Frame, queueLen),
+		failed: make(chan struct{}),
+	}
+	s.mu.Lock()
+	if s.ended {
+		close(r.ch)
+	} else {
+		s.readers[r] = struct{}{}
+	}
+	s.mu.Unlock()
+	s.RequestKeyframe()
+	return r
+}
+
+// Close ends the stream: readers drain what is queued and then get
+// ErrStreamEnded. Safe to call more than once.
+func (s *Stream) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	s.ended = true
+	close(s.done)
+	for r := range s.readers {
+		close(r.ch)
+	}
+	clear(s.readers)
+}
+
+// Done is closed when the stream has ended.
+func (s *Stream) Done() <-chan struct{} { return s.done }
+
+// Readers returns how many readers are attached.
+func (s *Stream) Readers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.readers)
+}
+
+// Stats returns the frames and payload bytes written so far.
+func (s *Stream) Stats() (frames, bytes uint64) {
+	return s.framesIn.Load(), s.bytesIn.Load()
+}
+
+func (s *Stream) remove(r *Reader) {
+	s.mu.Lock()
+	if _, ok := s.readers[r]; ok {
+		delete(s.readers, r)
+		close(r.ch)
+	}
+	s.mu.Unlock()
+}
+
+// Reader receives a Stream's frames in order through a bounded queue. A Reader
+// is used by one goroutine.
+type Reader struct {
+	// Name identifies the reader in logs.
+	Name string
+
+	stream *Stream
+	ch     chan *Frame
+
+	failOnce sync.Once
+	failed   chan struct{}
+	err      error
+	closed   atomic.Bool
+}
+
+// Stream returns the stream being read.
+func (r *Reader) Stream() *Stream { return r.stream }
+
+// fail is called with the stream's lock held.
+func (r *Reader) fail(err error) {
+	r.failOnce.Do(func() {
+		r.err = err
+		close(r.failed)
+	})
+}
+
+// Read returns the next frame. It returns ErrStreamEnded after the last frame
+// of an ended stream, ErrReaderTooSlow if the reader was dropped,
+// ErrReaderClosed after Close, or ctx.Err().
+func (r *Reader) Read(ctx context.Context) (*Frame, error) {
+	select {
+	case <-r.failed:
+		return nil, r.err
+	default:
+	}
+	select {
+	case f, ok := <-r.ch:
+		if !ok {
+			if r.closed.Load() {
+				return nil, ErrReaderClosed
+			}
+			return nil, ErrStreamEnded
+		}
+		return f, nil
+	case <-r.failed:
+		return nil, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Len returns how many frames are queued.
+func (r *Reader) Len() int { return len(r.ch) }
+
+// Close detaches the reader. Safe to call more than once.
+func (r *Reader) Close() {
+	r.closed.Store(true)
+	r.stream.remove(r)
+}
