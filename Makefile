@@ -1,0 +1,59 @@
+# whipcast: two commands on a fresh Debian machine.
+#   make run   installs what is missing, then runs the gateway on its embedded default config
+#   make test  installs what the tests need, then gofmt, go vet and go test -race ./...
+# Both are idempotent: a tool already present is not installed again.
+
+GO       ?= go
+ARGS     ?=
+# Debian packages the tests need: ffprobe checks every artefact.
+TEST_APT := ffmpeg
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test build deps-go deps-test fmt-check vet race bench fuzz clean
+
+run: deps-go
+	$(GO) run ./cmd/whipcast $(ARGS)
+
+build: deps-go
+	CGO_ENABLED=0 $(GO) build -trimpath -o whipcast ./cmd/whipcast
+
+test: deps-go deps-test fmt-check vet race
+
+deps-go:
+	@command -v $(GO) >/dev/null || { echo "Go 1.26 or newer is needed: https://go.dev/doc/install" >&2; exit 1; }
+	$(GO) mod download
+
+# Installs only the Debian packages that are missing (apt-get update once, when needed).
+deps-test:
+	@missing=""; for p in $(TEST_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@command -v ffprobe >/dev/null || { echo "ffprobe still missing after install" >&2; exit 1; }
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+race:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Runs each fuzz target for FUZZTIME (default 20s).
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep ^Fuzz); do \
+			echo "$$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -f whipcast

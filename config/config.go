@@ -1,0 +1,264 @@
+// Package config is whipcast's application configuration: one YAML document
+// that rejects unknown keys, then WHIPCAST_* environment overrides, then
+// Validate with messages that name the key. Every key has a working default,
+// so an empty document (or none at all) runs the gateway.
+//
+// docs/configuration.md lists every key; keep it in step with this file.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Default is the embedded default configuration, the one `make run` uses.
+//
+//go:embed default.yaml
+var Default []byte
+
+// Config is the whole configuration document.
+type Config struct {
+	HTTP   HTTP   `yaml:"http"`
+	WebRTC WebRTC `yaml:"webrtc"`
+	Auth   Auth   `yaml:"auth"`
+	HLS    HLS    `yaml:"hls"`
+	Log    Log    `yaml:"log"`
+}
+
+// HTTP is the one HTTP listener: WHIP, HLS, health.
+type HTTP struct {
+	// Addr is the listen address. Default ":8080".
+	Addr string `yaml:"addr"`
+	// AllowOrigin is the CORS Access-Control-Allow-Origin sent on WHIP and
+	// playback responses. Default "*".
+	AllowOrigin string `yaml:"allow_origin"`
+}
+
+// WebRTC is the media transport: one UDP port shared by every session (ICE
+// UDP mux) and ICE-TCP on the same port number.
+type WebRTC struct {
+	// Port is the UDP (and ICE-TCP) port. Default 8189.
+	Port int `yaml:"port"`
+	// ListenIP binds the media port to one address. Default "" (all).
+	ListenIP string `yaml:"listen_ip"`
+	// PublicIPs are advertised as host candidates instead of the machine's
+	// own addresses (NAT 1:1, containers). Default none.
+	PublicIPs []string `yaml:"public_ips"`
+	// IncludeLoopback also offers 127.0.0.1 candidates, for a browser on the
+	// same machine. Default true.
+	IncludeLoopback *bool `yaml:"include_loopback"`
+	// UDPBuffer is SO_RCVBUF/SO_SNDBUF of the shared socket. Default 4MiB.
+	UDPBuffer Size `yaml:"udp_buffer"`
+	// KeyframeInterval is the longest time without a keyframe before the
+	// gateway asks the publisher for one (PLI). Default: hls.segment.
+	KeyframeInterval time.Duration `yaml:"keyframe_interval"`
+}
+
+// Auth holds the shared-secret tokens. Empty means open.
+type Auth struct {
+	// PublishToken, when set, is required as "Authorization: Bearer" on WHIP.
+	PublishToken string `yaml:"publish_token"`
+}
+
+// HLS shapes the Low-Latency HLS output.
+type HLS struct {
+	// Segment is the segment target; segments are cut at the first keyframe
+	// past it. Default 2s.
+	Segment time.Duration `yaml:"segment"`
+	// Part is the LL-HLS part target. Default 200ms.
+	Part time.Duration `yaml:"part"`
+	// Window is how many segments the live playlist keeps. Default 7.
+	Window int `yaml:"window"`
+	// Grace is how long an ended stream's playlist (with EXT-X-ENDLIST) stays
+	// served. Default 30s.
+	Grace time.Duration `yaml:"grace"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format"`
+}
+
+// Load parses the default document, then doc (when not nil) over it, then
+// the environment, and validates the result.
+func Load(doc []byte, environ []string) (*Config, error) {
+	var c Config
+	if err := decode(Default, &c); err != nil {
+		return nil, fmt.Errorf("embedded default: %w", err)
+	}
+	if doc != nil {
+		if err := decode(doc, &c); err != nil {
+			return nil, err
+		}
+	}
+	if err := applyEnv(&c, environ); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// LoadFile is Load with the document read from path.
+func LoadFile(path string, environ []string) (*Config, error) {
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Load(doc, environ)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+func decode(doc []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(doc))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// Validate checks every key and names the one that is wrong.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		bad("http.addr", "%q is not host:port", c.HTTP.Addr)
+	}
+	if c.WebRTC.Port < 0 || c.WebRTC.Port > 65535 {
+		bad("webrtc.port", "%d is out of range 0-65535", c.WebRTC.Port)
+	}
+	if c.WebRTC.ListenIP != "" && net.ParseIP(c.WebRTC.ListenIP) == nil {
+		bad("webrtc.listen_ip", "%q is not an IP address", c.WebRTC.ListenIP)
+	}
+	for i, ip := range c.WebRTC.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			bad(fmt.Sprintf("webrtc.public_ips[%d]", i), "%q is not an IP address", ip)
+		}
+	}
+	if c.WebRTC.UDPBuffer < 0 || c.WebRTC.UDPBuffer > 1<<30 {
+		bad("webrtc.udp_buffer", "%d is out of range 0-1GiB", c.WebRTC.UDPBuffer)
+	}
+	if c.WebRTC.KeyframeInterval < 0 {
+		bad("webrtc.keyframe_interval", "must not be negative")
+	}
+	if c.HLS.Segment < 500*time.Millisecond || c.HLS.Segment > 30*time.Second {
+		bad("hls.segment", "%s is out of range 500ms-30s", c.HLS.Segment)
+	}
+	if c.HLS.Part < 50*time.Millisecond || c.HLS.Part > c.HLS.Segment {
+		bad("hls.part", "%s is out of range 50ms-hls.segment", c.HLS.Part)
+	}
+	if c.HLS.Window < 3 || c.HLS.Window > 100 {
+		bad("hls.window", "%d is out of range 3-100", c.HLS.Window)
+	}
+	if c.HLS.Grace < 0 {
+		bad("hls.grace", "must not be negative")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// Loopback reports whether webrtc.include_loopback is on.
+func (w WebRTC) Loopback() bool { return w.IncludeLoopback == nil || *w.IncludeLoopback }
+
+// Size is a byte count written as 4194304, "4MiB", "512KiB" or "1GiB".
+type Size int64
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*s = v
+	return nil
+}
+
+// ParseSize parses a Size.
+func ParseSize(v string) (Size, error) {
+	v = strings.TrimSpace(v)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("%q is not a size like 4MiB", v)
+	}
+	return Size(n * mult), nil
+}
+
+// applyEnv applies WHIPCAST_<SECTION>_<KEY>=value overrides, e.g.
+// WHIPCAST_HTTP_ADDR=:9000 or WHIPCAST_WEBRTC_PUBLIC_IPS=1.2.3.4,5.6.7.8.
+// Values are parsed as YAML scalars of the key's type.
+func applyEnv(c *Config, environ []string) error {
+	keys := map[string]reflect.Value{}
+	collect(reflect.ValueOf(c).Elem(), "WHIPCAST", keys)
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, "WHIPCAST_") {
+			continue
+		}
+		field, ok := keys[k]
+		if !ok {
+			return fmt.Errorf("config: environment variable %s names no key", k)
+		}
+		doc := v
+		if field.Kind() == reflect.Slice {
+			doc = "[" + v + "]"
+		}
+		if err := yaml.Unmarshal([]byte(doc), field.Addr().Interface()); err != nil {
+			return fmt.Errorf("config: %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+func collect(v reflect.Value, prefix string, out map[string]reflect.Value) {
+	t := v.Type()
+	for i := range t.NumField() {
+		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		name := prefix + "_" + strings.ToUpper(tag)
+		f := v.Field(i)
+		if f.Kind() == reflect.Struct {
+			collect(f, name, out)
+			continue
+		}
+		out[name] = f
+	}
+}

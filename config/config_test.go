@@ -1,0 +1,93 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultRuns(t *testing.T) {
+	c, err := Load(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.Addr != ":8080" || c.WebRTC.Port != 8189 || c.HLS.Segment != 2*time.Second ||
+		c.HLS.Part != 200*time.Millisecond || c.HLS.Window != 7 || c.WebRTC.UDPBuffer != 4<<20 ||
+		!c.WebRTC.Loopback() {
+		t.Fatalf("defaults wrong: %+v", c)
+	}
+}
+
+func TestFileOverridesAndEnv(t *testing.T) {
+	doc := []byte("http:\n  addr: 127.0.0.1:9000\nwebrtc:\n  public_ips: [203.0.113.7]\n  udp_buffer: 8MiB\nhls:\n  part: 300ms\n")
+	c, err := Load(doc, []string{"WHIPCAST_WEBRTC_PORT=9999", "WHIPCAST_AUTH_PUBLISH_TOKEN=s3cret", "PATH=/bin",
+		"WHIPCAST_WEBRTC_PUBLIC_IPS=198.51.100.1,198.51.100.2", "WHIPCAST_WEBRTC_INCLUDE_LOOPBACK=false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.Addr != "127.0.0.1:9000" || c.WebRTC.Port != 9999 || c.Auth.PublishToken != "s3cret" ||
+		c.HLS.Part != 300*time.Millisecond || c.HLS.Segment != 2*time.Second || c.WebRTC.UDPBuffer != 8<<20 ||
+		c.WebRTC.Loopback() {
+		t.Fatalf("overrides wrong: %+v", c)
+	}
+	if strings.Join(c.WebRTC.PublicIPs, ",") != "198.51.100.1,198.51.100.2" {
+		t.Fatalf("public_ips %v", c.WebRTC.PublicIPs)
+	}
+}
+
+func TestErrorsNameTheKey(t *testing.T) {
+	for _, tc := range []struct {
+		doc, env, want string
+	}{
+		{doc: "http:\n  adr: x\n", want: "field adr not found"},
+		{doc: "dash:\n  enabled: true\n", want: "field dash not found"},
+		{doc: "http:\n  addr: nope\n", want: "http.addr"},
+		{doc: "webrtc:\n  port: 70000\n", want: "webrtc.port"},
+		{doc: "webrtc:\n  public_ips: [not-an-ip]\n", want: "webrtc.public_ips[0]"},
+		{doc: "webrtc:\n  udp_buffer: 4 parsecs\n", want: "not a size"},
+		{doc: "hls:\n  segment: 100ms\n", want: "hls.segment"},
+		{doc: "hls:\n  part: 5s\n", want: "hls.part"},
+		{doc: "hls:\n  window: 1\n", want: "hls.window"},
+		{doc: "log:\n  level: loud\n", want: "log.level"},
+		{env: "WHIPCAST_HTTP_ADRESS=x", want: "names no key"},
+		{env: "WHIPCAST_WEBRTC_PORT=abc", want: "WHIPCAST_WEBRTC_PORT"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			var env []string
+			if tc.env != "" {
+				env = []string{tc.env}
+			}
+			_, err := Load([]byte(tc.doc), env)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte("hls:\n  window: 5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadFile(p, nil)
+	if err != nil || c.HLS.Window != 5 {
+		t.Fatalf("LoadFile: %v %+v", err, c)
+	}
+	if _, err := LoadFile(p+".missing", nil); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte("http:\n  addr: :1\n"))
+	f.Add([]byte("webrtc:\n  udp_buffer: 1KiB\n"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		c, err := Load(doc, nil)
+		if err == nil && c.Validate() != nil {
+			t.Fatal("Load returned an invalid config")
+		}
+	})
+}
