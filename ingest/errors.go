@@ -1,0 +1,34 @@
+package ingest
+
+import "errors"
+
+var (
+	// ErrBadOffer is wrapped by Publish when the SDP offer cannot be parsed or
+	// is not a publish offer (WHIP, RFC 9725 §4.2). The HTTP layer answers 400.
+	ErrBadOffer = errors.New("bad SDP offer")
+	// ErrNoVideoCodec is wrapped by Publish when the offer has no video m-line
+	// with H.264: the only video codec every output can package as it came.
+	ErrNoVideoCodec = errors.New("offer has no H.264 video")
+	// ErrNoAudioCodec is wrapped by Publish when the offer has no audio m-line
+	// with Opus.
+	ErrNoAudioCodec = errors.New("offer has no Opus audio")
+	// ErrSessionNotFound is returned for an unknown or ended session id.
+	ErrSessionNotFound = errors.New("session not found")
+	// ErrBadTrickle is wrapped when a trickle-ice-sdpfrag body (RFC 8840)
+	// cannot be parsed or a candidate is refused.
+	ErrBadTrickle = errors.New("bad trickle ICE fragment")
+	// ErrICERestart is returned by Session.Trickle for a fragment asking for
+	// an ICE restart (new ice-ufrag/ice-pwd), which ingest does not support;
+	// RFC 9725 §4.3.1 maps it to 422.
+	ErrICERestart = errors.New("ICE restart not supported")
+	// ErrServerClosed is returned by Publish once Close has been called.
+	ErrServerClosed = errors.New("ingest server closed")
+	// ErrSessionClosed is the normal end of a session (DELETE, Close).
+	ErrSessionClosed = errors.New("session closed")
+	// ErrUnauthorized is returned by a WHIP auth callback when the request
+	// carries no credentials (HTTP 401).
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrForbidden is returned by a WHIP auth callback when the credentials
+	// are wrong for this stream (HTTP 403).
+	ErrForbidden = errors.New("forbidden")
+)

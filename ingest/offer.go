@@ -1,0 +1,94 @@
+package ingest
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pion/sdp/v3"
+)
+
+// maxOfferSize bounds an SDP offer (the WHIP handler also limits the body).
+const maxOfferSize = 64 << 10
+
+// offerInfo is what checkOffer learns from a publish offer.
+type offerInfo struct {
+	iceUfrag string // session-level or first media-level ice-ufrag
+}
+
+// checkOffer validates a WHIP publish offer (RFC 9725 §4.2) before anything
+// is allocated for it: it must parse, and carry a video m-line offering
+// H.264 and an audio m-line offering Opus, both sending.
+func checkOffer(offer string) (offerInfo, error) {
+	var info offerInfo
+	if len(offer) == 0 {
+		return info, fmt.Errorf("%w: empty", ErrBadOffer)
+	}
+	if len(offer) > maxOfferSize {
+		return info, fmt.Errorf("%w: larger than %d bytes", ErrBadOffer, maxOfferSize)
+	}
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(offer); err != nil {
+		return info, fmt.Errorf("%w: %v", ErrBadOffer, err)
+	}
+	if v, ok := sd.Attribute("ice-ufrag"); ok {
+		info.iceUfrag = v
+	}
+	var video, audio, videoSeen, audioSeen bool
+	for _, md := range sd.MediaDescriptions {
+		if md == nil {
+			continue
+		}
+		kind := md.MediaName.Media
+		if kind != "video" && kind != "audio" {
+			continue
+		}
+		if info.iceUfrag == "" {
+			if v, ok := md.Attribute("ice-ufrag"); ok {
+				info.iceUfrag = v
+			}
+		}
+		if md.MediaName.Port.Value == 0 && !hasAttr(md, "bundle-only") {
+			continue // rejected m-line
+		}
+		if hasAttr(md, "recvonly") || hasAttr(md, "inactive") {
+			continue // not published
+		}
+		want := "h264/90000"
+		if kind == "audio" {
+			want = "opus/48000"
+		}
+		found := false
+		for _, a := range md.Attributes {
+			if a.Key != "rtpmap" {
+				continue
+			}
+			// a=rtpmap:<pt> <name>/<clock>[/<channels>]
+			_, enc, ok := strings.Cut(a.Value, " ")
+			if ok && strings.HasPrefix(strings.ToLower(strings.TrimSpace(enc)), want) {
+				found = true
+				break
+			}
+		}
+		if kind == "video" {
+			videoSeen = true
+			video = video || found
+		} else {
+			audioSeen = true
+			audio = audio || found
+		}
+	}
+	switch {
+	case !videoSeen && !audioSeen:
+		return info, fmt.Errorf("%w: no sending audio or video m-line", ErrBadOffer)
+	case !video:
+		return info, ErrNoVideoCodec
+	case !audio:
+		return info, ErrNoAudioCodec
+	}
+	return info, nil
+}
+
+func hasAttr(md *sdp.MediaDescription, key string) bool {
+	_, ok := md.Attribute(key)
+	return ok
+}

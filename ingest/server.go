@@ -1,0 +1,332 @@
+// Package ingest takes WebRTC publishes in: WHIP (RFC 9725) sessions on one
+// shared UDP port (pion's ICE UDP mux, plus ICE-TCP on the same port number),
+// RTP turned into media.Frames (depacketized, reordered, put on one A/V
+// timeline with RTCP Sender Reports) and written to a media.Stream, with
+// keyframe requests (PLI) so a keyframe arrives at least every
+// KeyframeInterval and whenever a new reader needs one.
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/whipcast/whipcast/media"
+)
+
+// Config holds the Server's settings. The zero value of each field means its
+// default; NewServer never writes defaults back into the caller's Config.
+type Config struct {
+	// UDPPort is the one UDP port for all sessions (ICE UDP mux) and the
+	// ICE-TCP port with the same number. 0 picks a free port (tests); the
+	// application's default is 8189.
+	UDPPort int
+	// ListenIP is the IP the UDP and TCP muxes bind to. Default: all.
+	ListenIP string
+	// PublicIPs are NAT 1:1 addresses advertised as host candidates.
+	PublicIPs []string
+	// IncludeLoopback offers loopback candidates (tests, local browsers).
+	IncludeLoopback bool
+	// KeyframeInterval is the longest wait for a keyframe before a PLI is
+	// sent. Default 2s (the HLS segment target).
+	KeyframeInterval time.Duration
+	// UDPReadBuffer is SO_RCVBUF and SO_SNDBUF of the mux socket. Default
+	// 4 MiB: one socket serves every session and the OS default drops
+	// packets from ~100 publishers on.
+	UDPReadBuffer int
+	// MediaTimeout ends a session that received no RTP for this long.
+	// Default 10s.
+	MediaTimeout time.Duration
+	// Logger receives the server's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+const (
+	defaultKeyframeInterval = 2 * time.Second
+	defaultUDPReadBuffer    = 4 << 20
+	defaultMediaTimeout     = 10 * time.Second
+	defaultGatherTimeout    = 5 * time.Second
+	pliMinInterval          = 500 * time.Millisecond
+)
+
+// Server accepts WebRTC publishes and writes them to a media.Registry.
+type Server struct {
+	reg              *media.Registry
+	log              *slog.Logger
+	api              *webrtc.API
+	keyframeInterval time.Duration
+	mediaTimeout     time.Duration
+
+	udpConn *net.UDPConn
+	udpMux  *ice.UDPMuxDefault
+	tcpLn   net.Listener
+	tcpMux  *ice.TCPMuxDefault
+
+	mu       sync.Mutex
+	sessions map[string]*Session
+	closed   bool
+	wg       sync.WaitGroup // session supervisors
+
+	closeOnce sync.Once
+}
+
+// NewServer opens the UDP and TCP muxes and prepares the WebRTC stack.
+func NewServer(cfg Config, reg *media.Registry) (*Server, error) {
+	if reg == nil {
+		return nil, errors.New("ingest: nil registry")
+	}
+	s := &Server{
+		reg:              reg,
+		log:              cfg.Logger,
+		keyframeInterval: cfg.KeyframeInterval,
+		mediaTimeout:     cfg.MediaTimeout,
+		sessions:         make(map[string]*Session),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.keyframeInterval <= 0 {
+		s.keyframeInterval = defaultKeyframeInterval
+	}
+	if s.mediaTimeout <= 0 {
+		s.mediaTimeout = defaultMediaTimeout
+	}
+	bufSize := cfg.UDPReadBuffer
+	if bufSize <= 0 {
+		bufSize = defaultUDPReadBuffer
+	}
+	if err := s.listen(cfg.ListenIP, cfg.UDPPort, bufSize); err != nil {
+		return nil, err
+	}
+	api, err := s.newAPI(cfg)
+	if err != nil {
+		s.closeMuxes()
+		return nil, err
+	}
+	s.api = api
+	return s, nil
+}
+
+// listen binds the UDP socket and a TCP listener on the same port number.
+// With port 0 it retries when the TCP side of a free UDP port is taken.
+func (s *Server) listen(ip string, port, bufSize int) error {
+	var lastErr error
+	for attempt := 0; attempt < 10; attempt++ {
+		uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip), Port: port})
+		if err != nil {
+			return fmt.Errorf("ingest: listen udp: %w", err)
+		}
+		bound := uc.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(bound)))
+		if err != nil {
+			uc.Close()
+			lastErr = err
+			if port != 0 {
+				break
+			}
+			continue
+		}
+		// Best effort: the kernel caps these at net.core.rmem_max/wmem_max.
+		if err := uc.SetReadBuffer(bufSize); err != nil {
+			s.log.Warn("ingest: set UDP receive buffer", "err", err)
+		}
+		if err := uc.SetWriteBuffer(bufSize); err != nil {
+			s.log.Warn("ingest: set UDP send buffer", "err", err)
+		}
+		s.udpConn = uc
+		s.tcpLn = ln
+		s.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: uc})
+		s.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: ln, ReadBufferSize: 64, WriteBufferSize: 4 << 20})
+		return nil
+	}
+	return fmt.Errorf("ingest: listen tcp on the UDP port: %w", lastErr)
+}
+
+func (s *Server) closeMuxes() {
+	if s.udpMux != nil {
+		_ = s.udpMux.Close() // closes the UDP conn
+	}
+	if s.tcpMux != nil {
+		_ = s.tcpMux.Close() // closes the listener
+	}
+}
+
+// h264Profiles are the profile-level-ids answered. pion matches H.264 by
+// packetization-mode and the first two bytes (profile_idc, constraint flags),
+// so this covers what browsers and OBS offer: baseline, constrained baseline,
+// main, constrained high and high, each in both packetization modes.
+var h264Profiles = []string{"42001f", "42e01f", "4d001f", "640c1f", "64001f"}
+
+func (s *Server) newAPI(cfg Config) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	// Opus and H.264 only: with nothing else registered, the answer picks
+	// H.264 even when the offer lists VP8 first.
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
+		PayloadType:        111,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	fb := []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	pt := webrtc.PayloadType(96)
+	for _, pm := range []string{"1", "0"} {
+		for _, prof := range h264Profiles {
+			fmtp := "level-asymmetry-allowed=1;packetization-mode=" + pm + ";profile-level-id=" + prof
+			if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+				RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: fmtp, RTCPFeedback: fb},
+				PayloadType:        pt,
+			}, webrtc.RTPCodecTypeVideo); err != nil {
+				return nil, err
+			}
+			if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+				RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=" + strconv.Itoa(int(pt))},
+				PayloadType:        pt + 1,
+			}, webrtc.RTPCodecTypeVideo); err != nil {
+				return nil, err
+			}
+			pt += 2
+		}
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.ConfigureNack(m, ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
+		return nil, err
+	}
+
+	se := webrtc.SettingEngine{}
+	se.SetICEUDPMux(s.udpMux)
+	se.SetICETCPMux(s.tcpMux)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6})
+	if len(cfg.PublicIPs) > 0 {
+		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
+	}
+	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	if cfg.ListenIP != "" {
+		if ip := net.ParseIP(cfg.ListenIP); ip != nil && !ip.IsUnspecified() {
+			se.SetIPFilter(func(c net.IP) bool { return c.Equal(ip) })
+		}
+	}
+	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// Addr returns the bound UDP and TCP addresses.
+func (s *Server) Addr() (udp, tcp net.Addr) {
+	return s.udpConn.LocalAddr(), s.tcpLn.Addr()
+}
+
+// Session returns the live session with that id.
+func (s *Server) Session(id string) (*Session, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss, ok := s.sessions[id]
+	return ss, ok
+}
+
+// Sessions returns how many sessions are live.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Publish starts a publish of stream from an SDP offer and returns the
+// session and the SDP answer, which carries all our ICE candidates (no
+// trickle needed on our side). On error nothing is left behind.
+func (s *Server) Publish(ctx context.Context, stream, offerSDP string) (*Session, string, error) {
+	if err := media.ValidateName(stream); err != nil {
+		return nil, "", err
+	}
+	info, err := checkOffer(offerSDP)
+	if err != nil {
+		return nil, "", err
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, "", ErrServerClosed
+	}
+
+	sess := newSession(s, stream, info)
+	video := &media.Track{Kind: media.KindVideo, Codec: media.CodecH264, ClockRate: 90000}
+	audio := &media.Track{Kind: media.KindAudio, Codec: media.CodecOpus, ClockRate: 48000, Channels: 2}
+	st, err := s.reg.Publish(stream, []*media.Track{video, audio}, sess.requestKeyframe)
+	if err != nil {
+		return nil, "", err
+	}
+	sess.stream = st
+	answer, err := sess.negotiate(ctx, offerSDP)
+	if err != nil {
+		sess.abort()
+		return nil, "", err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		sess.abort()
+		return nil, "", ErrServerClosed
+	}
+	s.sessions[sess.id] = sess
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		sess.run()
+	}()
+	s.log.Info("ingest: publish started", "stream", stream, "session", sess.id)
+	return sess, answer, nil
+}
+
+func (s *Server) remove(sess *Session) {
+	s.mu.Lock()
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
+	}
+	s.mu.Unlock()
+}
+
+// Close ends every session, closes the muxes and waits for all goroutines.
+// Safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		ss := make([]*Session, 0, len(s.sessions))
+		for _, x := range s.sessions {
+			ss = append(ss, x)
+		}
+		s.mu.Unlock()
+		for _, x := range ss {
+			x.end(ErrServerClosed)
+		}
+		s.wg.Wait()
+		s.closeMuxes()
+	})
+	return nil
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,385 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/whipcast/whipcast/media"
+)
+
+const (
+	trackVideo = 0 // index in Stream.Tracks
+	trackAudio = 1
+)
+
+// Session is one WHIP publish: a PeerConnection receiving H.264 and Opus and
+// writing them as Frames to a Stream. It ends when the peer leaves, ICE or
+// DTLS fail, media stops for MediaTimeout, or Close is called.
+type Session struct {
+	srv    *Server
+	id     string
+	name   string
+	offer  offerInfo
+	stream *media.Stream
+	pc     *webrtc.PeerConnection
+	tl     *Timeline
+
+	// writeMu serialises Stream.Write (single-writer) between the video and
+	// audio reader goroutines. A mutex rather than a merging goroutine: it
+	// costs no channel hop or extra goroutine per frame, keeps arrival order,
+	// and is uncontended at ~80 frames/s.
+	writeMu sync.Mutex
+
+	kfReq      chan struct{} // keyframe wanted (reader, gap, timer)
+	endCh      chan struct{}
+	endOnce    sync.Once
+	endErr     error
+	done       chan struct{}
+	videoSSRC  atomic.Uint32
+	lastPacket atomic.Int64 // unix nanos
+	lastKey    atomic.Int64 // unix nanos of the last video keyframe emitted
+
+	mu      sync.Mutex // guards closing and wg.Add against teardown
+	closing bool
+	wg      sync.WaitGroup // track and RTCP readers
+	haveVid bool
+	haveAud bool
+}
+
+func newSession(srv *Server, name string, info offerInfo) *Session {
+	now := time.Now().UnixNano()
+	s := &Session{
+		srv:   srv,
+		id:    newID(),
+		name:  name,
+		offer: info,
+		tl:    NewTimeline(90000, 48000),
+		kfReq: make(chan struct{}, 1),
+		endCh: make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	s.lastPacket.Store(now)
+	s.lastKey.Store(now)
+	return s
+}
+
+// ID returns the session id used in the WHIP session URL.
+func (s *Session) ID() string { return s.id }
+
+// Stream returns the stream name being published.
+func (s *Session) Stream() string { return s.name }
+
+// Done is closed once the session has ended and cleaned up.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session ended (ErrSessionClosed for Close), or nil
+// while it runs.
+func (s *Session) Err() error {
+	select {
+	case <-s.done:
+		return s.endErr
+	default:
+		return nil
+	}
+}
+
+// Close ends the publish (WHIP DELETE) and waits until its stream is
+// unpublished and its goroutines are gone. Safe to call more than once.
+func (s *Session) Close() {
+	s.end(ErrSessionClosed)
+	<-s.done
+}
+
+// end asks the supervisor to tear down; it never blocks, so pion callbacks
+// can call it.
+func (s *Session) end(err error) {
+	s.endOnce.Do(func() {
+		s.endErr = err
+		close(s.endCh)
+	})
+}
+
+// requestKeyframe is the Stream's keyframe hook. It must not block: it may
+// be called before the session runs (OnPublish listeners subscribing).
+func (s *Session) requestKeyframe() {
+	select {
+	case s.kfReq <- struct{}{}:
+	default:
+	}
+}
+
+// negotiate creates the PeerConnection and returns the answer once ICE
+// gathering is complete.
+func (s *Session) negotiate(ctx context.Context, offer string) (string, error) {
+	pc, err := s.srv.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return "", fmt.Errorf("ingest: new peer connection: %w", err)
+	}
+	s.pc = pc
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			return "", fmt.Errorf("ingest: add transceiver: %w", err)
+		}
+	}
+	pc.OnTrack(s.onTrack)
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		switch st {
+		case webrtc.PeerConnectionStateFailed:
+			s.end(errors.New("ingest: connection failed"))
+		case webrtc.PeerConnectionStateClosed:
+			s.end(errors.New("ingest: connection closed by peer"))
+		}
+	})
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+	}
+	if !strings.Contains(strings.ToLower(answer.SDP), "h264/90000") {
+		return "", ErrNoVideoCodec
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return "", fmt.Errorf("ingest: set local description: %w", err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultGatherTimeout)
+		defer cancel()
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", fmt.Errorf("ingest: ICE gathering: %w", ctx.Err())
+	}
+	return pc.LocalDescription().SDP, nil
+}
+
+// abort undoes a Publish that failed before the session ran.
+func (s *Session) abort() {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	if s.pc != nil {
+		_ = s.pc.Close()
+	}
+	s.wg.Wait()
+	if s.stream != nil {
+		s.srv.reg.Unpublish(s.stream)
+	}
+	s.endOnce.Do(func() { s.endErr = ErrSessionClosed; close(s.endCh) })
+	close(s.done)
+}
+
+func (s *Session) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return
+	}
+	idx := -1
+	switch {
+	case tr.Kind() == webrtc.RTPCodecTypeVideo && !s.haveVid &&
+		strings.EqualFold(tr.Codec().MimeType, webrtc.MimeTypeH264):
+		s.haveVid = true
+		idx = trackVideo
+		s.videoSSRC.Store(uint32(tr.SSRC()))
+	case tr.Kind() == webrtc.RTPCodecTypeAudio && !s.haveAud &&
+		strings.EqualFold(tr.Codec().MimeType, webrtc.MimeTypeOpus):
+		s.haveAud = true
+		idx = trackAudio
+	}
+	if idx < 0 {
+		s.srv.log.Warn("ingest: ignoring extra track", "session", s.id, "kind", tr.Kind().String(), "codec", tr.Codec().MimeType)
+		return
+	}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.readRTP(idx, tr)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.readRTCP(idx, recv)
+	}()
+	if idx == trackVideo {
+		s.requestKeyframe()
+	}
+}
+
+func (s *Session) write(f *media.Frame) {
+	s.writeMu.Lock()
+	s.stream.Write(f)
+	s.writeMu.Unlock()
+}
+
+// readRTP is the per-track hot path: read, reorder, depacketize, time, write.
+func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
+	track := s.stream.Tracks[idx]
+	var out packetSink
+	if idx == trackVideo {
+		dp := newH264Depacketizer(nil, s.requestKeyframe)
+		var arrival time.Time
+		dp.emit = func(u h264Unit) {
+			dts, wall := s.tl.Frame(idx, u.ts, arrival)
+			if u.keyframe {
+				s.lastKey.Store(arrival.UnixNano())
+			}
+			s.write(&media.Frame{Track: track, DTS: dts, PTS: dts, Keyframe: u.keyframe, Config: u.config, Data: u.data, Time: wall})
+		}
+		out = func(ts uint32, marker bool, payload []byte, gap bool, at time.Time) {
+			arrival = at
+			dp.push(ts, marker, payload, gap)
+		}
+	} else {
+		var arrival time.Time
+		dp := &opusDepacketizer{}
+		dp.emit = func(ts uint32, data []byte) {
+			dts, wall := s.tl.Frame(idx, ts, arrival)
+			s.write(&media.Frame{Track: track, DTS: dts, PTS: dts, Keyframe: true, Data: data, Time: wall})
+		}
+		out = func(ts uint32, _ bool, payload []byte, _ bool, at time.Time) {
+			arrival = at
+			dp.push(ts, payload)
+		}
+	}
+	rb := newReorderBuffer(out)
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet
+	for {
+		n, _, err := tr.Read(buf)
+		if err != nil {
+			return
+		}
+		if err := pkt.Unmarshal(buf[:n]); err != nil {
+			continue
+		}
+		now := time.Now()
+		s.lastPacket.Store(now.UnixNano())
+		rb.push(pkt.SequenceNumber, pkt.Timestamp, pkt.Marker, pkt.Payload, now)
+	}
+}
+
+// readRTCP feeds Sender Reports to the timeline. Reading RTCP also lets the
+// receiver-report interceptor see the SRs it answers.
+func (s *Session) readRTCP(idx int, recv *webrtc.RTPReceiver) {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := recv.Read(buf)
+		if err != nil {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		now := time.Now()
+		for _, p := range pkts {
+			if sr, ok := p.(*rtcp.SenderReport); ok {
+				s.tl.SenderReport(idx, sr.NTPTime, sr.RTPTime, now)
+			}
+		}
+	}
+}
+
+// run supervises the session: keyframe requests (rate-limited), the
+// keyframe-interval timer, the media timeout, and teardown.
+func (s *Session) run() {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var lastPLI time.Time
+	kfi := s.srv.keyframeInterval
+	// Ask a little early so the keyframe arrives within the interval.
+	early := min(kfi/4, 300*time.Millisecond)
+	sendPLI := func(now time.Time) {
+		if now.Sub(lastPLI) < pliMinInterval {
+			return
+		}
+		ssrc := s.videoSSRC.Load()
+		if ssrc == 0 {
+			return // no video yet; the request is repeated when it starts
+		}
+		lastPLI = now
+		_ = s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+	}
+	pending := false
+	for {
+		select {
+		case <-s.endCh:
+			s.teardown()
+			return
+		case <-s.kfReq:
+			pending = true
+		case now := <-tick.C:
+			if now.Sub(time.Unix(0, s.lastPacket.Load())) > s.srv.mediaTimeout {
+				s.end(errors.New("ingest: no media"))
+				continue
+			}
+			if now.Sub(time.Unix(0, s.lastKey.Load())) >= kfi-early {
+				pending = true
+			}
+		}
+		if pending && s.videoSSRC.Load() != 0 {
+			now := time.Now()
+			if now.Sub(lastPLI) >= pliMinInterval {
+				sendPLI(now)
+				pending = false
+			}
+		}
+	}
+}
+
+func (s *Session) teardown() {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	_ = s.pc.Close()
+	s.wg.Wait()
+	s.srv.reg.Unpublish(s.stream)
+	s.srv.remove(s)
+	s.srv.log.Info("ingest: publish ended", "stream", s.name, "session", s.id, "reason", s.endErr)
+	close(s.done)
+}
+
+// Trickle adds the remote ICE candidates of an RFC 8840 SDP fragment (WHIP
+// PATCH, RFC 9725 §4.3.1). A fragment with a new ice-ufrag asks for an ICE
+// restart, which is not supported: ErrICERestart.
+func (s *Session) Trickle(sdpFragment string) error {
+	select {
+	case <-s.endCh:
+		return ErrSessionNotFound
+	default:
+	}
+	f, err := parseTrickle(sdpFragment)
+	if err != nil {
+		return err
+	}
+	if f.iceUfrag != "" && s.offer.iceUfrag != "" && f.iceUfrag != s.offer.iceUfrag {
+		return ErrICERestart
+	}
+	for _, c := range f.candidates {
+		init := webrtc.ICECandidateInit{Candidate: c.candidate}
+		if c.mid != "" {
+			mid := c.mid
+			init.SDPMid = &mid
+		} else {
+			var zero uint16
+			init.SDPMLineIndex = &zero
+		}
+		if err := s.pc.AddICECandidate(init); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadTrickle, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,72 @@
+package ingest
+
+import (
+	"fmt"
+	"strings"
+)
+
+// maxTrickleSize bounds a trickle-ice-sdpfrag body.
+const maxTrickleSize = 16 << 10
+
+// trickleCandidate is one a=candidate line of a fragment with the media
+// section it belongs to.
+type trickleCandidate struct {
+	mid       string // "" when the fragment had no a=mid
+	candidate string // "candidate:..." without the "a="
+}
+
+// trickleFragment is a parsed application/trickle-ice-sdpfrag body (RFC 8840
+// §9, as used by WHIP, RFC 9725 §4.3.1).
+type trickleFragment struct {
+	iceUfrag, icePwd string
+	candidates       []trickleCandidate
+	endOfCandidates  bool
+}
+
+// parseTrickle parses an SDP fragment. It is strict about what it uses
+// (candidate syntax is left to ICE) and ignores other attributes.
+func parseTrickle(frag string) (trickleFragment, error) {
+	var f trickleFragment
+	if len(frag) > maxTrickleSize {
+		return f, fmt.Errorf("%w: larger than %d bytes", ErrBadTrickle, maxTrickleSize)
+	}
+	mid := ""
+	for line := range strings.Lines(frag) {
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			continue
+		}
+		if len(line) < 2 || line[1] != '=' {
+			return f, fmt.Errorf("%w: not an SDP line: %.40q", ErrBadTrickle, line)
+		}
+		switch line[0] {
+		case 'm':
+			mid = ""
+			continue
+		case 'a':
+		default:
+			continue
+		}
+		attr := line[2:]
+		key, val, _ := strings.Cut(attr, ":")
+		switch key {
+		case "ice-ufrag":
+			if val == "" {
+				return f, fmt.Errorf("%w: empty ice-ufrag", ErrBadTrickle)
+			}
+			f.iceUfrag = val
+		case "ice-pwd":
+			f.icePwd = val
+		case "mid":
+			mid = val
+		case "candidate":
+			if len(strings.Fields(val)) < 8 {
+				return f, fmt.Errorf("%w: short candidate line", ErrBadTrickle)
+			}
+			f.candidates = append(f.candidates, trickleCandidate{mid: mid, candidate: attr})
+		case "end-of-candidates":
+			f.endOfCandidates = true
+		}
+	}
+	return f, nil
+}

@@ -1,0 +1,236 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/whipcast/whipcast/media"
+)
+
+// maxWHIPBody bounds an offer or a trickle fragment.
+const maxWHIPBody = 64 << 10
+
+// publishTimeout bounds ICE gathering for one POST.
+const publishTimeout = 10 * time.Second
+
+// NewWHIPHandler serves WHIP (RFC 9725) for s. It expects the web layer to
+// mount it as http.StripPrefix("/whip/", h), so it sees paths relative to
+// the prefix.
+//
+// URL scheme. Stream names may contain "/", so the session resource is the
+// endpoint URL plus a query parameter, never a path suffix:
+//
+//	POST   /whip/{stream}               create a session (application/sdp) → 201, Location
+//	PATCH  /whip/{stream}?session={id}  trickle ICE (application/trickle-ice-sdpfrag) → 204
+//	DELETE /whip/{stream}?session={id}  end the publish → 200
+//	OPTIONS any                          CORS preflight → 204
+//
+// One leading "/" is tolerated, so mounting with StripPrefix("/whip") works
+// too. The Location header is the absolute path of the POST's URL (prefix
+// included, taken from the request line) with "?session={id}"; a session id
+// that does not belong to {stream} is 404.
+//
+// Status codes: malformed offer or no H.264/Opus → 400 with a one-line
+// text/plain reason; bad stream name → 400; stream busy → 409; body over
+// 64 KiB → 413; wrong Content-Type → 415; ICE restart (new ice-ufrag, or
+// If-Match: *) → 422 as RFC 9725 §4.3.1 requires of a session that supports
+// trickle but not restarts; If-Match not matching the ETag → 412.
+//
+// auth, when not nil, is called for POST, PATCH and DELETE with the stream
+// name; it returns nil, ErrUnauthorized (401, e.g. no Authorization: Bearer)
+// or ErrForbidden (403); any other error is 403 too.
+func NewWHIPHandler(s *Server, auth func(r *http.Request, stream string) error, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &whipHandler{srv: s, auth: auth, log: log}
+}
+
+type whipHandler struct {
+	srv  *Server
+	auth func(r *http.Request, stream string) error
+	log  *slog.Logger
+}
+
+func setCORS(h http.Header) {
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "POST, PATCH, DELETE, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match")
+	h.Set("Access-Control-Expose-Headers", "Location, Link, ETag")
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, strings.ReplaceAll(msg, "\n", " ")+"\n")
+}
+
+func etag(id string) string { return `"` + id + `"` }
+
+func (h *whipHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setCORS(w.Header())
+	stream := strings.TrimPrefix(r.URL.Path, "/")
+	sessionID := r.URL.Query().Get("session")
+	switch r.Method {
+	case http.MethodOptions:
+		w.Header().Set("Allow", "POST, PATCH, DELETE, OPTIONS")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	case http.MethodPost:
+		if sessionID != "" {
+			h.methodNotAllowed(w, "PATCH, DELETE, OPTIONS")
+			return
+		}
+		h.post(w, r, stream)
+	case http.MethodPatch, http.MethodDelete:
+		if sessionID == "" {
+			h.methodNotAllowed(w, "POST, OPTIONS")
+			return
+		}
+		h.session(w, r, stream, sessionID)
+	default:
+		if sessionID == "" {
+			h.methodNotAllowed(w, "POST, OPTIONS")
+		} else {
+			h.methodNotAllowed(w, "PATCH, DELETE, OPTIONS")
+		}
+	}
+}
+
+func (h *whipHandler) methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	httpError(w, http.StatusMethodNotAllowed, "method not allowed")
+}
+
+func (h *whipHandler) authorize(w http.ResponseWriter, r *http.Request, stream string) bool {
+	if h.auth == nil {
+		return true
+	}
+	err := h.auth(r, stream)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, ErrUnauthorized):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="whip"`)
+		httpError(w, http.StatusUnauthorized, "unauthorized")
+	default:
+		httpError(w, http.StatusForbidden, "forbidden")
+	}
+	return false
+}
+
+// readBody reads a body of the given media type, answering 415/413/400.
+func readBody(w http.ResponseWriter, r *http.Request, wantType string) (string, bool) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || !strings.EqualFold(mt, wantType) {
+		httpError(w, http.StatusUnsupportedMediaType, "Content-Type must be "+wantType)
+		return "", false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWHIPBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			httpError(w, http.StatusRequestEntityTooLarge, "body larger than 64 KiB")
+		} else {
+			httpError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		}
+		return "", false
+	}
+	return string(body), true
+}
+
+func (h *whipHandler) post(w http.ResponseWriter, r *http.Request, stream string) {
+	if err := media.ValidateName(stream); err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !h.authorize(w, r, stream) {
+		return
+	}
+	offer, ok := readBody(w, r, "application/sdp")
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
+	defer cancel()
+	sess, answer, err := h.srv.Publish(ctx, stream, offer)
+	if err != nil {
+		code := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, media.ErrBadName), errors.Is(err, ErrBadOffer),
+			errors.Is(err, ErrNoVideoCodec), errors.Is(err, ErrNoAudioCodec):
+			code = http.StatusBadRequest
+		case errors.Is(err, media.ErrStreamBusy):
+			code = http.StatusConflict
+		case errors.Is(err, ErrServerClosed), errors.Is(err, media.ErrRegistryClosed):
+			code = http.StatusServiceUnavailable
+		}
+		if code == http.StatusInternalServerError {
+			h.log.Error("whip: publish failed", "stream", stream, "err", err)
+		}
+		httpError(w, code, err.Error())
+		return
+	}
+	loc := requestPath(r) + "?session=" + url.QueryEscape(sess.ID())
+	w.Header().Set("Location", loc)
+	w.Header().Set("ETag", etag(sess.ID()))
+	w.Header().Set("Content-Type", "application/sdp")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, answer)
+}
+
+// requestPath is the path the client used, before any StripPrefix.
+func requestPath(r *http.Request) string {
+	if u, err := url.ParseRequestURI(r.RequestURI); err == nil && u.Path != "" {
+		return u.EscapedPath()
+	}
+	return r.URL.EscapedPath()
+}
+
+func (h *whipHandler) session(w http.ResponseWriter, r *http.Request, stream, id string) {
+	sess, ok := h.srv.Session(id)
+	if !ok || sess.Stream() != stream {
+		httpError(w, http.StatusNotFound, "session not found")
+		return
+	}
+	if !h.authorize(w, r, stream) {
+		return
+	}
+	if r.Method == http.MethodDelete {
+		sess.Close()
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	// PATCH: trickle ICE. If-Match "*" announces an ICE restart.
+	im := strings.TrimSpace(r.Header.Get("If-Match"))
+	if im == "*" {
+		httpError(w, http.StatusUnprocessableEntity, ErrICERestart.Error())
+		return
+	}
+	if im != "" && im != etag(id) {
+		httpError(w, http.StatusPreconditionFailed, "If-Match does not match the session ETag")
+		return
+	}
+	frag, ok := readBody(w, r, "application/trickle-ice-sdpfrag")
+	if !ok {
+		return
+	}
+	switch err := sess.Trickle(frag); {
+	case err == nil:
+		w.WriteHeader(http.StatusNoContent)
+	case errors.Is(err, ErrICERestart):
+		httpError(w, http.StatusUnprocessableEntity, err.Error())
+	case errors.Is(err, ErrSessionNotFound):
+		httpError(w, http.StatusNotFound, err.Error())
+	default:
+		httpError(w, http.StatusBadRequest, err.Error())
+	}
+}

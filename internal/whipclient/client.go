@@ -1,0 +1,430 @@
+// Package whipclient is a WHIP (RFC 9725) publisher for tests: it sends an
+// H.264 Annex-B file and an Ogg/Opus file over a pion PeerConnection, paced
+// in real time, to a WHIP endpoint.
+package whipclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/h264reader"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+)
+
+// Options tune a publish. The zero value sends each file once over any
+// interface.
+type Options struct {
+	// Loop is how many times the files are sent. Default 1.
+	Loop int
+	// MaxDuration stops sending after this long. Default: no limit.
+	MaxDuration time.Duration
+	// LoopbackOnly restricts ICE to the "lo" interface with loopback
+	// candidates, so test traffic stays on 127.0.0.1.
+	LoopbackOnly bool
+	// FPS is the video frame rate the file is paced at. Default 30.
+	FPS int
+	// HTTPClient is used for the WHIP requests. Default http.DefaultClient.
+	HTTPClient *http.Client
+}
+
+// Stats counts what was sent.
+type Stats struct {
+	// VideoFrames and AudioPackets are the samples written.
+	VideoFrames, AudioPackets int
+	// PLIs counts the RTCP Picture Loss Indications received for video.
+	PLIs int
+	// Start is the wall time of the first video frame and the first audio
+	// packet: video frame i is sent at Start + i/FPS, audio packet j at
+	// Start + j×20 ms.
+	Start time.Time
+}
+
+// Client is one running publish.
+type Client struct {
+	opts     Options
+	http     *http.Client
+	token    string
+	location string
+	pc       *webrtc.PeerConnection
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // senders and RTCP readers
+	sent   chan struct{}  // closed when both senders are done
+
+	mu      sync.Mutex
+	stats   Stats
+	sendErr error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Publish POSTs an offer to endpoint, waits for the connection and starts
+// sending the files. token, when not empty, is sent as a Bearer token.
+func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath string, opts Options) (*Client, error) {
+	if opts.Loop <= 0 {
+		opts.Loop = 1
+	}
+	if opts.FPS <= 0 {
+		opts.FPS = 30
+	}
+	c := &Client{opts: opts, http: opts.HTTPClient, token: token, sent: make(chan struct{})}
+	if c.http == nil {
+		c.http = http.DefaultClient
+	}
+	for _, p := range []string{h264AnnexBPath, oggOpusPath} {
+		if _, err := os.Stat(p); err != nil {
+			return nil, err
+		}
+	}
+
+	m := &webrtc.MediaEngine{}
+	// The default codecs list VP8 before H.264, like Chromium's offer.
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	if opts.LoopbackOnly {
+		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, err
+	}
+	c.pc = pc
+	fail := func(err error) (*Client, error) {
+		_ = pc.Close()
+		c.wg.Wait()
+		return nil, err
+	}
+
+	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000}, "video", "whipclient")
+	if err != nil {
+		return fail(err)
+	}
+	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "whipclient")
+	if err != nil {
+		return fail(err)
+	}
+	for _, t := range []webrtc.TrackLocal{video, audio} {
+		tr, err := pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return fail(err)
+		}
+		sender := tr.Sender()
+		c.wg.Add(1)
+		go func() { // RTCP must be read for NACK/PLI to be processed
+			defer c.wg.Done()
+			for {
+				pkts, _, err := sender.ReadRTCP()
+				if err != nil {
+					return
+				}
+				for _, p := range pkts {
+					if _, ok := p.(*rtcp.PictureLossIndication); ok {
+						c.mu.Lock()
+						c.stats.PLIs++
+						c.mu.Unlock()
+					}
+				}
+			}
+		}()
+	}
+	connected := make(chan struct{})
+	var once sync.Once
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(connected) })
+		}
+	})
+
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return fail(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return fail(err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+	answer, loc, err := c.post(ctx, endpoint, pc.LocalDescription().SDP)
+	if err != nil {
+		return fail(err)
+	}
+	c.location = loc
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		_ = c.delete(context.Background())
+		return fail(err)
+	}
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		_ = c.delete(context.Background())
+		return fail(fmt.Errorf("whipclient: waiting for connection: %w", ctx.Err()))
+	}
+
+	var sctx context.Context
+	var cancel context.CancelFunc
+	if opts.MaxDuration > 0 {
+		sctx, cancel = context.WithTimeout(context.Background(), opts.MaxDuration)
+	} else {
+		sctx, cancel = context.WithCancel(context.Background())
+	}
+	c.cancel = cancel
+	start := time.Now().Add(20 * time.Millisecond)
+	c.stats.Start = start
+	var senders sync.WaitGroup
+	senders.Add(2)
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		defer senders.Done()
+		c.setErr(c.sendVideo(sctx, video, h264AnnexBPath, start))
+	}()
+	go func() {
+		defer c.wg.Done()
+		defer senders.Done()
+		c.setErr(c.sendAudio(sctx, audio, oggOpusPath, start))
+	}()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		senders.Wait()
+		close(c.sent)
+	}()
+	return c, nil
+}
+
+func (c *Client) setErr(err error) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return
+	}
+	c.mu.Lock()
+	if c.sendErr == nil {
+		c.sendErr = err
+	}
+	c.mu.Unlock()
+}
+
+func (c *Client) post(ctx context.Context, endpoint, offer string) (answer, location string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(offer))
+	if err != nil {
+		return "", "", err
+	}
+	req.Header.Set("Content-Type", "application/sdp")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", "", err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return "", "", fmt.Errorf("whipclient: POST: %s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return "", "", fmt.Errorf("whipclient: POST: no Location: %w", err)
+	}
+	return string(body), loc.String(), nil
+}
+
+func (c *Client) delete(ctx context.Context) error {
+	if c.location == "" {
+		return nil
+	}
+	if _, err := url.Parse(c.location); err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.location, nil)
+	if err != nil {
+		return err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("whipclient: DELETE: %s", resp.Status)
+	}
+	return nil
+}
+
+// sleepUntil waits for t or ctx.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sendVideo writes one sample per access unit (all NAL units up to and
+// including a slice, as Annex-B), paced at FPS.
+func (c *Client) sendVideo(ctx context.Context, track *webrtc.TrackLocalStaticSample, path string, start time.Time) error {
+	frameDur := time.Second / time.Duration(c.opts.FPS)
+	n := 0
+	for loop := 0; loop < c.opts.Loop; loop++ {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		r, err := h264reader.NewReader(f)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		var au []byte
+		for {
+			nal, err := r.NextNAL()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				f.Close()
+				return err
+			}
+			au = append(au, 0, 0, 0, 1)
+			au = append(au, nal.Data...)
+			if nal.UnitType != h264reader.NalUnitTypeCodedSliceNonIdr && nal.UnitType != h264reader.NalUnitTypeCodedSliceIdr {
+				continue
+			}
+			if err := sleepUntil(ctx, start.Add(time.Duration(n)*frameDur)); err != nil {
+				f.Close()
+				return err
+			}
+			if err := track.WriteSample(media.Sample{Data: au, Duration: frameDur}); err != nil {
+				f.Close()
+				return err
+			}
+			au = nil
+			n++
+			c.mu.Lock()
+			c.stats.VideoFrames = n
+			c.mu.Unlock()
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// sendAudio writes one sample per Ogg page (one 20 ms Opus packet each).
+func (c *Client) sendAudio(ctx context.Context, track *webrtc.TrackLocalStaticSample, path string, start time.Time) error {
+	const pktDur = 20 * time.Millisecond
+	n := 0
+	for loop := 0; loop < c.opts.Loop; loop++ {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		r, _, err := oggreader.NewWith(f)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		for {
+			page, _, err := r.ParseNextPage()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				f.Close()
+				return err
+			}
+			if bytes.HasPrefix(page, []byte("OpusTags")) || len(page) == 0 {
+				continue
+			}
+			if err := sleepUntil(ctx, start.Add(time.Duration(n)*pktDur)); err != nil {
+				f.Close()
+				return err
+			}
+			if err := track.WriteSample(media.Sample{Data: page, Duration: pktDur}); err != nil {
+				f.Close()
+				return err
+			}
+			n++
+			c.mu.Lock()
+			c.stats.AudioPackets = n
+			c.mu.Unlock()
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// Location is the session URL returned by the server.
+func (c *Client) Location() string { return c.location }
+
+// Stats returns what has been sent so far.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+// Wait blocks until the files are sent (or MaxDuration passed) and returns
+// the counts.
+func (c *Client) Wait() (Stats, error) {
+	<-c.sent
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats, c.sendErr
+}
+
+// Close stops sending, DELETEs the session and closes the connection. Safe
+// to call more than once.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.cancel()
+		<-c.sent
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c.closeErr = c.delete(ctx)
+		if err := c.pc.Close(); err != nil && c.closeErr == nil {
+			c.closeErr = err
+		}
+		c.wg.Wait()
+	})
+	return c.closeErr
+}
