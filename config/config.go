@@ -40,9 +40,6 @@ type Config struct {
 type HTTP struct {
 	// Addr is the listen address. Default ":8080".
 	Addr string `yaml:"addr"`
-	// AllowOrigin is the CORS Access-Control-Allow-Origin sent on WHIP and
-	// playback responses. Default "*".
-	AllowOrigin string `yaml:"allow_origin"`
 }
 
 // WebRTC is the media transport: one UDP port shared by every session (ICE

@@ -1,0 +1,136 @@
+// Package gateway wires whipcast's parts from a config: the stream registry,
+// WebRTC ingest, the HLS packager and the HTTP surface. cmd/whipcast and the
+// end-to-end tests both start the gateway through it, so the tests run
+// exactly what users run.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/whipcast/whipcast/config"
+	"github.com/whipcast/whipcast/ingest"
+	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/packager"
+	"github.com/whipcast/whipcast/transmux"
+	"github.com/whipcast/whipcast/web"
+)
+
+// ShutdownTimeout bounds the graceful part of Run's shutdown.
+const ShutdownTimeout = 10 * time.Second
+
+// Gateway is a running whipcast: listeners are open once New returns.
+type Gateway struct {
+	// Registry holds the live streams.
+	Registry *media.Registry
+
+	cfg    *config.Config
+	log    *slog.Logger
+	ingest *ingest.Server
+	hls    *packager.HLS
+	ln     net.Listener
+	srv    *http.Server
+}
+
+// New opens the HTTP listener and the WebRTC media port and wires the parts.
+// Nothing is served until Run.
+func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+	g := &Gateway{Registry: media.NewRegistry(), cfg: cfg, log: log}
+
+	kfi := cfg.WebRTC.KeyframeInterval
+	if kfi == 0 {
+		kfi = cfg.HLS.Segment
+	}
+	in, err := ingest.NewServer(ingest.Config{
+		UDPPort:          cfg.WebRTC.Port,
+		ListenIP:         cfg.WebRTC.ListenIP,
+		PublicIPs:        cfg.WebRTC.PublicIPs,
+		IncludeLoopback:  cfg.WebRTC.Loopback(),
+		KeyframeInterval: kfi,
+		UDPReadBuffer:    int(cfg.WebRTC.UDPBuffer),
+		Logger:           log.With("component", "ingest"),
+	}, g.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("webrtc port %d: %w", cfg.WebRTC.Port, err)
+	}
+	g.ingest = in
+
+	g.hls = packager.NewHLS(packager.HLSSettings{
+		Transmux: transmux.Settings{SegmentTarget: cfg.HLS.Segment, PartTarget: cfg.HLS.Part},
+		Window:   cfg.HLS.Window,
+		EndGrace: cfg.HLS.Grace,
+	}, log.With("component", "hls"))
+	g.hls.Attach(g.Registry)
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		g.closeParts()
+		return nil, fmt.Errorf("http.addr: %w", err)
+	}
+	g.ln = ln
+	g.srv = &http.Server{
+		Handler: web.NewHandler(web.Handlers{
+			WHIP: ingest.NewWHIPHandler(in, web.BearerAuth(cfg.Auth.PublishToken), log.With("component", "whip")),
+			HLS:  g.hls,
+		}, log.With("component", "http")),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cfg.Auth.PublishToken == "" && !isLoopback(ln.Addr()) {
+		log.Warn("no auth.publish_token set: anyone who reaches this port may publish", "http", ln.Addr().String())
+	}
+	return g, nil
+}
+
+// HTTPAddr is the bound HTTP address (useful with port 0).
+func (g *Gateway) HTTPAddr() net.Addr { return g.ln.Addr() }
+
+// WebRTCAddr is the bound WebRTC UDP address.
+func (g *Gateway) WebRTCAddr() net.Addr {
+	udp, _ := g.ingest.Addr()
+	return udp
+}
+
+// Run serves until ctx is done, then stops accepting, ends publishes (HLS
+// playlists get EXT-X-ENDLIST) and closes everything it started.
+func (g *Gateway) Run(ctx context.Context) error {
+	udp, tcp := g.ingest.Addr()
+	g.log.Info("whipcast running", "http", g.ln.Addr().String(), "webrtc_udp", udp.String(), "webrtc_tcp", tcp.String())
+	errc := make(chan error, 1)
+	go func() { errc <- g.srv.Serve(g.ln) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		g.log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+		defer cancel()
+		err = g.srv.Shutdown(sctx)
+		<-errc
+	}
+	g.closeParts()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (g *Gateway) closeParts() {
+	if g.ingest != nil {
+		_ = g.ingest.Close()
+	}
+	g.Registry.Close()
+	if g.hls != nil {
+		g.hls.Close()
+	}
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}

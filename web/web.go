@@ -1,0 +1,142 @@
+// Package web is whipcast's HTTP surface: it mounts the WHIP ingest handler
+// and the HLS packager under their prefixes, and serves health checks. Each
+// mounted handler owns its own protocol; web only routes, authenticates and
+// logs.
+package web
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/whipcast/whipcast/ingest"
+)
+
+// Handlers are the parts web mounts.
+type Handlers struct {
+	// WHIP serves /whip/ (RFC 9725); it sees paths with the prefix stripped.
+	WHIP http.Handler
+	// HLS serves /hls/; it sees paths with the prefix stripped.
+	HLS http.Handler
+	// Ready reports whether the gateway accepts publishes; nil means always.
+	Ready func() error
+}
+
+// NewHandler returns the root handler of the gateway.
+func NewHandler(h Handlers, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	if h.WHIP != nil {
+		mux.Handle("/whip/", http.StripPrefix("/whip/", h.WHIP))
+	}
+	if h.HLS != nil {
+		mux.Handle("/hls/", http.StripPrefix("/hls/", h.HLS))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if h.Ready != nil {
+			if err := h.Ready(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintln(w, err)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprint(w, index)
+	})
+	return accessLog(mux, log)
+}
+
+const index = `whipcast: WebRTC in, broadcast out.
+
+  publish   POST /whip/{stream}              (WHIP, RFC 9725; Content-Type: application/sdp)
+  watch     GET  /hls/{stream}/index.m3u8    (Low-Latency HLS)
+  health    GET  /healthz, /readyz
+`
+
+// BearerAuth returns a WHIP auth callback that requires
+// "Authorization: Bearer <token>" when token is not empty: ingest.ErrUnauthorized
+// without credentials (401), ingest.ErrForbidden with wrong ones (403). The
+// comparison takes constant time so the token cannot be guessed byte by byte.
+func BearerAuth(token string) func(r *http.Request, stream string) error {
+	if token == "" {
+		return nil
+	}
+	return func(r *http.Request, _ string) error {
+		got, ok := bearer(r)
+		if !ok {
+			return ingest.ErrUnauthorized
+		}
+		if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			return ingest.ErrForbidden
+		}
+		return nil
+	}
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Flush lets chunked/streamed responses (blocking LL-HLS parts) through.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// accessLog logs each request at debug level, and errors (5xx) at warn. The
+// query string is left out: players may carry tokens there.
+func accessLog(next http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		level := slog.LevelDebug
+		if sw.status >= 500 {
+			level = slog.LevelWarn
+		}
+		log.Log(r.Context(), level, "http", "method", r.Method, "path", r.URL.Path,
+			"status", sw.status, "bytes", sw.bytes, "dur", time.Since(start).Round(time.Microsecond),
+			"remote", r.RemoteAddr)
+	})
+}
