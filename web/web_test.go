@@ -45,8 +45,8 @@ func TestRoutes(t *testing.T) {
 	ready := errors.New("draining")
 	var readyErr error
 	h := NewHandler(Handlers{
-		WHIP: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "whip:"+r.URL.Path) }),
-		HLS:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hls:"+r.URL.Path) }),
+		WHIP:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "whip:"+r.URL.Path) }),
+		HLS:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hls:"+r.URL.Path) }),
 		Ready: func() error { return readyErr },
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(h)
