@@ -1,0 +1,358 @@
+// Package e2e runs the whole gateway in-process, exactly as cmd/whipcast
+// wires it, publishes over WHIP with a real pion client and checks the output
+// with independent readers (gohlslib's client and ffprobe). Run alone with
+// `go test -race -run E2E ./e2e/`.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2"
+	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
+	"github.com/whipcast/whipcast/config"
+	"github.com/whipcast/whipcast/internal/gateway"
+	"github.com/whipcast/whipcast/internal/whipclient"
+)
+
+const (
+	fixtureVideo = "../testdata/av.h264"
+	fixtureAudio = "../testdata/av.ogg"
+	// fixtureSeconds is the length of both fixture files.
+	fixtureSeconds = 10.0
+)
+
+// startGateway runs a gateway on free loopback ports with cfgYAML laid over
+// the default, and stops it when the test ends.
+func startGateway(t *testing.T, cfgYAML string) *gateway.Gateway {
+	t.Helper()
+	doc := "http:\n  addr: 127.0.0.1:0\nwebrtc:\n  port: 0\n  listen_ip: 127.0.0.1\n" + cfgYAML
+	cfg, err := config.Load([]byte(doc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := slog.LevelWarn
+	if testing.Verbose() {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	g, err := gateway.New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway stopped with: %v", err)
+		}
+	})
+	return g
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// mediaPlaylists returns the media playlist URIs named by a multivariant
+// playlist (EXT-X-STREAM-INF and EXT-X-MEDIA URIs).
+func mediaPlaylists(mv string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(mv))
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "#EXT-X-MEDIA:") {
+			if _, rest, ok := strings.Cut(l, `URI="`); ok {
+				uri, _, _ := strings.Cut(rest, `"`)
+				out = append(out, uri)
+			}
+		} else if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestE2EPublishWHIPPlayLLHLS is the foundation's end-to-end check: 10 s of
+// H.264 + Opus over WHIP in, LL-HLS out, read by two independent readers.
+func TestE2EPublishWHIPPlayLLHLS(t *testing.T) {
+	checkNoLeaks(t)
+	g := startGateway(t, "")
+	base := "http://" + g.HTTPAddr().String()
+	const stream = "e2e/cam1"
+	hlsURL := base + "/hls/" + stream + "/index.m3u8"
+
+	if code, _ := get(t, hlsURL); code != http.StatusNotFound {
+		t.Fatalf("HLS of an unpublished stream: %d, want 404", code)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	postAt := time.Now()
+	pub, err := whipclient.Publish(ctx, base+"/whip/"+stream, "", fixtureVideo, fixtureAudio,
+		whipclient.Options{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+
+	// Time from WHIP POST to the first playable LL-HLS part and full segment.
+	// (The first media playlist is served with the first complete segment:
+	// gohlslib and ffmpeg refuse a playlist of parts alone.)
+	var firstPart, firstSegment time.Duration
+	var videoPlaylist string
+	for firstSegment == 0 && ctx.Err() == nil {
+		code, mv := get(t, hlsURL)
+		if code == http.StatusOK && videoPlaylist == "" {
+			for _, u := range mediaPlaylists(mv) {
+				if strings.Contains(u, "video") {
+					videoPlaylist = base + "/hls/" + stream + "/" + u
+				}
+			}
+		}
+		if videoPlaylist != "" {
+			_, pl := get(t, videoPlaylist)
+			if firstPart == 0 && strings.Contains(pl, "#EXT-X-PART:") {
+				firstPart = time.Since(postAt)
+			}
+			if strings.Contains(pl, "#EXTINF:") {
+				firstSegment = time.Since(postAt)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("WHIP POST → first LL-HLS part listed: %v; → first full segment listed: %v", firstPart, firstSegment)
+	if videoPlaylist == "" {
+		t.Fatal("multivariant playlist names no video playlist")
+	}
+
+	// Reader 1 while live: gohlslib's LL-HLS client from the live edge.
+	live := playHLS(t, hlsURL, 4*time.Second)
+	if live.video == 0 || live.audio == 0 {
+		t.Fatalf("live client got %d video and %d audio frames", live.video, live.audio)
+	}
+	if !live.firstVideoKey {
+		t.Fatal("live client: first video frame is not a keyframe")
+	}
+	if live.nonMonotonic != "" {
+		t.Fatal("live client:", live.nonMonotonic)
+	}
+
+	stats, err := pub.Wait()
+	if err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+	if err := pub.Close(); err != nil {
+		t.Fatalf("WHIP DELETE: %v", err)
+	}
+	t.Logf("sent %d video frames, %d audio packets; publisher got %d PLIs", stats.VideoFrames, stats.AudioPackets, stats.PLIs)
+
+	// The playlist ends once the publisher leaves.
+	waitFor(t, 5*time.Second, "EXT-X-ENDLIST in the video playlist", func() bool {
+		_, pl := get(t, videoPlaylist)
+		return strings.Contains(pl, "#EXT-X-ENDLIST")
+	})
+
+	// Reader 2 after the end: the ended playlist holds the whole publish
+	// (7 × 2 s window > 10 s), so every frame sent must be there.
+	// Segments start at a video keyframe, so audio from before the first
+	// keyframe is not packaged: the publisher starts both tracks at once,
+	// which leaves at most one 20 ms Opus packet ahead of it.
+	all := playHLS(t, hlsURL, 0)
+	if all.video != stats.VideoFrames || all.audio > stats.AudioPackets || all.audio < stats.AudioPackets-1 {
+		t.Errorf("HLS holds %d video frames and %d audio packets; %d and %d were sent",
+			all.video, all.audio, stats.VideoFrames, stats.AudioPackets)
+	}
+	if !all.firstVideoKey {
+		t.Error("first video frame of the recording is not a keyframe")
+	}
+	if all.nonMonotonic != "" {
+		t.Error(all.nonMonotonic)
+	}
+	if all.width != 320 || all.height != 240 {
+		t.Errorf("init segment's SPS says %dx%d, want 320x240", all.width, all.height)
+	}
+
+	// Reader 3: ffprobe on the playlist URL, decoding every frame.
+	p := runProbe(t, hlsURL, true)
+	vcodec, vstart, vframes, vok := p.stream("video")
+	acodec, astart, aframes, aok := p.stream("audio")
+	if !vok || !aok || vcodec != "h264" || acodec != "opus" {
+		t.Fatalf("ffprobe codecs: video %q audio %q, want h264 and opus", vcodec, acodec)
+	}
+	if d := p.duration(); math.Abs(d-fixtureSeconds) > 1 {
+		t.Errorf("ffprobe duration %.3f s, want %.1f ± 1 s", d, fixtureSeconds)
+	}
+	if d := math.Abs(vstart - astart); d > 0.1 {
+		t.Errorf("audio starts at %.3f s and video at %.3f s: %.0f ms apart, want ≤ 100 ms", astart, vstart, d*1000)
+	}
+	if vframes != stats.VideoFrames {
+		t.Errorf("ffprobe decoded %d video frames, %d were sent", vframes, stats.VideoFrames)
+	}
+	t.Logf("ffprobe: h264 %d frames from %.3f s, opus %d frames from %.3f s, duration %s s",
+		vframes, vstart, aframes, astart, p.Format.Duration)
+
+	// No decode errors at all in the whole output.
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-i", hlsURL, "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("ffmpeg decode of the HLS output: %v\n%s", err, out)
+	}
+
+	// The name is free again, and nothing is left running.
+	if _, ok := g.Registry.Get(stream); ok {
+		t.Error("stream still registered after the publisher left")
+	}
+}
+
+// checkNoLeaks fails the test if goroutines started during it are still
+// running a few seconds after every cleanup registered later (the gateway's
+// shutdown among them) has run.
+func checkNoLeaks(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<20)
+			t.Errorf("%d goroutines leaked:\n%s", n-before, buf[:runtime.Stack(buf, true)])
+		}
+	})
+}
+
+// played is what the gohlslib client saw.
+type played struct {
+	video, audio   int
+	firstVideoKey  bool
+	nonMonotonic   string
+	width, height  int
+	firstVideoPTS  int64
+	firstAudioPTS  int64
+	videoClockRate int
+	audioClockRate int
+}
+
+// playHLS plays url with gohlslib's client for d (0: until the playlist
+// ends) and counts what it decodes.
+func playHLS(t *testing.T, url string, d time.Duration) played {
+	t.Helper()
+	var (
+		mu           sync.Mutex
+		res          played
+		lastV, lastA int64 = math.MinInt64, math.MinInt64
+	)
+	c := &gohlslib.Client{
+		URI: url,
+		// gohlslib logs every download by default.
+		OnDownloadPrimaryPlaylist: func(string) {},
+		OnDownloadStreamPlaylist:  func(string) {},
+		OnDownloadSegment:         func(string) {},
+		OnDownloadPart:            func(string) {},
+		OnDecodeError:             func(err error) { t.Errorf("gohlslib decode error: %v", err) },
+	}
+	c.OnTracks = func(tracks []*gohlslib.Track) error {
+		for _, tr := range tracks {
+			switch tr.Codec.(type) {
+			case *codecs.H264:
+				res.videoClockRate = tr.ClockRate
+				var sps h264.SPS
+				if err := sps.Unmarshal(tr.Codec.(*codecs.H264).SPS); err != nil {
+					t.Errorf("SPS in the init segment: %v", err)
+				}
+				res.width, res.height = sps.Width(), sps.Height()
+				c.OnDataH26x(tr, func(pts, dts int64, au [][]byte) {
+					mu.Lock()
+					defer mu.Unlock()
+					if res.video == 0 {
+						res.firstVideoKey = h264.IsRandomAccess(au)
+						res.firstVideoPTS = pts
+					}
+					if dts <= lastV && res.nonMonotonic == "" {
+						res.nonMonotonic = fmt.Sprintf("video DTS %d after %d", dts, lastV)
+					}
+					lastV = dts
+					res.video++
+				})
+			case *codecs.Opus:
+				res.audioClockRate = tr.ClockRate
+				c.OnDataOpus(tr, func(pts int64, packets [][]byte) {
+					mu.Lock()
+					defer mu.Unlock()
+					if res.audio == 0 {
+						res.firstAudioPTS = pts
+					}
+					if pts <= lastA && res.nonMonotonic == "" {
+						res.nonMonotonic = fmt.Sprintf("audio PTS %d after %d", pts, lastA)
+					}
+					lastA = pts
+					res.audio += len(packets)
+				})
+			default:
+				t.Errorf("unexpected track codec %T", tr.Codec)
+			}
+		}
+		return nil
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- c.Wait2() }()
+	var err error
+	limit := d
+	if d == 0 {
+		limit = 30 * time.Second
+	}
+	select {
+	case err = <-waitErr:
+	case <-time.After(limit):
+		if d == 0 {
+			err = errors.New("playlist did not end within 30 s")
+		}
+		c.Close()
+		<-waitErr
+	}
+	c.Close()
+	if err != nil && !strings.Contains(err.Error(), "terminated") && !strings.Contains(err.Error(), "end of stream") {
+		t.Fatalf("gohlslib client: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return res
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

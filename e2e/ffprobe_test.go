@@ -1,0 +1,66 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// probe is what ffprobe reports of one URL.
+type probe struct {
+	Streams []struct {
+		CodecName string `json:"codec_name"`
+		CodecType string `json:"codec_type"`
+		Width     int    `json:"width"`
+		Height    int    `json:"height"`
+		SampleRt  string `json:"sample_rate"`
+		StartTime string `json:"start_time"`
+		NbFrames  string `json:"nb_read_frames"`
+	} `json:"streams"`
+	Format struct {
+		Duration string `json:"duration"`
+	} `json:"format"`
+}
+
+func (p *probe) stream(kind string) (codec string, start float64, frames int, ok bool) {
+	for _, s := range p.Streams {
+		if s.CodecType == kind {
+			start, _ = strconv.ParseFloat(s.StartTime, 64)
+			frames, _ = strconv.Atoi(s.NbFrames)
+			return s.CodecName, start, frames, true
+		}
+	}
+	return "", 0, 0, false
+}
+
+func (p *probe) duration() float64 {
+	d, _ := strconv.ParseFloat(p.Format.Duration, 64)
+	return d
+}
+
+// runProbe runs ffprobe on url, counting frames when count is set.
+func runProbe(t *testing.T, url string, count bool) *probe {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	args := []string{"-v", "error", "-print_format", "json", "-show_format", "-show_streams"}
+	if count {
+		args = append(args, "-count_frames")
+	}
+	out, err := exec.CommandContext(ctx, "ffprobe", append(args, url)...).Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("ffprobe %s: %v\n%s", url, err, stderr)
+	}
+	var p probe
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatalf("ffprobe output: %v\n%s", err, out)
+	}
+	return &p
+}

@@ -1,0 +1,216 @@
+// Package packager serves the CMAF made by transmux as HLS, including
+// Low-Latency HLS (RFC 8216bis: partial segments, preload hints, blocking
+// playlist reload), from a window kept in memory.
+package packager
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/transmux"
+)
+
+// Defaults of HLSSettings.
+const (
+	DefaultHLSWindow   = 7
+	DefaultHLSEndGrace = 30 * time.Second
+)
+
+// HLSSettings configure the HLS packager. Zero fields mean their default;
+// NewHLS keeps its own copy and never writes into the caller's.
+type HLSSettings struct {
+	// Transmux configures the per-stream CMAF transmuxer: segment target
+	// (default 2 s) and part target (default 200 ms), which are also the
+	// playlists' target and part target durations, and the stream reader's
+	// queue length (ReaderQueue, default media.DefaultQueueLen).
+	Transmux transmux.Settings
+	// Window is how many complete segments each media playlist lists and
+	// memory keeps. Default 7.
+	Window int
+	// EndGrace is how long an ended stream's playlists (with EXT-X-ENDLIST)
+	// stay served before its state is dropped. Default 30 s.
+	EndGrace time.Duration
+	// BlockTimeout bounds how long a blocking request (playlist reload with
+	// _HLS_msn, a preload-hinted part, the first playlist of a new stream)
+	// is held. Default three segment targets (RFC 8216bis 6.2.5.2).
+	BlockTimeout time.Duration
+}
+
+func (s HLSSettings) withDefaults() HLSSettings {
+	if s.Transmux.SegmentTarget <= 0 {
+		s.Transmux.SegmentTarget = transmux.DefaultSegmentTarget
+	}
+	if s.Transmux.PartTarget <= 0 {
+		s.Transmux.PartTarget = transmux.DefaultPartTarget
+	}
+	s.Transmux.PartTarget = min(s.Transmux.PartTarget, s.Transmux.SegmentTarget)
+	if s.Window <= 0 {
+		s.Window = DefaultHLSWindow
+	}
+	if s.EndGrace <= 0 {
+		s.EndGrace = DefaultHLSEndGrace
+	}
+	if s.BlockTimeout <= 0 {
+		s.BlockTimeout = 3 * s.Transmux.SegmentTarget
+	}
+	return s
+}
+
+// HLS packages every published stream as (LL-)HLS and serves it over HTTP.
+// Mount it with the prefix stripped, e.g. http.StripPrefix("/hls/", h); it
+// then serves "{stream}/index.m3u8" and the files that playlist names.
+type HLS struct {
+	set HLSSettings
+	log *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	streams map[string]*hlsStream
+	closed  bool
+
+	epochs atomic.Uint64
+}
+
+// NewHLS makes an HLS packager. logger may be nil (logs are discarded).
+func NewHLS(s HLSSettings, logger *slog.Logger) *HLS {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &HLS{
+		set:     s.withDefaults(),
+		log:     logger,
+		ctx:     ctx,
+		cancel:  cancel,
+		streams: make(map[string]*hlsStream),
+	}
+	// Epochs make file names unique per publish, so long-cached segments of an
+	// earlier publish under the same stream name are never served for a new one.
+	h.epochs.Store(uint64(time.Now().UnixMilli()))
+	return h
+}
+
+// Attach packages every stream published on reg from now on.
+func (h *HLS) Attach(reg *media.Registry) {
+	reg.OnPublish(h.publish)
+}
+
+// publish starts packaging s. It runs on the publisher's goroutine and does
+// not block: the reader is subscribed here so no frame is missed, and the
+// transmuxer runs on its own goroutine.
+func (h *HLS) publish(s *media.Stream) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	epoch := strconv.FormatUint(h.epochs.Add(1), 36)
+	st := newHLSStream(h, s.Name, epoch)
+	st.expect = len(s.Tracks)
+	tm, err := transmux.New(h.set.Transmux, s.Tracks, st)
+	if err != nil {
+		h.log.Warn("hls: stream not packaged", "stream", s.Name, "err", err)
+		return
+	}
+	r := s.Subscribe("hls", h.set.Transmux.ReaderQueue)
+	h.replace(h.streams[s.Name], st)
+	h.streams[s.Name] = st
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		err := tm.Run(h.ctx, r)
+		r.Close()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			h.log.Warn("hls: stream packaging stopped", "stream", s.Name, "err", err)
+		}
+		h.scheduleRemoval(st)
+	}()
+}
+
+// replace is the hook for a new publish of a name whose previous HLS state
+// is still held (ended, in its grace period). Today the old state is simply
+// dropped; continuing its MSN with an EXT-X-DISCONTINUITY belongs here.
+// Called with h.mu held.
+func (h *HLS) replace(old, _ *hlsStream) {
+	if old != nil {
+		old.stopRemoval()
+	}
+}
+
+func (h *HLS) scheduleRemoval(st *hlsStream) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || h.streams[st.name] != st {
+		return
+	}
+	st.removal = time.AfterFunc(h.set.EndGrace, func() {
+		h.mu.Lock()
+		if h.streams[st.name] == st {
+			delete(h.streams, st.name)
+		}
+		h.mu.Unlock()
+	})
+}
+
+func (h *HLS) stream(name string) *hlsStream {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.streams[name]
+}
+
+// Close stops packaging, ends blocked requests and waits for every goroutine
+// it started. Safe to call more than once.
+func (h *HLS) Close() {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.closed = true
+	h.cancel()
+	h.mu.Unlock()
+	h.wg.Wait()
+	h.mu.Lock()
+	for name, st := range h.streams {
+		st.stopRemoval()
+		delete(h.streams, name)
+	}
+	h.mu.Unlock()
+}
+
+// ServeHTTP serves playlists, init segments, segments and parts. Only GET
+// and HEAD are allowed.
+func (h *HLS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("Access-Control-Allow-Origin", "*")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		hd.Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	req, err := parseHLSRequest(r.URL.Path, r.URL.RawQuery)
+	if err != nil {
+		if errors.Is(err, ErrBadRequest) {
+			http.Error(w, "bad request", http.StatusBadRequest)
+		} else {
+			http.NotFound(w, r)
+		}
+		return
+	}
+	st := h.stream(req.stream)
+	if st == nil {
+		http.NotFound(w, r)
+		return
+	}
+	st.serve(w, r, &req)
+}

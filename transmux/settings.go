@@ -1,0 +1,48 @@
+package transmux
+
+import "time"
+
+// Default values used for zero Settings fields.
+const (
+	DefaultSegmentTarget = 2 * time.Second
+	DefaultPartTarget    = 200 * time.Millisecond
+	// DefaultMaxPending bounds how many complete samples a following track
+	// (audio) may queue while it waits for the leading track (video) to decide
+	// where the next cut is; beyond it the oldest are dropped.
+	DefaultMaxPending = 512
+)
+
+// Settings configure a Transmuxer. The zero value of each field means its
+// default; New never writes into the caller's Settings.
+type Settings struct {
+	// SegmentTarget is the minimum segment duration: a segment ends at the
+	// first video keyframe at least this far after its start (audio-only
+	// streams cut at any frame). Default 2 s.
+	SegmentTarget time.Duration
+	// PartTarget is the target duration of a part (LL-HLS partial segment,
+	// CMAF chunk). A part is closed before the next frame would make it
+	// longer than this. Default 200 ms.
+	PartTarget time.Duration
+	// MaxPending bounds the samples a following track queues while waiting
+	// for the leading track. Default DefaultMaxPending.
+	MaxPending int
+	// ReaderQueue is the queue length, in frames, of the reader Run
+	// subscribes when it has to resubscribe; 0 means media.DefaultQueueLen.
+	ReaderQueue int
+}
+
+func (s Settings) withDefaults() Settings {
+	if s.SegmentTarget <= 0 {
+		s.SegmentTarget = DefaultSegmentTarget
+	}
+	if s.PartTarget <= 0 {
+		s.PartTarget = DefaultPartTarget
+	}
+	if s.PartTarget > s.SegmentTarget {
+		s.PartTarget = s.SegmentTarget
+	}
+	if s.MaxPending <= 0 {
+		s.MaxPending = DefaultMaxPending
+	}
+	return s
+}
