@@ -26,11 +26,6 @@ const (
 // HLSSettings configure the HLS packager. Zero fields mean their default;
 // NewHLS keeps its own copy and never writes into the caller's.
 type HLSSettings struct {
-	// Transmux configures the per-stream CMAF transmuxer: segment target
-	// (default 2 s) and part target (default 200 ms), which are also the
-	// playlists' target and part target durations, and the stream reader's
-	// queue length (ReaderQueue, default media.DefaultQueueLen).
-	Transmux transmux.Settings
 	// Window is how many complete segments each media playlist lists and
 	// memory keeps. Default 7.
 	Window int
@@ -41,16 +36,14 @@ type HLSSettings struct {
 	// _HLS_msn, a preload-hinted part, the first playlist of a new stream)
 	// is held. Default three segment targets (RFC 8216bis 6.2.5.2).
 	BlockTimeout time.Duration
+
+	// tm is the transmuxer's settings (segment and part targets, which are
+	// the playlists' target durations), taken from the Service at Attach.
+	tm transmux.Settings
 }
 
-func (s HLSSettings) withDefaults() HLSSettings {
-	if s.Transmux.SegmentTarget <= 0 {
-		s.Transmux.SegmentTarget = transmux.DefaultSegmentTarget
-	}
-	if s.Transmux.PartTarget <= 0 {
-		s.Transmux.PartTarget = transmux.DefaultPartTarget
-	}
-	s.Transmux.PartTarget = min(s.Transmux.PartTarget, s.Transmux.SegmentTarget)
+func (s HLSSettings) withDefaults(tm transmux.Settings) HLSSettings {
+	s.tm = tm.WithDefaults()
 	if s.Window <= 0 {
 		s.Window = DefaultHLSWindow
 	}
@@ -58,7 +51,7 @@ func (s HLSSettings) withDefaults() HLSSettings {
 		s.EndGrace = DefaultHLSEndGrace
 	}
 	if s.BlockTimeout <= 0 {
-		s.BlockTimeout = 3 * s.Transmux.SegmentTarget
+		s.BlockTimeout = 3 * s.tm.SegmentTarget
 	}
 	return s
 }
@@ -67,12 +60,12 @@ func (s HLSSettings) withDefaults() HLSSettings {
 // Mount it with the prefix stripped, e.g. http.StripPrefix("/hls/", h); it
 // then serves "{stream}/index.m3u8" and the files that playlist names.
 type HLS struct {
-	set HLSSettings
-	log *slog.Logger
+	user HLSSettings // as given, for Attach to fill defaults again
+	set  HLSSettings
+	log  *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 
 	mu      sync.Mutex
 	streams map[string]*hlsStream
@@ -88,7 +81,8 @@ func NewHLS(s HLSSettings, logger *slog.Logger) *HLS {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &HLS{
-		set:     s.withDefaults(),
+		user:    s,
+		set:     s.withDefaults(transmux.Settings{}),
 		log:     logger,
 		ctx:     ctx,
 		cancel:  cancel,
@@ -100,41 +94,30 @@ func NewHLS(s HLSSettings, logger *slog.Logger) *HLS {
 	return h
 }
 
-// Attach packages every stream published on reg from now on.
-func (h *HLS) Attach(reg *media.Registry) {
-	reg.OnPublish(h.publish)
+// Attach packages every stream that sv transmuxes from now on, sharing its
+// CMAF fragments with every other consumer of sv. The playlists' target and
+// part target durations are sv's. Call it once, before streams are published.
+func (h *HLS) Attach(sv *transmux.Service) {
+	h.mu.Lock()
+	h.set = h.user.withDefaults(sv.Settings())
+	h.mu.Unlock()
+	sv.AddConsumer(h.publish)
 }
 
-// publish starts packaging s. It runs on the publisher's goroutine and does
-// not block: the reader is subscribed here so no frame is missed, and the
-// transmuxer runs on its own goroutine.
-func (h *HLS) publish(s *media.Stream) {
+// publish makes the HLS state of a new stream and returns it as the sink of
+// the stream's transmuxer. It runs on the publisher's goroutine.
+func (h *HLS) publish(s *media.Stream) transmux.Sink {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return
+		return nil
 	}
 	epoch := strconv.FormatUint(h.epochs.Add(1), 36)
 	st := newHLSStream(h, s.Name, epoch)
 	st.expect = len(s.Tracks)
-	tm, err := transmux.New(h.set.Transmux, s.Tracks, st)
-	if err != nil {
-		h.log.Warn("hls: stream not packaged", "stream", s.Name, "err", err)
-		return
-	}
-	r := s.Subscribe("hls", h.set.Transmux.ReaderQueue)
 	h.replace(h.streams[s.Name], st)
 	h.streams[s.Name] = st
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		err := tm.Run(h.ctx, r)
-		r.Close()
-		if err != nil && !errors.Is(err, context.Canceled) {
-			h.log.Warn("hls: stream packaging stopped", "stream", s.Name, "err", err)
-		}
-		h.scheduleRemoval(st)
-	}()
+	return st
 }
 
 // replace is the hook for a new publish of a name whose previous HLS state
@@ -168,8 +151,9 @@ func (h *HLS) stream(name string) *hlsStream {
 	return h.streams[name]
 }
 
-// Close stops packaging, ends blocked requests and waits for every goroutine
-// it started. Safe to call more than once.
+// Close ends blocked requests and drops every stream's state. It starts no
+// goroutine of its own: the transmux Service that feeds it is closed by its
+// owner. Safe to call more than once.
 func (h *HLS) Close() {
 	h.mu.Lock()
 	if h.closed {
@@ -178,9 +162,6 @@ func (h *HLS) Close() {
 	}
 	h.closed = true
 	h.cancel()
-	h.mu.Unlock()
-	h.wg.Wait()
-	h.mu.Lock()
 	for name, st := range h.streams {
 		st.stopRemoval()
 		delete(h.streams, name)

@@ -15,7 +15,7 @@ func BenchmarkRenderMediaPlaylist(b *testing.B) {
 	h := NewHLS(HLSSettings{}, nil)
 	defer h.Close()
 	st := newHLSStream(h, "live/cam", "e1")
-	tm, _ := transmux.New(h.set.Transmux, fx.Tracks(), st)
+	tm, _ := transmux.New(h.set.tm, fx.Tracks(), st)
 	for _, f := range fx.Frames[:len(fx.Frames)*85/100] {
 		_ = tm.WriteFrame(f)
 	}
@@ -36,7 +36,7 @@ func BenchmarkFramesToPlaylist(b *testing.B) {
 	h := NewHLS(HLSSettings{}, nil)
 	defer h.Close()
 	st := newHLSStream(h, "live/cam", "e1")
-	tm, _ := transmux.New(h.set.Transmux, fx.Tracks(), st)
+	tm, _ := transmux.New(h.set.tm, fx.Tracks(), st)
 	// Both tracks loop every 10 s exactly; audio past 10 s is left out.
 	span := map[*media.Track]int64{fx.Video: 900000, fx.Audio: 480000}
 	var src []*media.Frame

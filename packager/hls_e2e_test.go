@@ -15,6 +15,7 @@ import (
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
 
 	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/transmux"
 )
 
 // TestE2EClient publishes the fixture on a real Registry at twice real time
@@ -27,8 +28,10 @@ func TestE2EClient(t *testing.T) {
 	fx := loadFixture(t)
 	reg := media.NewRegistry()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sv := transmux.NewService(transmux.Settings{}, log)
 	h := NewHLS(HLSSettings{}, log)
-	h.Attach(reg)
+	h.Attach(sv)
+	sv.Attach(reg)
 	srv := httptest.NewServer(http.StripPrefix("/hls/", h))
 
 	s, err := reg.Publish("live/cam", fx.Tracks(), nil)
@@ -130,6 +133,7 @@ func TestE2EClient(t *testing.T) {
 
 	cancel()
 	pubWG.Wait()
+	sv.Close()
 	h.Close()
 	srv.Close()
 	reg.Close()

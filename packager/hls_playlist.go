@@ -30,7 +30,7 @@ const pdtLayout = "2006-01-02T15:04:05.000Z07:00"
 // targetDuration is the stream-wide EXT-X-TARGETDURATION: every EXTINF,
 // rounded, must be at most this (RFC 8216bis 4.4.3.1). Called with s.mu held.
 func (s *hlsStream) targetDuration() int {
-	td := int(math.Round(s.h.set.Transmux.SegmentTarget.Seconds()))
+	td := int(math.Round(s.h.set.tm.SegmentTarget.Seconds()))
 	return max(td, int(math.Round(s.maxSegDur)), 1)
 }
 
@@ -41,7 +41,7 @@ func appendSeconds(b []byte, d float64) []byte {
 // renderMedia appends t's media playlist to b. Called with s.mu held.
 func (s *hlsStream) renderMedia(b []byte, t *hlsTrack) []byte {
 	td := s.targetDuration()
-	pt := s.h.set.Transmux.PartTarget.Seconds()
+	pt := s.h.set.tm.PartTarget.Seconds()
 	b = append(b, "#EXTM3U\n#EXT-X-VERSION:"+hlsVersion+"\n#EXT-X-TARGETDURATION:"...)
 	b = strconv.AppendInt(b, int64(td), 10)
 	b = append(b, "\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK="...)

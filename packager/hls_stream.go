@@ -167,9 +167,10 @@ func (t *hlsTrack) pruneInits() {
 // OnEnd implements transmux.Sink.
 func (s *hlsStream) OnEnd(error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.ended = true
 	s.changed(nil)
+	s.mu.Unlock()
+	s.h.scheduleRemoval(s)
 }
 
 func (s *hlsStream) stopRemoval() {

@@ -49,7 +49,7 @@ func newHarness(t *testing.T, set HLSSettings) *harness {
 	h := NewHLS(set, nil)
 	st := newHLSStream(h, "live/cam", "e1")
 	h.streams[st.name] = st
-	tm, err := transmux.New(h.set.Transmux, fx.Tracks(), st)
+	tm, err := transmux.New(h.set.tm, fx.Tracks(), st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func TestDiscontinuityPlaylist(t *testing.T) {
 	h := NewHLS(HLSSettings{}, nil)
 	defer h.Close()
 	st := newHLSStream(h, "live/cam", "e1")
-	tm, _ := transmux.New(h.set.Transmux, fx.Tracks(), st)
+	tm, _ := transmux.New(h.set.tm, fx.Tracks(), st)
 	c0 := fx.VideoFrames[0].Config
 	c1 := &media.Config{SPS: c0.SPS, PPS: c0.PPS, Width: c0.Width, Height: c0.Height}
 	for _, f := range fx.Frames {
@@ -382,9 +382,12 @@ func TestRepublishReplaces(t *testing.T) {
 	fx := loadFixture(t)
 	reg := media.NewRegistry()
 	defer reg.Close()
+	sv := transmux.NewService(transmux.Settings{}, nil)
+	defer sv.Close()
 	h := NewHLS(HLSSettings{}, nil)
 	defer h.Close()
-	h.Attach(reg)
+	h.Attach(sv)
+	sv.Attach(reg)
 	var epochs []string
 	for range 2 {
 		s, err := reg.Publish("live/again", fx.Tracks(), nil)

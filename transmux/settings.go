@@ -31,6 +31,9 @@ type Settings struct {
 	ReaderQueue int
 }
 
+// WithDefaults returns s with every zero field set to its default.
+func (s Settings) WithDefaults() Settings { return s.withDefaults() }
+
 func (s Settings) withDefaults() Settings {
 	if s.SegmentTarget <= 0 {
 		s.SegmentTarget = DefaultSegmentTarget

@@ -32,6 +32,7 @@ type Gateway struct {
 	cfg    *config.Config
 	log    *slog.Logger
 	ingest *ingest.Server
+	cmaf   *transmux.Service
 	hls    *packager.HLS
 	ln     net.Listener
 	srv    *http.Server
@@ -60,12 +61,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.ingest = in
 
+	// One transmuxer per stream; every packager and output shares its CMAF.
+	g.cmaf = transmux.NewService(transmux.Settings{SegmentTarget: cfg.HLS.Segment, PartTarget: cfg.HLS.Part},
+		log.With("component", "transmux"))
 	g.hls = packager.NewHLS(packager.HLSSettings{
-		Transmux: transmux.Settings{SegmentTarget: cfg.HLS.Segment, PartTarget: cfg.HLS.Part},
 		Window:   cfg.HLS.Window,
 		EndGrace: cfg.HLS.Grace,
 	}, log.With("component", "hls"))
-	g.hls.Attach(g.Registry)
+	g.hls.Attach(g.cmaf)
+	g.cmaf.Attach(g.Registry)
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -125,6 +129,9 @@ func (g *Gateway) closeParts() {
 		_ = g.ingest.Close()
 	}
 	g.Registry.Close()
+	if g.cmaf != nil {
+		g.cmaf.Close()
+	}
 	if g.hls != nil {
 		g.hls.Close()
 	}
