@@ -206,26 +206,22 @@ func contains(s, sub string) bool {
 	return false
 }
 
-func BenchmarkStreamWrite(b *testing.B) {
+// BenchmarkStreamFanOut is one frame written and taken by each of three
+// readers (HLS/DASH transmux, RTMP, recorder): the hub's cost per frame.
+func BenchmarkStreamFanOut(b *testing.B) {
 	s := NewStream("a", testTracks(), nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for i := range 3 {
-		r := s.Subscribe("r", 1024)
-		_ = i
-		go func() {
-			for {
-				if _, err := r.Read(ctx); err != nil {
-					return
-				}
-			}
-		}()
-	}
+	readers := []*Reader{s.Subscribe("r1", 4), s.Subscribe("r2", 4), s.Subscribe("r3", 4)}
 	f := &Frame{Track: s.Tracks[0], Data: make([]byte, 1200)}
+	ctx := context.Background()
 	b.ReportAllocs()
-	b.SetBytes(1200)
+	b.SetBytes(int64(len(f.Data)))
 	for b.Loop() {
 		s.Write(f)
+		for _, r := range readers {
+			if _, err := r.Read(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 	s.Close()
 }
