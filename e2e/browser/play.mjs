@@ -77,6 +77,7 @@ try {
       '--autoplay-policy=no-user-gesture-required'],
   });
   const pg = await browser.newPage();
+  pg.on('response', r => { if (r.status() >= 400) process.stderr.write(`http ${r.status()} ${r.url()}\n`); });
   pg.on('console', m => { if (m.type() === 'error') process.stderr.write(`console: ${m.text()}\n`); });
   await pg.goto(`http://127.0.0.1:${server.address().port}/`);
   await pg.waitForFunction(() => window.state.playing || window.state.error, null, { timeout });
