@@ -50,6 +50,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{doc: "hls:\n  segment: 100ms\n", want: "hls.segment"},
 		{doc: "hls:\n  part: 5s\n", want: "hls.part"},
 		{doc: "hls:\n  window: 1\n", want: "hls.window"},
+		{doc: "dash:\n  target_latency: 100ms\n", want: "dash.target_latency"},
+		{doc: "dash:\n  low_latency: maybe\n", want: "low_latency"},
 		{doc: "log:\n  level: loud\n", want: "log.level"},
 		{env: "WHIPCAST_HTTP_ADRESS=x", want: "names no key"},
 		{env: "WHIPCAST_WEBRTC_PORT=abc", want: "WHIPCAST_WEBRTC_PORT"},
