@@ -5,8 +5,9 @@
 
 GO       ?= go
 ARGS     ?=
-# Debian packages the tests need: ffprobe checks every artefact.
-TEST_APT := ffmpeg
+# Debian packages the tests need: ffprobe checks every artefact; Chromium
+# (driven by playwright-core from e2e/browser) plays DASH and LL-HLS.
+TEST_APT := ffmpeg chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test build deps-go deps-test fmt-check vet race bench fuzz clean
@@ -32,6 +33,14 @@ deps-test:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	@command -v ffprobe >/dev/null || { echo "ffprobe still missing after install" >&2; exit 1; }
+	@# node and npm by command: a node from elsewhere (nodesource) brings its own npm.
+	@command -v npm >/dev/null || { echo "installing: nodejs npm"; $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+	@# npm ci only when node_modules is missing or older than the lock file.
+	@if [ ! -d e2e/browser/node_modules ] || [ e2e/browser/package-lock.json -nt e2e/browser/node_modules ]; then \
+		echo "npm ci in e2e/browser"; \
+		(cd e2e/browser && npm ci --no-audit --no-fund --loglevel=error) && touch e2e/browser/node_modules; \
+	fi
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -33,6 +33,7 @@ type Config struct {
 	WebRTC WebRTC `yaml:"webrtc"`
 	Auth   Auth   `yaml:"auth"`
 	HLS    HLS    `yaml:"hls"`
+	DASH   DASH   `yaml:"dash"`
 	Log    Log    `yaml:"log"`
 }
 
@@ -80,6 +81,19 @@ type HLS struct {
 	// Grace is how long an ended stream's playlist (with EXT-X-ENDLIST) stays
 	// served. Default 30s.
 	Grace time.Duration `yaml:"grace"`
+}
+
+// DASH shapes the MPEG-DASH output. It serves the same CMAF segments as HLS
+// (hls.segment, hls.part, hls.window and hls.grace apply to it too).
+type DASH struct {
+	// Enabled serves /dash/{stream}/manifest.mpd. Default true.
+	Enabled bool `yaml:"enabled"`
+	// LowLatency turns on the DASH-IF low-latency profile: the segment in
+	// production is announced and delivered chunk by chunk. Default true.
+	LowLatency bool `yaml:"low_latency"`
+	// TargetLatency is the latency low-latency players aim for
+	// (ServiceDescription). Default 2500ms.
+	TargetLatency time.Duration `yaml:"target_latency"`
 }
 
 // Log configures structured logging.
@@ -170,6 +184,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HLS.Grace < 0 {
 		bad("hls.grace", "must not be negative")
+	}
+	if c.DASH.TargetLatency < 500*time.Millisecond || c.DASH.TargetLatency > 30*time.Second {
+		bad("dash.target_latency", "%s is out of range 500ms-30s", c.DASH.TargetLatency)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -42,7 +42,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		doc, env, want string
 	}{
 		{doc: "http:\n  adr: x\n", want: "field adr not found"},
-		{doc: "dash:\n  enabled: true\n", want: "field dash not found"},
+		{doc: "dash:\n  enabeld: true\n", want: "field enabeld not found"},
 		{doc: "http:\n  addr: nope\n", want: "http.addr"},
 		{doc: "webrtc:\n  port: 70000\n", want: "webrtc.port"},
 		{doc: "webrtc:\n  public_ips: [not-an-ip]\n", want: "webrtc.public_ips[0]"},
@@ -50,6 +50,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{doc: "hls:\n  segment: 100ms\n", want: "hls.segment"},
 		{doc: "hls:\n  part: 5s\n", want: "hls.part"},
 		{doc: "hls:\n  window: 1\n", want: "hls.window"},
+		{doc: "dash:\n  target_latency: 100ms\n", want: "dash.target_latency"},
 		{doc: "log:\n  level: loud\n", want: "log.level"},
 		{env: "WHIPCAST_HTTP_ADRESS=x", want: "names no key"},
 		{env: "WHIPCAST_WEBRTC_PORT=abc", want: "WHIPCAST_WEBRTC_PORT"},

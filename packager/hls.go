@@ -121,9 +121,17 @@ func (h *HLS) publish(s *media.Stream) transmux.Sink {
 }
 
 // replace is the hook for a new publish of a name whose previous HLS state
-// is still held (ended, in its grace period). Today the old state is simply
-// dropped; continuing its MSN with an EXT-X-DISCONTINUITY belongs here.
-// Called with h.mu held.
+// is still held (ended, in its grace period). The old state is dropped and
+// the new publish gets a fresh playlist (new epoch, MSN from 0). That is
+// deliberate for now: the old playlist carried EXT-X-ENDLIST, and after
+// ENDLIST players (hls.js, Safari, ffmpeg) stop reloading, so a playlist
+// continued with EXT-X-DISCONTINUITY would only reach players that start
+// afterwards, which a fresh playlist serves as well; RFC 8216bis 6.2.1 forbids
+// taking ENDLIST back. Continuing the MSN would matter for a publisher that
+// drops and reconnects before the end is declared, which needs a delay
+// before ENDLIST; DASH does continue its MPD with a new Period (players keep
+// polling a static MPD only if told to, so there too the new Period is for
+// new and reloading players). Called with h.mu held.
 func (h *HLS) replace(old, _ *hlsStream) {
 	if old != nil {
 		old.stopRemoval()

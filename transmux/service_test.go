@@ -34,7 +34,10 @@ func TestServiceSharesOneMuxAmongConsumers(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := media.NewRegistry()
-	sv := transmux.NewService(transmux.Settings{}, nil)
+	// The frames are written all at once, far faster than real time: the
+	// reader's queue must hold them all, or the hub drops it (as it should
+	// a slow reader) and the consumers get nothing (a flake under -race).
+	sv := transmux.NewService(transmux.Settings{ReaderQueue: len(fx.Frames) + 1}, nil)
 	a, b := &recorder{ended: make(chan struct{})}, &recorder{ended: make(chan struct{})}
 	sv.AddConsumer(func(*media.Stream) transmux.Sink { return a })
 	sv.AddConsumer(func(*media.Stream) transmux.Sink { return nil }) // skips the stream

@@ -21,6 +21,9 @@ type Handlers struct {
 	WHIP http.Handler
 	// HLS serves /hls/; it sees paths with the prefix stripped.
 	HLS http.Handler
+	// DASH serves /dash/; it sees paths with the prefix stripped. When set,
+	// GET /time is served too: the clock its MPDs name (UTCTiming).
+	DASH http.Handler
 	// Ready reports whether the gateway accepts publishes; nil means always.
 	Ready func() error
 }
@@ -33,6 +36,10 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 	}
 	if h.HLS != nil {
 		mux.Handle("/hls/", http.StripPrefix("/hls/", h.HLS))
+	}
+	if h.DASH != nil {
+		mux.Handle("/dash/", http.StripPrefix("/dash/", h.DASH))
+		mux.HandleFunc("GET /time", serveTime)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -60,8 +67,20 @@ const index = `whipcast: WebRTC in, broadcast out.
 
   publish   POST /whip/{stream}              (WHIP, RFC 9725; Content-Type: application/sdp)
   watch     GET  /hls/{stream}/index.m3u8    (Low-Latency HLS)
+            GET  /dash/{stream}/manifest.mpd (low-latency MPEG-DASH)
   health    GET  /healthz, /readyz
 `
+
+// serveTime is the clock DASH players sync to (ISO/IEC 23009-1 5.8.5.7,
+// urn:mpeg:dash:utc:http-iso:2014): the UTC time in ISO 8601 with
+// milliseconds. Cross-origin players read it, so CORS is open.
+func serveTime(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Access-Control-Allow-Origin", "*")
+	fmt.Fprint(w, time.Now().UTC().Format("2006-01-02T15:04:05.000Z"))
+}
 
 // BearerAuth returns a WHIP auth callback that requires
 // "Authorization: Bearer <token>" when token is not empty: ingest.ErrUnauthorized

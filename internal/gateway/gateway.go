@@ -34,6 +34,7 @@ type Gateway struct {
 	ingest *ingest.Server
 	cmaf   *transmux.Service
 	hls    *packager.HLS
+	dash   *packager.DASH // nil when dash.enabled is false
 	ln     net.Listener
 	srv    *http.Server
 }
@@ -69,6 +70,18 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		EndGrace: cfg.HLS.Grace,
 	}, log.With("component", "hls"))
 	g.hls.Attach(g.cmaf)
+	var dash http.Handler
+	if cfg.DASH.Enabled {
+		// A second consumer of the same CMAF: no second transmuxer.
+		g.dash = packager.NewDASH(packager.DASHSettings{
+			Window:            cfg.HLS.Window,
+			EndGrace:          cfg.HLS.Grace,
+			DisableLowLatency: !cfg.DASH.LowLatency,
+			TargetLatency:     cfg.DASH.TargetLatency,
+		}, log.With("component", "dash"))
+		g.dash.Attach(g.cmaf)
+		dash = g.dash
+	}
 	g.cmaf.Attach(g.Registry)
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
@@ -81,6 +94,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		Handler: web.NewHandler(web.Handlers{
 			WHIP: ingest.NewWHIPHandler(in, web.BearerAuth(cfg.Auth.PublishToken), log.With("component", "whip")),
 			HLS:  g.hls,
+			DASH: dash,
 		}, log.With("component", "http")),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -134,6 +148,9 @@ func (g *Gateway) closeParts() {
 	}
 	if g.hls != nil {
 		g.hls.Close()
+	}
+	if g.dash != nil {
+		g.dash.Close()
 	}
 }
 

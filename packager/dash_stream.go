@@ -1,0 +1,495 @@
+package packager
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/transmux"
+)
+
+// maxDASHPeriods bounds the Periods one MPD keeps: a publisher that
+// reconnects again and again must not grow it without end.
+const maxDASHPeriods = 3
+
+// dashStream is the DASH state of one stream name: its Periods, each one
+// publish (or one init change inside a publish), fed by dashSinks and read
+// by HTTP handlers. It holds the transmuxer's Segment and Part values, never
+// copies of their bytes.
+type dashStream struct {
+	d    *DASH
+	name string
+
+	mu      sync.Mutex
+	ast     time.Time // availabilityStartTime: zero until the first part
+	epoch   string    // the current publish
+	anchor  time.Time // wall time of stream time 0 of the current publish
+	names   map[*media.Track]string
+	periods []*dashPeriod
+	ended   bool
+	notify  chan struct{} // closed and replaced on every change
+	changed time.Time     // MPD@publishTime
+	maxSeg  float64       // longest segment so far, seconds
+	mpd     []byte        // cached MPD, nil when stale
+	removal *time.Timer
+}
+
+// dashPeriod is one Period (ISO/IEC 23009-1 5.3.2): one publish, or the
+// part of a publish after an init change (new SPS: a new Period rather than
+// a mid-Representation init switch, which players handle badly).
+type dashPeriod struct {
+	id       string
+	epoch    string
+	firstMSN uint64
+	start    time.Duration // Period@start, from availabilityStartTime
+	origin   float64       // stream time, seconds, at Period@start
+	tracks   []*dashTrack
+}
+
+// dashTrack is one Representation's state within a Period.
+type dashTrack struct {
+	t     *media.Track
+	name  string
+	init  *transmux.Init
+	segs  []*transmux.Segment // complete, oldest first, at most Window
+	parts []*transmux.Part    // the segment in production; never truncated in place
+	cur   uint64              // MSN of the segment in production
+	next  uint64              // start time of that segment, track timescale
+}
+
+func newDASHStream(d *DASH, name, epoch string) *dashStream {
+	return &dashStream{d: d, name: name, epoch: epoch, names: map[*media.Track]string{}, notify: make(chan struct{})}
+}
+
+// restart takes a new publish into an ended stream still in its grace
+// period; false when the stream is still live (the old publish has not
+// ended yet: a fresh state replaces it).
+func (s *dashStream) restart(epoch string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ended {
+		return false
+	}
+	if s.removal != nil {
+		s.removal.Stop()
+	}
+	s.epoch, s.ended, s.anchor = epoch, false, time.Time{}
+	s.names = map[*media.Track]string{}
+	s.touch()
+	return true
+}
+
+// touch wakes waiting requests and marks the MPD stale. Called with s.mu held.
+func (s *dashStream) touch() {
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.mpd = nil
+	s.changed = s.d.now()
+}
+
+// dashSink is the transmux.Sink of one publish: events of a publish that a
+// newer one has replaced are dropped.
+type dashSink struct {
+	s     *dashStream
+	epoch string
+}
+
+// OnInit implements transmux.Sink. Inits are taken from the parts that use
+// them, which tells which Period they belong to.
+func (k *dashSink) OnInit(*transmux.Init) {}
+
+// OnPart implements transmux.Sink.
+func (k *dashSink) OnPart(p *transmux.Part) {
+	s := k.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.epoch != k.epoch {
+		return
+	}
+	ts := float64(p.Init.Timescale)
+	if s.anchor.IsZero() {
+		// The part is available now, so its end is "now" on the wall clock:
+		// segment availability times follow (ISO/IEC 23009-1 5.3.9.5.3).
+		s.anchor = s.d.now().Add(-seconds(float64(p.BaseMediaDecodeTime+p.Duration) / ts))
+	}
+	per := s.periodFor(p)
+	t := per.track(p.Init.Track)
+	if t == nil {
+		t = &dashTrack{t: p.Init.Track, name: s.trackName(p.Init.Track), init: p.Init}
+		per.tracks = append(per.tracks, t)
+	}
+	if p.MSN != t.cur || len(t.parts) > 0 && t.parts[0].MSN != p.MSN {
+		t.parts = nil
+		t.cur = p.MSN
+	}
+	if len(t.parts) == 0 {
+		t.next = p.BaseMediaDecodeTime
+	}
+	t.parts = append(t.parts, p)
+	s.touch()
+}
+
+// periodFor returns the Period of the current publish that p belongs to,
+// starting a new one for the first part of a publish or of an init change.
+// Called with s.mu held.
+func (s *dashStream) periodFor(p *transmux.Part) *dashPeriod {
+	var cur *dashPeriod
+	for _, per := range s.periods {
+		if per.epoch == s.epoch && per.firstMSN <= p.MSN {
+			cur = per
+		}
+	}
+	if cur != nil && !(p.Discontinuity && p.Index == 0 && p.MSN > cur.firstMSN) {
+		return cur
+	}
+	origin := float64(p.BaseMediaDecodeTime) / float64(p.Init.Timescale)
+	if s.ast.IsZero() {
+		s.ast = s.anchor.Add(seconds(origin)).Truncate(time.Millisecond)
+	}
+	start := s.anchor.Add(seconds(origin)).Sub(s.ast)
+	if n := len(s.periods); n > 0 {
+		start = max(start, s.periods[n-1].end())
+	}
+	start = max(start, 0).Truncate(time.Millisecond)
+	per := &dashPeriod{
+		id:       s.epoch + "-" + strconv.FormatUint(p.MSN, 10),
+		epoch:    s.epoch,
+		firstMSN: p.MSN,
+		start:    start,
+		origin:   origin,
+	}
+	s.periods = append(s.periods, per)
+	if n := len(s.periods) - maxDASHPeriods; n > 0 {
+		clear(s.periods[:n])
+		s.periods = append(s.periods[:0], s.periods[n:]...)
+	}
+	return per
+}
+
+func (per *dashPeriod) track(mt *media.Track) *dashTrack {
+	for _, t := range per.tracks {
+		if t.t == mt {
+			return t
+		}
+	}
+	return nil
+}
+
+func (per *dashPeriod) trackNamed(name string) *dashTrack {
+	for _, t := range per.tracks {
+		if t.name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// end is the Period's end so far, from availabilityStartTime: its start
+// plus the furthest any track has reached.
+func (per *dashPeriod) end() time.Duration {
+	far := per.origin
+	for _, t := range per.tracks {
+		ts := float64(t.init.Timescale)
+		if n := len(t.parts); n > 0 {
+			p := t.parts[n-1]
+			far = max(far, float64(p.BaseMediaDecodeTime+p.Duration)/ts)
+		}
+		if n := len(t.segs); n > 0 {
+			seg := t.segs[n-1]
+			far = max(far, float64(seg.BaseMediaDecodeTime+seg.Duration)/ts)
+		}
+	}
+	return per.start + seconds(far-per.origin)
+}
+
+// trackName: "video", "audio", then "video2", "audio2"... per publish.
+func (s *dashStream) trackName(mt *media.Track) string {
+	if n, ok := s.names[mt]; ok {
+		return n
+	}
+	n := 0
+	for other := range s.names {
+		if other.Kind == mt.Kind {
+			n++
+		}
+	}
+	name := mt.Kind.String()
+	if n > 0 {
+		name += strconv.Itoa(n + 1)
+	}
+	s.names[mt] = name
+	return name
+}
+
+// OnSegment implements transmux.Sink.
+func (k *dashSink) OnSegment(seg *transmux.Segment) {
+	s := k.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.epoch != k.epoch || seg.Gap() {
+		return
+	}
+	var t *dashTrack
+	for _, per := range s.periods {
+		if per.epoch == s.epoch && per.firstMSN <= seg.MSN {
+			t = per.track(seg.Init.Track)
+		}
+	}
+	if t == nil {
+		return
+	}
+	t.segs = append(t.segs, seg)
+	if n := len(t.segs) - s.d.set.Window; n > 0 {
+		clear(t.segs[:n])
+		t.segs = append(t.segs[:0], t.segs[n:]...)
+	}
+	t.parts = nil
+	t.cur = seg.MSN + 1
+	t.next = seg.BaseMediaDecodeTime + seg.Duration
+	s.maxSeg = max(s.maxSeg, seg.Seconds())
+	s.dropOldPeriods()
+	s.touch()
+}
+
+// dropOldPeriods forgets earlier Periods once the newest holds a full
+// window: the time-shift buffer no longer reaches them. Called with s.mu held.
+func (s *dashStream) dropOldPeriods() {
+	n := len(s.periods)
+	if n < 2 {
+		return
+	}
+	for _, t := range s.periods[n-1].tracks {
+		if len(t.segs) >= s.d.set.Window {
+			clear(s.periods[:n-1])
+			s.periods = append(s.periods[:0], s.periods[n-1])
+			return
+		}
+	}
+}
+
+// OnEnd implements transmux.Sink.
+func (k *dashSink) OnEnd(error) {
+	s := k.s
+	s.mu.Lock()
+	if s.epoch != k.epoch {
+		s.mu.Unlock()
+		return
+	}
+	s.ended = true
+	for _, per := range s.periods {
+		for _, t := range per.tracks {
+			t.parts = nil // everything complete was flushed as segments
+		}
+	}
+	s.touch()
+	s.mu.Unlock()
+	s.d.scheduleRemoval(s)
+}
+
+// wait blocks until ready (called with s.mu held) is true, the timeout
+// passes, the request goes away or the packager closes. It returns with
+// s.mu held and ready's last answer.
+func (s *dashStream) wait(ctx context.Context, ready func() bool) bool {
+	if ready() {
+		return true
+	}
+	timer := time.NewTimer(s.d.set.BlockTimeout)
+	defer timer.Stop()
+	for {
+		ch := s.notify
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timer.C:
+			s.mu.Lock()
+			return ready()
+		case <-ctx.Done():
+			s.mu.Lock()
+			return false
+		case <-s.d.ctx.Done():
+			s.mu.Lock()
+			return ready()
+		}
+		s.mu.Lock()
+		if ready() {
+			return true
+		}
+	}
+}
+
+// hasSegments reports whether any track has a complete segment.
+func (s *dashStream) hasSegments() bool {
+	for _, per := range s.periods {
+		for _, t := range per.tracks {
+			if len(t.segs) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *dashStream) serveMPD(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	// Like HLS, the first MPD waits for a complete segment, so every player
+	// (ffmpeg's too, which knows nothing of chunks) finds one to start from.
+	if !s.wait(r.Context(), func() bool { return s.ended || s.hasSegments() }) || !s.hasSegments() {
+		s.mu.Unlock()
+		http.NotFound(w, r)
+		return
+	}
+	b := s.mpd
+	if b == nil {
+		b = s.renderMPD()
+		s.mpd = b
+	}
+	s.mu.Unlock()
+	b = withTimeURL(b, r, s.d.set.TimePath)
+	h := w.Header()
+	h.Set("Content-Type", "application/dash+xml")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	if r.Method == http.MethodHead {
+		return
+	}
+	_, _ = w.Write(b)
+}
+
+func (s *dashStream) serveInit(w http.ResponseWriter, r *http.Request, req *dashRequest) {
+	s.mu.Lock()
+	var in *transmux.Init
+	for _, per := range s.periods {
+		if t := per.trackNamed(req.track); per.epoch == req.epoch && t != nil && t.init.Version == int(req.num) {
+			in = t.init
+		}
+	}
+	s.mu.Unlock()
+	if in == nil {
+		http.NotFound(w, r)
+		return
+	}
+	serveBytes(w, r, contentType(in.Track.Kind), int64(len(in.Data)), func() { _, _ = w.Write(in.Data) })
+}
+
+func contentType(k media.Kind) string {
+	if k == media.KindAudio {
+		return "audio/mp4"
+	}
+	return "video/mp4"
+}
+
+// serveSegment serves a complete segment from the window, or the segment in
+// production as a chunked response: the CMAF chunks there are, then each
+// new one as the transmuxer makes it, until the segment is complete
+// (DASH-IF IOP low-latency 9.X.4.4). Anything else is 404.
+func (s *dashStream) serveSegment(w http.ResponseWriter, r *http.Request, req *dashRequest) {
+	s.mu.Lock()
+	var t *dashTrack
+	var seg *transmux.Segment
+	for _, per := range s.periods {
+		if per.epoch != req.epoch {
+			continue
+		}
+		if pt := per.trackNamed(req.track); pt != nil {
+			if sg := pt.findSegment(req.num); sg != nil {
+				t, seg = pt, sg
+			} else if pt.next == req.num {
+				t = pt
+			}
+		}
+	}
+	live := t != nil && seg == nil && !s.ended && !s.d.set.DisableLowLatency
+	s.mu.Unlock()
+	switch {
+	case seg != nil:
+		serveBytes(w, r, contentType(t.t.Kind), seg.Size, func() { _, _ = seg.WriteTo(w) })
+		return
+	case !live:
+		http.NotFound(w, r)
+		return
+	}
+	s.streamSegment(w, r, t, req.num)
+}
+
+// findSegment returns the complete segment starting at time tt, or nil.
+func (t *dashTrack) findSegment(tt uint64) *transmux.Segment {
+	for _, seg := range t.segs {
+		if seg.BaseMediaDecodeTime == tt {
+			return seg
+		}
+	}
+	return nil
+}
+
+// streamSegment writes the segment starting at time tt on t chunk by chunk.
+// The response has no length (HTTP/1.1 chunked transfer coding) and is not
+// cacheable: it is cut short if the publisher stops mid-segment.
+func (s *dashStream) streamSegment(w http.ResponseWriter, r *http.Request, t *dashTrack, tt uint64) {
+	rc := http.NewResponseController(w)
+	sent := 0
+	for {
+		var todo []*transmux.Part
+		done := false
+		s.mu.Lock()
+		s.wait(r.Context(), func() bool {
+			todo, done = t.partsFrom(tt, sent, s.ended)
+			return len(todo) > 0 || done
+		})
+		s.mu.Unlock()
+		if len(todo) == 0 && !done {
+			if sent == 0 {
+				http.Error(w, "segment not produced in time", http.StatusNotFound)
+			}
+			return // timed out, client gone or packager closed
+		}
+		if sent == 0 {
+			if len(todo) == 0 {
+				http.NotFound(w, r)
+				return
+			}
+			h := w.Header()
+			h.Set("Content-Type", contentType(t.t.Kind))
+			h.Set("Cache-Control", "no-cache")
+			if r.Method == http.MethodHead {
+				return
+			}
+		}
+		for _, p := range todo {
+			if _, err := p.WriteTo(w); err != nil {
+				return
+			}
+		}
+		sent += len(todo)
+		_ = rc.Flush()
+		if done {
+			return
+		}
+	}
+}
+
+// partsFrom returns the parts of the segment starting at tt from index i
+// on, and whether that is the last of them. Called with s.mu held.
+func (t *dashTrack) partsFrom(tt uint64, i int, ended bool) ([]*transmux.Part, bool) {
+	if seg := t.findSegment(tt); seg != nil {
+		if i >= len(seg.Parts) {
+			return nil, true
+		}
+		return seg.Parts[i:], true
+	}
+	if len(t.parts) > 0 && t.parts[0].BaseMediaDecodeTime == tt {
+		if i >= len(t.parts) {
+			return nil, ended
+		}
+		return t.parts[i:], ended
+	}
+	// Not started yet (still next) and the stream goes on: keep waiting.
+	if t.next == tt && !ended {
+		return nil, false
+	}
+	return nil, true // left the window, became a gap, or the stream ended
+}
+
+func seconds(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
