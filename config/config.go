@@ -34,6 +34,9 @@ type Config struct {
 	Auth   Auth   `yaml:"auth"`
 	HLS    HLS    `yaml:"hls"`
 	Log    Log    `yaml:"log"`
+	// Storage and Streams: config/storage.go.
+	Storage Storage      `yaml:"storage"`
+	Streams []StreamRule `yaml:"streams"`
 }
 
 // HTTP is the one HTTP listener: WHIP, HLS, health.
@@ -181,6 +184,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "%q is not one of text, json", c.Log.Format)
 	}
+	c.validateStorage(bad)
 	return errors.Join(errs...)
 }
 

@@ -34,6 +34,7 @@ type Gateway struct {
 	ingest *ingest.Server
 	cmaf   *transmux.Service
 	hls    *packager.HLS
+	rec    *recording // recorder.go
 	ln     net.Listener
 	srv    *http.Server
 }
@@ -69,6 +70,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		EndGrace: cfg.HLS.Grace,
 	}, log.With("component", "hls"))
 	g.hls.Attach(g.cmaf)
+	if err := g.startRecording(); err != nil {
+		g.closeParts()
+		return nil, err
+	}
 	g.cmaf.Attach(g.Registry)
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
@@ -132,6 +137,7 @@ func (g *Gateway) closeParts() {
 	if g.cmaf != nil {
 		g.cmaf.Close()
 	}
+	g.stopRecording()
 	if g.hls != nil {
 		g.hls.Close()
 	}
