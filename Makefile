@@ -7,6 +7,8 @@ GO       ?= go
 ARGS     ?=
 # Debian packages the tests need: ffprobe checks every artefact.
 TEST_APT := ffmpeg
+# S3-compatible server for the recording tests (Apache-2.0), installed into .bin/.
+VERSITYGW := v1.8.0
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test build deps-go deps-test fmt-check vet race bench fuzz clean
@@ -32,6 +34,9 @@ deps-test:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	@command -v ffprobe >/dev/null || { echo "ffprobe still missing after install" >&2; exit 1; }
+	@# The S3-compatible server of the recording tests (~2 min cold), only when missing.
+	@[ -x .bin/versitygw ] || command -v versitygw >/dev/null || \
+		GOBIN=$(CURDIR)/.bin $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

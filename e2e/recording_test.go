@@ -280,7 +280,7 @@ func TestE2ERecordS3Outage(t *testing.T) {
 }
 
 // TestE2ERecordCrashRecovery abandons a gateway mid-recording as a crash
-// would (nothing finalised, S3 down so segments are still spooled), then
+// would (nothing finalised; S3 down, so the segments are still spooled), then
 // starts a new gateway on the same spool: it uploads the spooled segments
 // and finalises the recording.
 func TestE2ERecordCrashRecovery(t *testing.T) {
@@ -289,9 +289,11 @@ func TestE2ERecordCrashRecovery(t *testing.T) {
 	cfg := v.config(spool)
 	g1, stop1 := startStoppableGateway(t, strings.Replace(cfg, "shutdown_timeout: 5s", "shutdown_timeout: 1s", 1))
 	pub := publish(t, g1, "rec/crash", whipclient.Options{})
-	time.Sleep(3 * time.Second)
+	// S3 goes down before the first segment, so every object is spooled.
+	time.Sleep(time.Second)
 	v.Stop()
-	time.Sleep(3 * time.Second)
+	time.Sleep(5 * time.Second)
+	t.Logf("spool before the crash: %+v", g1.Spool().Status())
 	g1.Recorder().Abandon()
 	_ = pub.Close()
 	stop1()
