@@ -8,6 +8,8 @@ ARGS     ?=
 # Debian packages the tests need: ffprobe checks every artefact; Chromium
 # (driven by playwright-core from e2e/browser) plays DASH and LL-HLS.
 TEST_APT := ffmpeg chromium
+# S3-compatible server for the recording tests (Apache-2.0), installed into .bin/.
+VERSITYGW := v1.8.0
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test build deps-go deps-test fmt-check vet race bench fuzz clean
@@ -41,6 +43,9 @@ deps-test:
 		echo "npm ci in e2e/browser"; \
 		(cd e2e/browser && npm ci --no-audit --no-fund --loglevel=error) && touch e2e/browser/node_modules; \
 	fi
+	@# The S3-compatible server of the recording tests (~2 min cold), only when missing.
+	@[ -x .bin/versitygw ] || command -v versitygw >/dev/null || \
+		GOBIN=$(CURDIR)/.bin $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

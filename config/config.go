@@ -35,6 +35,9 @@ type Config struct {
 	HLS    HLS    `yaml:"hls"`
 	DASH   DASH   `yaml:"dash"`
 	Log    Log    `yaml:"log"`
+	// Storage and Streams: config/storage.go.
+	Storage Storage      `yaml:"storage"`
+	Streams []StreamRule `yaml:"streams"`
 }
 
 // HTTP is the one HTTP listener: WHIP, HLS, health.
@@ -198,6 +201,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "%q is not one of text, json", c.Log.Format)
 	}
+	c.validateStorage(bad)
 	return errors.Join(errs...)
 }
 

@@ -92,3 +92,46 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestStorageAndStreams(t *testing.T) {
+	c, err := Load([]byte("storage: {type: s3, s3: {bucket: b}}\nstreams:\n  - {match: \"studio/*\", record: true}\n  - {match: \"*\"}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"studio/main": true, "studio": false, "cam1": false} {
+		r, ok := c.Rule(name)
+		if !ok || r.Record != want {
+			t.Errorf("Rule(%q) = %+v, %v; want record %v", name, r, ok, want)
+		}
+	}
+	if c.Storage.ShutdownTimeout.Seconds() != 30 || c.Storage.SpoolDir != "./spool" {
+		t.Errorf("defaults: %+v", c.Storage)
+	}
+	for _, doc := range []string{
+		"storage: {type: ftp}",
+		"storage: {type: s3}",
+		"storage: {type: s3, s3: {bucket: b, access_key: k}}",
+		"storage: {spool_dir: \"\"}",
+		"storage: {shutdown_timeout: 0s}",
+		"storage: {unknown: 1}",
+		"streams: [{record: true}]",
+	} {
+		if _, err := Load([]byte(doc), nil); err == nil {
+			t.Errorf("%q accepted", doc)
+		}
+	}
+}
+
+func TestGlob(t *testing.T) {
+	for _, tc := range []struct {
+		p, n string
+		ok   bool
+	}{
+		{"*", "a/b", true}, {"a*", "a", true}, {"a?c", "abc", true}, {"a?c", "ac", false},
+		{"*/main", "x/y/main", true}, {"cam", "cam1", false}, {"", "", true},
+	} {
+		if Glob(tc.p, tc.n) != tc.ok {
+			t.Errorf("Glob(%q, %q) != %v", tc.p, tc.n, tc.ok)
+		}
+	}
+}

@@ -35,6 +35,7 @@ type Gateway struct {
 	cmaf   *transmux.Service
 	hls    *packager.HLS
 	dash   *packager.DASH // nil when dash.enabled is false
+	rec    *recording // recorder.go
 	ln     net.Listener
 	srv    *http.Server
 }
@@ -81,6 +82,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		}, log.With("component", "dash"))
 		g.dash.Attach(g.cmaf)
 		dash = g.dash
+	}
+	if err := g.startRecording(); err != nil {
+		g.closeParts()
+		return nil, err
 	}
 	g.cmaf.Attach(g.Registry)
 
@@ -146,6 +151,7 @@ func (g *Gateway) closeParts() {
 	if g.cmaf != nil {
 		g.cmaf.Close()
 	}
+	g.stopRecording()
 	if g.hls != nil {
 		g.hls.Close()
 	}

@@ -1,0 +1,121 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Storage is where recordings go (docs/configuration.md, "storage").
+type Storage struct {
+	// Type is local or s3. Default local.
+	Type string `yaml:"type"`
+	// Path is the directory of type local. Default ./recordings.
+	Path string `yaml:"path"`
+	// SpoolDir holds every object until its upload is confirmed, and the
+	// open recordings' work files. Default ./spool.
+	SpoolDir string `yaml:"spool_dir"`
+	// ShutdownTimeout bounds finalising recordings and draining uploads on
+	// SIGTERM; what is left stays in the spool. Default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// S3 configures type s3.
+	S3 S3 `yaml:"s3"`
+}
+
+// S3 is an S3 or S3-compatible bucket.
+type S3 struct {
+	Bucket    string `yaml:"bucket"`
+	Prefix    string `yaml:"prefix"`
+	Endpoint  string `yaml:"endpoint"`
+	Region    string `yaml:"region"`
+	PathStyle bool   `yaml:"path_style"`
+	// AccessKey and SecretKey: empty means the standard AWS chain.
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+}
+
+// StreamRule applies to the streams whose name matches Match; the first
+// matching rule of Config.Streams wins.
+type StreamRule struct {
+	// Match is a glob on the stream name: "*" matches any run of characters
+	// (including "/"), "?" any one character. Required.
+	Match string `yaml:"match"`
+	// Record records the stream to storage. Default false.
+	Record bool `yaml:"record"`
+}
+
+// Rule returns the first rule matching stream, and false when none does.
+func (c *Config) Rule(stream string) (StreamRule, bool) {
+	for _, r := range c.Streams {
+		if Glob(r.Match, stream) {
+			return r, true
+		}
+	}
+	return StreamRule{}, false
+}
+
+// Glob reports whether name matches pattern ("*" any run, "?" one character).
+func Glob(pattern, name string) bool {
+	for len(pattern) > 0 {
+		switch pattern[0] {
+		case '*':
+			rest := strings.TrimLeft(pattern, "*")
+			if rest == "" {
+				return true
+			}
+			for i := range len(name) + 1 {
+				if Glob(rest, name[i:]) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			if name == "" {
+				return false
+			}
+			pattern, name = pattern[1:], name[1:]
+		default:
+			if name == "" || name[0] != pattern[0] {
+				return false
+			}
+			pattern, name = pattern[1:], name[1:]
+		}
+	}
+	return name == ""
+}
+
+func (c *Config) validateStorage(bad func(key, format string, a ...any)) {
+	s := c.Storage
+	switch s.Type {
+	case "local":
+		if s.Path == "" {
+			bad("storage.path", "must not be empty for type local")
+		}
+	case "s3":
+		if s.S3.Bucket == "" {
+			bad("storage.s3.bucket", "must not be empty for type s3")
+		}
+		if (s.S3.AccessKey == "") != (s.S3.SecretKey == "") {
+			bad("storage.s3.access_key", "access_key and secret_key go together")
+		}
+		if strings.Contains(s.S3.Prefix, "..") || strings.HasPrefix(s.S3.Prefix, "/") {
+			bad("storage.s3.prefix", "%q must be relative and without ..", s.S3.Prefix)
+		}
+		if s.S3.Endpoint != "" && !strings.HasPrefix(s.S3.Endpoint, "http://") && !strings.HasPrefix(s.S3.Endpoint, "https://") {
+			bad("storage.s3.endpoint", "%q is not an http(s) URL", s.S3.Endpoint)
+		}
+	default:
+		bad("storage.type", "%q is not one of local, s3", s.Type)
+	}
+	if s.SpoolDir == "" {
+		bad("storage.spool_dir", "must not be empty")
+	}
+	if s.ShutdownTimeout <= 0 {
+		bad("storage.shutdown_timeout", "must be positive")
+	}
+	for i, r := range c.Streams {
+		if r.Match == "" {
+			bad(fmt.Sprintf("streams[%d].match", i), "must not be empty")
+		}
+	}
+}

@@ -1,0 +1,112 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/whipcast/whipcast/config"
+	"github.com/whipcast/whipcast/outputs/recorder"
+	"github.com/whipcast/whipcast/storage"
+)
+
+// recording is the storage side of the gateway: the store, its spool and
+// the recorder, made only when some stream rule records.
+type recording struct {
+	spool *storage.Spool
+	rec   *recorder.Recorder
+	grace time.Duration
+}
+
+// newStore makes the configured store.
+func newStore(cfg config.Storage) (storage.Store, string, error) {
+	if cfg.Type == "s3" {
+		st, err := storage.NewS3(context.Background(), storage.S3Settings{
+			Bucket: cfg.S3.Bucket, Endpoint: cfg.S3.Endpoint, Region: cfg.S3.Region,
+			PathStyle: cfg.S3.PathStyle, AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey,
+		})
+		return st, cfg.S3.Prefix, err
+	}
+	st, err := storage.NewLocal(cfg.Path)
+	return st, "", err
+}
+
+// startRecording wires the recorder into the transmux service, uploads what
+// an earlier run left in the spool and finalises its open sessions.
+func (g *Gateway) startRecording() error {
+	records := false
+	for _, r := range g.cfg.Streams {
+		records = records || r.Record
+	}
+	if !records {
+		return nil
+	}
+	store, prefix, err := newStore(g.cfg.Storage)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	sp, err := storage.NewSpool(store, storage.SpoolSettings{
+		Dir:    g.cfg.Storage.SpoolDir,
+		Logger: g.log.With("component", "spool"),
+	})
+	if err != nil {
+		return fmt.Errorf("storage.spool_dir: %w", err)
+	}
+	rec, err := recorder.New(recorder.Settings{
+		Spool:  sp,
+		Prefix: prefix,
+		Record: func(stream string) bool {
+			r, ok := g.cfg.Rule(stream)
+			return ok && r.Record
+		},
+		Logger: g.log.With("component", "recorder"),
+	})
+	if err != nil {
+		sp.Close()
+		return fmt.Errorf("storage.spool_dir: %w", err)
+	}
+	rec.Recover()
+	rec.Attach(g.cmaf)
+	g.rec = &recording{spool: sp, rec: rec, grace: g.cfg.Storage.ShutdownTimeout}
+	return nil
+}
+
+// stopRecording finalises open recordings and drains the uploads within
+// storage.shutdown_timeout; the transmux service must be closed before, so
+// every recording has seen its end. What is not uploaded stays spooled.
+func (g *Gateway) stopRecording() {
+	if g.rec == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.rec.grace)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { g.rec.rec.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.log.Warn("recordings not finalised within storage.shutdown_timeout; they are finalised on the next start")
+	}
+	if err := g.rec.spool.Drain(ctx); err != nil {
+		g.log.Warn("uploads left in the spool for the next start", "err", err)
+	}
+	g.rec.spool.Close()
+	<-done
+	g.rec = nil
+}
+
+// Recorder returns the recorder, or nil when no stream rule records.
+func (g *Gateway) Recorder() *recorder.Recorder {
+	if g.rec == nil {
+		return nil
+	}
+	return g.rec.rec
+}
+
+// Spool returns the upload spool, or nil when no stream rule records.
+func (g *Gateway) Spool() *storage.Spool {
+	if g.rec == nil {
+		return nil
+	}
+	return g.rec.spool
+}
