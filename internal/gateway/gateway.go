@@ -35,7 +35,7 @@ type Gateway struct {
 	cmaf   *transmux.Service
 	hls    *packager.HLS
 	dash   *packager.DASH // nil when dash.enabled is false
-	rec    *recording // recorder.go
+	rec    *recording     // recorder.go
 	ln     net.Listener
 	srv    *http.Server
 }
