@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -34,6 +35,37 @@ type Config struct {
 	Auth   Auth   `yaml:"auth"`
 	HLS    HLS    `yaml:"hls"`
 	Log    Log    `yaml:"log"`
+	// Audio configures the Opus→AAC transcode (used by RTMP outputs).
+	Audio Audio `yaml:"audio"`
+	// Streams are per-stream rules by name pattern; the first match wins.
+	Streams []StreamRule `yaml:"streams"`
+}
+
+// Audio configures the AAC that whipcast makes from WebRTC's Opus, once per
+// stream, for consumers that need it (RTMP).
+type Audio struct {
+	// Bitrate of the AAC-LC encoder, e.g. 128k. Default 128k.
+	Bitrate Bitrate `yaml:"bitrate"`
+}
+
+// StreamRule applies to every stream whose name matches Match.
+type StreamRule struct {
+	// Match is a glob on the stream name: `*` matches anything (including
+	// `/`), `?` one character. Default "*".
+	Match string `yaml:"match"`
+	// Restream lists RTMP(S) URLs (rtmp://host[:port]/app/key) to push the
+	// stream to; {stream} is replaced by the stream name. Default none.
+	Restream []string `yaml:"restream"`
+}
+
+// RestreamEnabled reports whether any rule pushes anywhere.
+func (c *Config) RestreamEnabled() bool {
+	for _, r := range c.Streams {
+		if len(r.Restream) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // HTTP is the one HTTP listener: WHIP, HLS, health.
@@ -171,6 +203,20 @@ func (c *Config) Validate() error {
 	if c.HLS.Grace < 0 {
 		bad("hls.grace", "must not be negative")
 	}
+	if c.Audio.Bitrate < 16000 || c.Audio.Bitrate > 512000 {
+		bad("audio.bitrate", "%d is out of range 16k-512k", c.Audio.Bitrate)
+	}
+	for i := range c.Streams {
+		r := &c.Streams[i]
+		if r.Match == "" {
+			r.Match = "*"
+		}
+		for j, u := range r.Restream {
+			if err := checkRTMPURL(strings.ReplaceAll(u, "{stream}", "x")); err != nil {
+				bad(fmt.Sprintf("streams[%d].restream[%d]", i, j), "%v", err)
+			}
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -186,6 +232,44 @@ func (c *Config) Validate() error {
 
 // Loopback reports whether webrtc.include_loopback is on.
 func (w WebRTC) Loopback() bool { return w.IncludeLoopback == nil || *w.IncludeLoopback }
+
+// checkRTMPURL accepts rtmp(s)://host[:port]/app/key. Errors never repeat
+// the URL: it holds a stream key.
+func checkRTMPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	if u.Scheme != "rtmp" && u.Scheme != "rtmps" {
+		return fmt.Errorf("scheme %q is not rtmp or rtmps", u.Scheme)
+	}
+	app, key, _ := strings.Cut(strings.TrimPrefix(u.EscapedPath(), "/"), "/")
+	if u.Hostname() == "" || app == "" || (key == "" && u.RawQuery == "") {
+		return fmt.Errorf("not %s://host[:port]/app/key", u.Scheme)
+	}
+	return nil
+}
+
+// Bitrate is bits per second written as 128000, "128k" or "1.5M".
+type Bitrate int
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *Bitrate) UnmarshalYAML(n *yaml.Node) error {
+	v := strings.TrimSpace(n.Value)
+	mult := 1.0
+	switch {
+	case strings.HasSuffix(v, "k"):
+		v, mult = strings.TrimSuffix(v, "k"), 1e3
+	case strings.HasSuffix(v, "M"):
+		v, mult = strings.TrimSuffix(v, "M"), 1e6
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f*mult > 1e10 {
+		return fmt.Errorf("line %d: %q is not a bitrate like 128k", n.Line, n.Value)
+	}
+	*b = Bitrate(f * mult)
+	return nil
+}
 
 // Size is a byte count written as 4194304, "4MiB", "512KiB" or "1GiB".
 type Size int64

@@ -113,6 +113,8 @@ func (a *AAC) start(src *media.Stream) (*aacStage, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &aacStage{derived: derived, cancel: cancel, done: make(chan struct{})}
 	r := &aacRun{src: src, derived: derived, tc: tc, opus: opus, log: a.log.With("stream", src.Name)}
+	// Subscribed before returning, so no frame written after Acquire is missed.
+	r.reader = src.Subscribe("aac-stage", 0)
 	if tc != nil {
 		r.cfg = &media.Config{AudioSpecificConfig: tc.Format().Config}
 	}
@@ -129,6 +131,7 @@ type aacRun struct {
 	opus         *media.Track
 	cfg          *media.Config
 	log          *slog.Logger
+	reader       *media.Reader
 	lastPTS      int64
 	wrote        bool
 }
@@ -138,7 +141,7 @@ func (r *aacRun) run(ctx context.Context) {
 	if r.tc != nil {
 		defer r.tc.Close()
 	}
-	reader := r.src.Subscribe("aac-stage", 0)
+	reader := r.reader
 	defer func() { reader.Close() }()
 	for {
 		f, err := reader.Read(ctx)

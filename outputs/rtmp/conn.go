@@ -9,9 +9,9 @@ import (
 	"net"
 
 	"github.com/sirupsen/logrus"
+	"github.com/yutopp/go-amf0"
 	gortmp "github.com/yutopp/go-rtmp"
 	rtmpmsg "github.com/yutopp/go-rtmp/message"
-	"github.com/yutopp/go-amf0"
 )
 
 // Chunk stream IDs (RTMP 5.3.1.1); 2 is protocol control and 3 carries

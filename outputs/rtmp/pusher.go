@@ -121,6 +121,7 @@ type Pusher struct {
 	status Status
 
 	cancel context.CancelFunc
+	first  *media.Reader
 	done   chan struct{}
 	once   sync.Once
 }
@@ -160,6 +161,9 @@ func New(src *media.Stream, s Settings) (*Pusher, error) {
 func (p *Pusher) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
+	// Subscribe now, not after the connection is up: the queue holds the
+	// frames (and the first keyframe) that arrive while connecting.
+	p.first = p.subscribe()
 	go func() {
 		defer close(p.done)
 		p.run(ctx)
@@ -219,7 +223,7 @@ func (p *Pusher) run(ctx context.Context) {
 	retry := 0
 	for {
 		liveAt, err := p.session(ctx)
-		if ctx.Err() != nil || errors.Is(err, media.ErrStreamEnded) {
+		if ctx.Err() != nil || errors.Is(err, media.ErrStreamEnded) || p.srcEnded() {
 			p.set(StateStopped, nil, nil)
 			return
 		}
@@ -236,14 +240,37 @@ func (p *Pusher) run(ctx context.Context) {
 		case <-ctx.Done():
 			p.set(StateStopped, nil, nil)
 			return
+		case <-p.src.Done():
+			// Nothing left to send: a retrying output ends with its stream.
+			p.set(StateStopped, nil, nil)
+			return
 		}
 		retry++
 	}
 }
 
+func (p *Pusher) srcEnded() bool {
+	select {
+	case <-p.src.Done():
+		return true
+	default:
+		return false
+	}
+}
+
 // session connects, publishes and sends until an error. It returns when the
 // session went live (zero if never) and why it ended.
+func (p *Pusher) subscribe() *media.Reader {
+	return p.src.Subscribe("rtmp "+p.target.Redacted(), p.s.QueueLen)
+}
+
 func (p *Pusher) session(ctx context.Context) (liveAt time.Time, err error) {
+	r := p.first
+	p.first = nil
+	if r == nil {
+		r = p.subscribe()
+	}
+	defer func() { r.Close() }()
 	c, err := p.s.dial(ctx, p.target, &p.s)
 	if err != nil {
 		return time.Time{}, err
@@ -259,8 +286,6 @@ func (p *Pusher) session(ctx context.Context) (liveAt time.Time, err error) {
 		video = nil
 	}
 	m := newMuxer(video, audio)
-	r := p.src.Subscribe("rtmp "+p.target.Redacted(), p.s.QueueLen)
-	defer func() { r.Close() }()
 	metaSent := false
 	for {
 		f, err := r.Read(ctx)
@@ -268,7 +293,7 @@ func (p *Pusher) session(ctx context.Context) (liveAt time.Time, err error) {
 			// The server is slower than the stream: skip to the next
 			// keyframe on the same connection rather than send a half GOP.
 			r.Close()
-			r = p.src.Subscribe("rtmp "+p.target.Redacted(), p.s.QueueLen)
+			r = p.subscribe()
 			m.resync()
 			p.set(p.Status().State, nil, func(s *Status) { s.Resyncs++ })
 			continue
