@@ -91,3 +91,26 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestRestreamConfig(t *testing.T) {
+	c, err := Load([]byte("audio: {bitrate: 96k}\nstreams:\n  - restream: [\"rtmps://live.example.com/app/{stream}?k=1\"]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Audio.Bitrate != 96000 || c.Streams[0].Match != "*" || !c.RestreamEnabled() {
+		t.Errorf("got %+v %+v", c.Audio, c.Streams)
+	}
+	for _, doc := range []string{
+		"streams:\n  - restream: [\"http://h/app/s3cret\"]\n",
+		"streams:\n  - restream: [\"rtmp://h/s3cret\"]\n",
+		"audio: {bitrate: 8k}\n",
+		"streams:\n  - match: \"*\"\n    bogus: 1\n",
+	} {
+		_, err := Load([]byte(doc), nil)
+		if err == nil {
+			t.Errorf("%q accepted", doc)
+		} else if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("error shows the key: %v", err)
+		}
+	}
+}

@@ -79,7 +79,7 @@ func (m *muxer) push(f *media.Frame) (ready []message, err error) {
 		return nil, nil
 	}
 	if isVideo {
-		if f.Config != m.vcfg {
+		if f.Config != nil && f.Config != m.vcfg {
 			if !f.Keyframe {
 				return nil, nil // a new configuration begins at a keyframe
 			}
