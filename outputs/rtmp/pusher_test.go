@@ -123,3 +123,80 @@ func TestPusherStatesAndBackoff(t *testing.T) {
 		t.Errorf("states %s\nwant %s", got, want)
 	}
 }
+
+// blockingConn stalls every write until release is closed, like a TCP peer
+// that stopped reading.
+type blockingConn struct {
+	fakeConn
+	release chan struct{}
+}
+
+func (c *blockingConn) write(m message) error {
+	<-c.release
+	return c.fakeConn.write(m)
+}
+
+// TestPusherStuckPeer: a stuck server never blocks the stream's writer; the
+// pusher, dropped as too slow, skips to the next keyframe and starts it with
+// a sequence header.
+func TestPusherStuckPeer(t *testing.T) {
+	v := &media.Track{Kind: media.KindVideo, Codec: media.CodecH264, ClockRate: 90000}
+	src := media.NewStream("s", []*media.Track{v}, nil)
+	bc := &blockingConn{release: make(chan struct{})}
+	p, err := New(src, Settings{
+		URL:      "rtmp://example.com/live/key",
+		QueueLen: 8,
+		dial:     func(context.Context, Target, *Settings) (conn, error) { return bc, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	defer p.Close()
+	other := src.Subscribe("other", 1000)
+	defer other.Close()
+	cfg := &media.Config{SPS: []byte{0x67, 0x42, 0, 0x1F}, PPS: []byte{0x68}}
+	frame := func(i int) *media.Frame {
+		return &media.Frame{Track: v, DTS: int64(i) * 3000, PTS: int64(i) * 3000, Keyframe: i%30 == 0, Config: cfg, Data: []byte{0, 0, 0, 1, 0x41}}
+	}
+	src.Write(frame(0))
+	time.Sleep(50 * time.Millisecond) // the pusher is now stuck in its first write
+	start := time.Now()
+	for i := 1; i < 100; i++ {
+		src.Write(frame(i))
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("writing 100 frames past a stuck output took %v", d)
+	}
+	if other.Len() != 100 {
+		t.Errorf("the other reader has %d of 100 frames", other.Len())
+	}
+	close(bc.release)
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Status().Resyncs == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.Status().Resyncs == 0 {
+		t.Fatal("pusher never skipped ahead")
+	}
+	for i := 100; i < 200; i++ {
+		src.Write(frame(i))
+		time.Sleep(time.Millisecond)
+	}
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	// After the first sequence header and its keyframe, the next sequence
+	// header (after the resync) must be followed by a keyframe.
+	seqs := 0
+	for i, m := range bc.msgs {
+		if m.body[1] == 0 {
+			seqs++
+			if i+1 >= len(bc.msgs) || bc.msgs[i+1].body[0]>>4 != 1 {
+				t.Errorf("sequence header %d not followed by a keyframe", seqs)
+			}
+		}
+	}
+	if seqs < 2 {
+		t.Errorf("%d sequence headers, want a fresh one after the resync", seqs)
+	}
+}
