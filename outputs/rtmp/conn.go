@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 
 	"github.com/sirupsen/logrus"
 	"github.com/yutopp/go-amf0"
@@ -38,8 +39,11 @@ func quietLogger() *logrus.Logger {
 
 // dialRTMP dials, handshakes, connects, creates a stream and publishes the
 // key. go-rtmp has no deadlines of its own, so the whole setup runs in a
-// goroutine bounded by s.Timeout and ctx; on expiry the half-open connection
-// is closed once the goroutine has it.
+// goroutine bounded by s.Timeout and ctx. On expiry the socket is shut down
+// through the RawConn captured at dial time, which ends a handshake stuck
+// on a silent server (go-rtmp gives no other handle on the connection); a
+// server that completes the handshake and then never answers connect still
+// holds that goroutine until it closes the connection.
 func dialRTMP(ctx context.Context, t Target, s *Settings) (conn, error) {
 	type result struct {
 		c   *rtmpConn
@@ -48,14 +52,22 @@ func dialRTMP(ctx context.Context, t Target, s *Settings) (conn, error) {
 	res := make(chan result, 1)
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
+	raw := make(chan syscall.RawConn, 1)
 	go func() {
-		c, err := setup(t, s)
+		c, err := setup(t, s, raw)
 		res <- result{c, err}
 	}()
 	select {
 	case r := <-res:
 		return r.c, r.err
 	case <-ctx.Done():
+		select {
+		case rc := <-raw:
+			// Control fails without calling f once the socket is closed,
+			// so a reused descriptor is never touched.
+			_ = rc.Control(func(fd uintptr) { _ = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) })
+		default:
+		}
 		go func() {
 			if r := <-res; r.c != nil {
 				_ = r.c.Close()
@@ -68,9 +80,15 @@ func dialRTMP(ctx context.Context, t Target, s *Settings) (conn, error) {
 	}
 }
 
-func setup(t Target, s *Settings) (*rtmpConn, error) {
+func setup(t Target, s *Settings, raw chan<- syscall.RawConn) (*rtmpConn, error) {
 	cfg := &gortmp.ConnConfig{Logger: quietLogger()}
-	d := &net.Dialer{Timeout: s.Timeout}
+	d := &net.Dialer{Timeout: s.Timeout, Control: func(_, _ string, c syscall.RawConn) error {
+		select {
+		case raw <- c:
+		default:
+		}
+		return nil
+	}}
 	var cc *gortmp.ClientConn
 	var err error
 	if t.Scheme == "rtmps" {

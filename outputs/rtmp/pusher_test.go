@@ -3,6 +3,8 @@ package rtmp
 import (
 	"context"
 	"errors"
+	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -198,5 +200,47 @@ func TestPusherStuckPeer(t *testing.T) {
 	}
 	if seqs < 2 {
 		t.Errorf("%d sequence headers, want a fresh one after the resync", seqs)
+	}
+}
+
+// TestDialSilentServer: a server that accepts TCP and never answers the
+// handshake fails the dial after Timeout, and the handshake goroutine ends.
+func TestDialSilentServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	before := runtime.NumGoroutine()
+	tg, _ := ParseURL("rtmp://" + ln.Addr().String() + "/live/key")
+	start := time.Now()
+	_, err = dialRTMP(context.Background(), tg, &Settings{Timeout: 300 * time.Millisecond})
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("dial: %v, want ErrTimeout", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("dial took %v", d)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines left after a timed-out handshake", n-before)
+	}
+	ln.Close()
+	for c := range accepted {
+		c.Close()
 	}
 }
