@@ -42,6 +42,16 @@ type muxer struct {
 	latest   [3]int64 // newest ms queued per msgKind
 	seen     [3]bool
 	lastSent int64
+	vDTS     []int64 // the first two video DTS, for the frame rate
+}
+
+// frameRate estimates the video frame rate from the first two frames (0 if
+// not known yet); RTMP services show it, nothing depends on it.
+func (m *muxer) frameRate() float64 {
+	if len(m.vDTS) < 2 || m.vDTS[1] <= m.vDTS[0] {
+		return 0
+	}
+	return math.Round(float64(m.video.ClockRate)/float64(m.vDTS[1]-m.vDTS[0])*100) / 100
 }
 
 func newMuxer(video, audio *media.Track) *muxer {
@@ -89,6 +99,9 @@ func (m *muxer) push(f *media.Frame) (ready []message, err error) {
 			}
 			m.vcfg = f.Config
 			m.queue(message{kind: msgVideo, ts: 0, body: seq}, ms)
+		}
+		if len(m.vDTS) < 2 {
+			m.vDTS = append(m.vDTS, f.DTS)
 		}
 		cts := int32(math.Round(float64(f.PTS-f.DTS) * 1000 / float64(f.Track.ClockRate)))
 		m.queue(message{kind: msgVideo, body: videoFrame(f.Data, f.Keyframe, cts)}, ms)
