@@ -4,7 +4,8 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/whipcast ./cmd/whipcast
+# -tags nocodec: the static image is the passthrough gateway (no Opus→AAC, so no RTMP outputs).
+RUN CGO_ENABLED=0 go build -trimpath -tags nocodec -ldflags="-s -w" -o /out/whipcast ./cmd/whipcast
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/whipcast /usr/local/bin/whipcast

@@ -5,20 +5,28 @@
 
 GO       ?= go
 ARGS     ?=
-# Debian packages the tests need: ffprobe checks every artefact; Chromium
-# (driven by playwright-core from e2e/browser) plays DASH and LL-HLS.
-TEST_APT := ffmpeg chromium
+# Debian packages the cgo build needs: FFmpeg 5.1 libraries for stages/codec (go-astiav).
+CODEC_APT := pkg-config libavcodec-dev libavformat-dev libavfilter-dev libavutil-dev \
+             libswresample-dev libswscale-dev libavdevice-dev
+# Debian packages the tests need: ffprobe checks every artefact; nginx-rtmp
+# is the real RTMP server of the restream tests; Chromium (driven by
+# playwright-core from e2e/browser) plays DASH and LL-HLS.
+TEST_APT := ffmpeg nginx libnginx-mod-rtmp chromium $(CODEC_APT)
 # S3-compatible server for the recording tests (Apache-2.0), installed into .bin/.
 VERSITYGW := v1.8.0
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build deps-go deps-test fmt-check vet race bench fuzz clean
+.PHONY: run test build build-nocodec deps-go deps-run deps-test fmt-check vet race bench fuzz clean
 
-run: deps-go
+run: deps-go deps-run
 	$(GO) run ./cmd/whipcast $(ARGS)
 
-build: deps-go
-	CGO_ENABLED=0 $(GO) build -trimpath -o whipcast ./cmd/whipcast
+build: deps-go deps-run
+	$(GO) build -trimpath -o whipcast ./cmd/whipcast
+
+# A static, cgo-free passthrough gateway: no Opus→AAC, so no RTMP outputs.
+build-nocodec: deps-go
+	CGO_ENABLED=0 $(GO) build -trimpath -tags nocodec -o whipcast ./cmd/whipcast
 
 test: deps-go deps-test fmt-check vet race
 
@@ -26,15 +34,26 @@ deps-go:
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 or newer is needed: https://go.dev/doc/install" >&2; exit 1; }
 	$(GO) mod download
 
-# Installs only the Debian packages that are missing (apt-get update once, when needed).
-deps-test:
-	@missing=""; for p in $(TEST_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Installs only the Debian packages that are missing (apt-get update once, when
+# needed). A policy-rc.d that denies service starts is put in place for the
+# install when none exists, so nginx's postinst never starts it on port 80.
+APT_INSTALL = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
+		rc=""; if [ ! -e /usr/sbin/policy-rc.d ]; then rc=1; \
+			printf '\#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; $(SUDO) chmod +x /usr/sbin/policy-rc.d; fi; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		st=$$?; [ -n "$$rc" ] && $(SUDO) rm -f /usr/sbin/policy-rc.d; exit $$st; \
 	fi
+
+deps-run:
+	@$(call APT_INSTALL,$(CODEC_APT))
+
+deps-test:
+	@$(call APT_INSTALL,$(TEST_APT))
 	@command -v ffprobe >/dev/null || { echo "ffprobe still missing after install" >&2; exit 1; }
+	@command -v nginx >/dev/null || { echo "nginx still missing after install" >&2; exit 1; }
 	@# node and npm by command: a node from elsewhere (nodesource) brings its own npm.
 	@command -v npm >/dev/null || { echo "installing: nodejs npm"; $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }

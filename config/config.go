@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -38,6 +39,25 @@ type Config struct {
 	// Storage and Streams: config/storage.go.
 	Storage Storage      `yaml:"storage"`
 	Streams []StreamRule `yaml:"streams"`
+	// Audio configures the Opus→AAC transcode (used by RTMP outputs).
+	Audio Audio `yaml:"audio"`
+}
+
+// Audio configures the AAC that whipcast makes from WebRTC's Opus, once per
+// stream, for consumers that need it (RTMP).
+type Audio struct {
+	// Bitrate of the AAC-LC encoder, e.g. 128k. Default 128k.
+	Bitrate Bitrate `yaml:"bitrate"`
+}
+
+// RestreamEnabled reports whether any rule pushes anywhere.
+func (c *Config) RestreamEnabled() bool {
+	for _, r := range c.Streams {
+		if len(r.Restream) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // HTTP is the one HTTP listener: WHIP, HLS, health.
@@ -191,6 +211,20 @@ func (c *Config) Validate() error {
 	if c.DASH.TargetLatency < 500*time.Millisecond || c.DASH.TargetLatency > 30*time.Second {
 		bad("dash.target_latency", "%s is out of range 500ms-30s", c.DASH.TargetLatency)
 	}
+	if c.Audio.Bitrate < 16000 || c.Audio.Bitrate > 512000 {
+		bad("audio.bitrate", "%d is out of range 16k-512k", c.Audio.Bitrate)
+	}
+	for i := range c.Streams {
+		r := &c.Streams[i]
+		if r.Match == "" {
+			r.Match = "*"
+		}
+		for j, u := range r.Restream {
+			if err := checkRTMPURL(strings.ReplaceAll(u, "{stream}", "x")); err != nil {
+				bad(fmt.Sprintf("streams[%d].restream[%d]", i, j), "%v", err)
+			}
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -207,6 +241,44 @@ func (c *Config) Validate() error {
 
 // Loopback reports whether webrtc.include_loopback is on.
 func (w WebRTC) Loopback() bool { return w.IncludeLoopback == nil || *w.IncludeLoopback }
+
+// checkRTMPURL accepts rtmp(s)://host[:port]/app/key. Errors never repeat
+// the URL: it holds a stream key.
+func checkRTMPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	if u.Scheme != "rtmp" && u.Scheme != "rtmps" {
+		return fmt.Errorf("scheme %q is not rtmp or rtmps", u.Scheme)
+	}
+	app, key, _ := strings.Cut(strings.TrimPrefix(u.EscapedPath(), "/"), "/")
+	if u.Hostname() == "" || app == "" || (key == "" && u.RawQuery == "") {
+		return fmt.Errorf("not %s://host[:port]/app/key", u.Scheme)
+	}
+	return nil
+}
+
+// Bitrate is bits per second written as 128000, "128k" or "1.5M".
+type Bitrate int
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *Bitrate) UnmarshalYAML(n *yaml.Node) error {
+	v := strings.TrimSpace(n.Value)
+	mult := 1.0
+	switch {
+	case strings.HasSuffix(v, "k"):
+		v, mult = strings.TrimSuffix(v, "k"), 1e3
+	case strings.HasSuffix(v, "M"):
+		v, mult = strings.TrimSuffix(v, "M"), 1e6
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f*mult > 1e10 {
+		return fmt.Errorf("line %d: %q is not a bitrate like 128k", n.Line, n.Value)
+	}
+	*b = Bitrate(f * mult)
+	return nil
+}
 
 // Size is a byte count written as 4194304, "4MiB", "512KiB" or "1GiB".
 type Size int64

@@ -114,7 +114,6 @@ func TestStorageAndStreams(t *testing.T) {
 		"storage: {spool_dir: \"\"}",
 		"storage: {shutdown_timeout: 0s}",
 		"storage: {unknown: 1}",
-		"streams: [{record: true}]",
 	} {
 		if _, err := Load([]byte(doc), nil); err == nil {
 			t.Errorf("%q accepted", doc)
@@ -122,16 +121,25 @@ func TestStorageAndStreams(t *testing.T) {
 	}
 }
 
-func TestGlob(t *testing.T) {
-	for _, tc := range []struct {
-		p, n string
-		ok   bool
-	}{
-		{"*", "a/b", true}, {"a*", "a", true}, {"a?c", "abc", true}, {"a?c", "ac", false},
-		{"*/main", "x/y/main", true}, {"cam", "cam1", false}, {"", "", true},
+func TestRestreamConfig(t *testing.T) {
+	c, err := Load([]byte("audio: {bitrate: 96k}\nstreams:\n  - restream: [\"rtmps://live.example.com/app/{stream}?k=1\"]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Audio.Bitrate != 96000 || c.Streams[0].Match != "*" || !c.RestreamEnabled() {
+		t.Errorf("got %+v %+v", c.Audio, c.Streams)
+	}
+	for _, doc := range []string{
+		"streams:\n  - restream: [\"http://h/app/s3cret\"]\n",
+		"streams:\n  - restream: [\"rtmp://h/s3cret\"]\n",
+		"audio: {bitrate: 8k}\n",
+		"streams:\n  - match: \"*\"\n    bogus: 1\n",
 	} {
-		if Glob(tc.p, tc.n) != tc.ok {
-			t.Errorf("Glob(%q, %q) != %v", tc.p, tc.n, tc.ok)
+		_, err := Load([]byte(doc), nil)
+		if err == nil {
+			t.Errorf("%q accepted", doc)
+		} else if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("error shows the key: %v", err)
 		}
 	}
 }

@@ -1,9 +1,10 @@
 package config
 
 import (
-	"fmt"
 	"strings"
 	"time"
+
+	"github.com/whipcast/whipcast/media"
 )
 
 // Storage is where recordings go (docs/configuration.md, "storage").
@@ -38,50 +39,23 @@ type S3 struct {
 // matching rule of Config.Streams wins.
 type StreamRule struct {
 	// Match is a glob on the stream name: "*" matches any run of characters
-	// (including "/"), "?" any one character. Required.
+	// (including "/"), "?" any one character. Default "*".
 	Match string `yaml:"match"`
 	// Record records the stream to storage. Default false.
 	Record bool `yaml:"record"`
+	// Restream lists RTMP(S) URLs (rtmp://host[:port]/app/key) to push the
+	// stream to; {stream} is replaced by the stream name. Default none.
+	Restream []string `yaml:"restream"`
 }
 
 // Rule returns the first rule matching stream, and false when none does.
 func (c *Config) Rule(stream string) (StreamRule, bool) {
 	for _, r := range c.Streams {
-		if Glob(r.Match, stream) {
+		if media.MatchName(r.Match, stream) {
 			return r, true
 		}
 	}
 	return StreamRule{}, false
-}
-
-// Glob reports whether name matches pattern ("*" any run, "?" one character).
-func Glob(pattern, name string) bool {
-	for len(pattern) > 0 {
-		switch pattern[0] {
-		case '*':
-			rest := strings.TrimLeft(pattern, "*")
-			if rest == "" {
-				return true
-			}
-			for i := range len(name) + 1 {
-				if Glob(rest, name[i:]) {
-					return true
-				}
-			}
-			return false
-		case '?':
-			if name == "" {
-				return false
-			}
-			pattern, name = pattern[1:], name[1:]
-		default:
-			if name == "" || name[0] != pattern[0] {
-				return false
-			}
-			pattern, name = pattern[1:], name[1:]
-		}
-	}
-	return name == ""
 }
 
 func (c *Config) validateStorage(bad func(key, format string, a ...any)) {
@@ -112,10 +86,5 @@ func (c *Config) validateStorage(bad func(key, format string, a ...any)) {
 	}
 	if s.ShutdownTimeout <= 0 {
 		bad("storage.shutdown_timeout", "must be positive")
-	}
-	for i, r := range c.Streams {
-		if r.Match == "" {
-			bad(fmt.Sprintf("streams[%d].match", i), "must not be empty")
-		}
 	}
 }

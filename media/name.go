@@ -45,3 +45,30 @@ func (e nameError) Error() string { return "bad stream name: " + string(e) }
 func (e nameError) Unwrap() error { return ErrBadName }
 
 func errorf(s string) error { return nameError(s) }
+
+// MatchName reports whether a stream name fits a config rule's pattern: "*"
+// matches any run of characters, "/" included, "?" any one character, and
+// everything else itself. Rules in config (record, restream) use it.
+func MatchName(pattern, name string) bool {
+	for len(pattern) > 0 {
+		switch pattern[0] {
+		case '*':
+			for i := len(name); i >= 0; i-- {
+				if MatchName(pattern[1:], name[i:]) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			if name == "" {
+				return false
+			}
+		default:
+			if name == "" || name[0] != pattern[0] {
+				return false
+			}
+		}
+		pattern, name = pattern[1:], name[1:]
+	}
+	return name == ""
+}

@@ -6,6 +6,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,10 +17,17 @@ import (
 	"github.com/whipcast/whipcast/config"
 	"github.com/whipcast/whipcast/ingest"
 	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/outputs"
 	"github.com/whipcast/whipcast/packager"
+	"github.com/whipcast/whipcast/stages"
+	"github.com/whipcast/whipcast/stages/codec"
 	"github.com/whipcast/whipcast/transmux"
 	"github.com/whipcast/whipcast/web"
 )
+
+// RTMPTLS, when set before New, is the TLS client configuration of rtmps
+// outputs (a test CA); nil means the system roots.
+var RTMPTLS *tls.Config
 
 // ShutdownTimeout bounds the graceful part of Run's shutdown.
 const ShutdownTimeout = 10 * time.Second
@@ -28,6 +36,8 @@ const ShutdownTimeout = 10 * time.Second
 type Gateway struct {
 	// Registry holds the live streams.
 	Registry *media.Registry
+	// Restream runs the RTMP(S) outputs of the `streams:` rules.
+	Restream *outputs.Restream
 
 	cfg    *config.Config
 	log    *slog.Logger
@@ -48,6 +58,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	kfi := cfg.WebRTC.KeyframeInterval
 	if kfi == 0 {
 		kfi = cfg.HLS.Segment
+		// RTMP services want a keyframe at least every 2 s.
+		if cfg.RestreamEnabled() && kfi > 2*time.Second {
+			kfi = 2 * time.Second
+		}
 	}
 	in, err := ingest.NewServer(ingest.Config{
 		UDPPort:          cfg.WebRTC.Port,
@@ -88,6 +102,20 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		return nil, err
 	}
 	g.cmaf.Attach(g.Registry)
+
+	// RTMP outputs read video + AAC from the Opus→AAC stage, which runs
+	// once per stream while at least one pusher needs it.
+	aac := stages.NewAAC(codec.AACSettings{Bitrate: int(cfg.Audio.Bitrate)}, log.With("component", "aac"))
+	rules := make([]outputs.Rule, len(cfg.Streams))
+	for i, r := range cfg.Streams {
+		rules[i] = outputs.Rule{Match: r.Match, Restream: r.Restream}
+	}
+	g.Restream = outputs.NewRestream(outputs.RestreamSettings{Rules: rules, AudioBitrate: int(cfg.Audio.Bitrate), TLS: RTMPTLS},
+		aac, log.With("component", "restream"))
+	if g.Restream.Enabled() && !codec.Available {
+		log.Warn("restream configured but this build has no codec support: RTMP outputs are off")
+	}
+	g.Restream.Attach(g.Registry)
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -148,6 +176,9 @@ func (g *Gateway) closeParts() {
 		_ = g.ingest.Close()
 	}
 	g.Registry.Close()
+	if g.Restream != nil {
+		g.Restream.Close()
+	}
 	if g.cmaf != nil {
 		g.cmaf.Close()
 	}

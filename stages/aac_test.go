@@ -1,0 +1,129 @@
+//go:build !nocodec
+
+package stages
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+
+	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/stages/codec"
+)
+
+func fixtureOpus(t *testing.T) [][]byte {
+	t.Helper()
+	f, err := os.Open("../testdata/av.ogg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, _, err := oggreader.NewWith(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for {
+		p, _, err := r.ParseNextPage()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p) >= 8 && (string(p[:4]) == "Opus") {
+			continue
+		}
+		out = append(out, p)
+	}
+}
+
+// TestAACStage: one transcode per stream shared by two consumers, video passed
+// through untouched, AAC on the source timeline, stopped with the last release.
+func TestAACStage(t *testing.T) {
+	pkts := fixtureOpus(t)[:100] // 2 s
+	video := &media.Track{Kind: media.KindVideo, Codec: media.CodecH264, ClockRate: 90000}
+	audio := &media.Track{Kind: media.KindAudio, Codec: media.CodecOpus, ClockRate: 48000, Channels: 2}
+	src := media.NewStream("cam", []*media.Track{video, audio}, nil)
+	a := NewAAC(codec.AACSettings{}, nil)
+
+	d1, rel1, err := a.Acquire(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, rel2, err := a.Acquire(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d1 != d2 || a.Running() != 1 {
+		t.Fatalf("two acquires made %d transcodes", a.Running())
+	}
+	if d1.Tracks[1].Codec != media.CodecAAC || d1.Tracks[0].Codec != media.CodecH264 {
+		t.Fatalf("derived tracks %v %v", d1.Tracks[0].Codec, d1.Tracks[1].Codec)
+	}
+	rd := d1.Subscribe("test", 0)
+	defer rd.Close()
+	// Give the stage's reader time to subscribe before writing.
+	deadline := time.Now().Add(2 * time.Second)
+	for src.Readers() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	const t0 = 96000 // 2 s into the source timeline
+	cfg := &media.Config{SPS: []byte{0x67}, PPS: []byte{0x68}}
+	src.Write(&media.Frame{Track: video, DTS: t0 / 48000 * 90000, PTS: t0 / 48000 * 90000, Keyframe: true, Config: cfg, Data: []byte{0, 0, 0, 1, 0x65}})
+	for i, p := range pkts {
+		src.Write(&media.Frame{Track: audio, DTS: t0 + int64(i)*960, PTS: t0 + int64(i)*960, Keyframe: true, Data: p})
+	}
+	src.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var nv, na int
+	var first, last int64
+	for {
+		f, err := rd.Read(ctx)
+		if errors.Is(err, media.ErrStreamEnded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Track.Kind == media.KindVideo {
+			nv++
+			if f.Config != cfg || f.DTS != 180000 {
+				t.Error("video frame changed on its way through")
+			}
+			continue
+		}
+		if na == 0 {
+			first = f.DTS
+			if len(f.Config.AudioSpecificConfig) < 2 {
+				t.Error("AAC frame without AudioSpecificConfig")
+			}
+		} else if f.DTS != last+1024 {
+			t.Errorf("AAC DTS %d after %d", f.DTS, last)
+		}
+		last = f.DTS
+		na++
+	}
+	if nv != 1 || first != t0-1024 {
+		t.Errorf("%d video frames, first AAC at %d; want 1 and %d", nv, first, t0-1024)
+	}
+	if got := last + 1024 - t0; got < 96000 || got > 96000+2048 {
+		t.Errorf("AAC covers %d samples, want ~96000", got)
+	}
+	rel1()
+	rel1() // idempotent
+	if a.Running() != 1 {
+		t.Fatal("stage stopped while a consumer still holds it")
+	}
+	rel2()
+	if a.Running() != 0 {
+		t.Fatal("stage still running after the last release")
+	}
+}

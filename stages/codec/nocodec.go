@@ -1,0 +1,9 @@
+//go:build nocodec
+
+package codec
+
+// Available reports whether this build has codec support.
+const Available = false
+
+// NewOpusToAAC returns ErrNoCodecs in a nocodec build.
+func NewOpusToAAC(AACSettings) (AudioTranscoder, error) { return nil, ErrNoCodecs }

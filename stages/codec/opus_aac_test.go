@@ -1,0 +1,162 @@
+//go:build !nocodec
+
+package codec
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+)
+
+// opusPackets reads the Opus packets of the committed fixture with their
+// granule-derived start times (48 kHz samples).
+func opusPackets(t testing.TB) (pkts [][]byte) {
+	t.Helper()
+	f, err := os.Open("../../testdata/av.ogg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, _, err := oggreader.NewWith(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		page, _, err := r.ParseNextPage()
+		if errors.Is(err, io.EOF) {
+			return pkts
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) >= 8 && (string(page[:8]) == "OpusHead" || string(page[:8]) == "OpusTags") {
+			continue
+		}
+		pkts = append(pkts, page)
+	}
+}
+
+// adts prefixes one raw AAC-LC frame with an ADTS header (ISO/IEC 13818-7 6.2).
+func adts(frame []byte, channels int) []byte {
+	const profile, freqIdx = 1, 3 // AAC LC, 48 kHz
+	n := len(frame) + 7
+	h := []byte{0xFF, 0xF1,
+		byte(profile<<6 | freqIdx<<2 | channels>>2),
+		byte((channels&3)<<6 | (n >> 11)),
+		byte(n >> 3),
+		byte((n&7)<<5 | 0x1F),
+		0xFC}
+	return append(h, frame...)
+}
+
+func TestOpusToAAC(t *testing.T) {
+	pkts := opusPackets(t)
+	if len(pkts) < 500 {
+		t.Fatalf("fixture has %d packets, want 500 or so", len(pkts))
+	}
+	tc, err := NewOpusToAAC(AACSettings{Bitrate: 96000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	f := tc.Format()
+	// AudioSpecificConfig: object type 2 (LC), frequency index 3 (48 kHz), 2 channels.
+	if len(f.Config) < 2 || binary.BigEndian.Uint16(f.Config)>>11 != 2 || (f.Config[0]&7)<<1|f.Config[1]>>7 != 3 || (f.Config[1]>>3)&0xF != 2 {
+		t.Fatalf("AudioSpecificConfig %x is not AAC-LC 48 kHz stereo", f.Config)
+	}
+	const start = 480000 // a stream timeline that does not start at zero
+	var out []Packet
+	for i, p := range pkts {
+		got, err := tc.Transcode(p, start+int64(i)*960)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, got...)
+	}
+	rest, err := tc.Flush()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(out, rest...)
+	if len(out) == 0 {
+		t.Fatal("no AAC packets")
+	}
+	if out[0].PTS != start-int64(f.Delay) || f.Delay != 1024 {
+		t.Errorf("first AAC packet at %d with delay %d; want %d (priming before the first input sample)", out[0].PTS, f.Delay, start-1024)
+	}
+	for i := 1; i < len(out); i++ {
+		if out[i].PTS != out[i-1].PTS+1024 {
+			t.Fatalf("packet %d at %d follows %d: not contiguous", i, out[i].PTS, out[i-1].PTS)
+		}
+	}
+	end := out[len(out)-1].PTS + 1024 - start
+	if want := int64(len(pkts)) * 960; end < want || end > want+2048 {
+		t.Errorf("AAC covers %d samples after the start, want ~%d", end, int64(len(pkts))*960)
+	}
+
+	path := filepath.Join(t.TempDir(), "out.aac")
+	var file []byte
+	for _, p := range out {
+		file = append(file, adts(p.Data, 2)...)
+	}
+	if err := os.WriteFile(path, file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("ffprobe"); err != nil {
+		t.Skip("ffprobe not installed")
+	}
+	// Count decoded samples: ADTS has no duration header, so decode it all.
+	o, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "a", "-show_entries",
+		"stream=codec_name,profile,sample_rate,channels", "-of", "compact=p=0:nk=1", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe: %v\n%s", err, o)
+	}
+	if got := strings.TrimSpace(string(o)); got != "aac|LC|48000|2" {
+		t.Errorf("ffprobe says %q, want aac|LC|48000|2", got)
+	}
+	o, err = exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "a",
+		"-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe: %v\n%s", err, o)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(o)))
+	if dur := float64(n*1024-f.Delay) / 48000; dur < 9.95 || dur > 10.05 {
+		t.Errorf("decoded %d frames = %.3f s without priming, want 10 s", n, dur)
+	}
+	if o, _ := exec.Command("ffmpeg", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput(); len(o) != 0 {
+		t.Errorf("ffmpeg decode errors: %s", o)
+	}
+}
+
+// BenchmarkOpusToAAC is the CPU cost of one 20 ms Opus packet through
+// decode → filter → AAC encode. cores/stream = ns/op / 20e6.
+func BenchmarkOpusToAAC(b *testing.B) {
+	pkts := opusPackets(b)
+	tc, err := NewOpusToAAC(AACSettings{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tc.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := tc.Transcode(pkts[i%len(pkts)], int64(i)*960); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/20e6, "cores/stream")
+}
+
+func TestBadSettings(t *testing.T) {
+	if _, err := NewOpusToAAC(AACSettings{Bitrate: 1000}); !errors.Is(err, ErrBadSettings) {
+		t.Fatalf("got %v, want ErrBadSettings", err)
+	}
+}
