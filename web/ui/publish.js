@@ -79,11 +79,13 @@ function cleanup() {
 async function stop() {
   const loc = location_;
   location_ = null;
-  cleanup();
+  // DELETE first (RFC 9725 §4.3): closing the connection first would end
+  // the session on the gateway before the request arrives.
   if (loc) {
     const headers = $('token').value ? { Authorization: 'Bearer ' + $('token').value } : {};
     await fetch(loc, { method: 'DELETE', headers }).catch(() => {});
   }
+  cleanup();
   setState('idle');
 }
 
