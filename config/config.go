@@ -210,9 +210,9 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "%q is not one of text, json", c.Log.Format)
 	}
-	for key, v := range map[string]string{"auth.admin_token": c.Auth.AdminToken, "auth.publish_token": c.Auth.PublishToken, "auth.play_token": c.Auth.PlayToken} {
-		if strings.ContainsAny(v, " \t\r\n") {
-			bad(key, "must not contain white space")
+	for _, kv := range [][2]string{{"auth.admin_token", c.Auth.AdminToken}, {"auth.publish_token", c.Auth.PublishToken}, {"auth.play_token", c.Auth.PlayToken}} {
+		if strings.ContainsAny(kv[1], " \t\r\n") {
+			bad(kv[0], "must not contain white space") // the value is a secret: not echoed
 		}
 	}
 	if c.Auth.JWTSecret != "" && len(c.Auth.JWTSecret) < 32 {
