@@ -16,7 +16,7 @@ TEST_APT := ffmpeg nginx libnginx-mod-rtmp chromium $(CODEC_APT)
 VERSITYGW := v1.8.0
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build build-nocodec deps-go deps-run deps-test fmt-check vet race bench fuzz clean
+.PHONY: run test build build-nocodec deps-go deps-run deps-test fmt-check vet race bench fuzz clean ui-vendor
 
 run: deps-go deps-run
 	$(GO) run ./cmd/whipcast $(ARGS)
@@ -87,6 +87,13 @@ fuzz:
 			echo "$$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
+
+# Refreshes the web UI's embedded players (web/ui/vendor/) from the npm
+# packages pinned in e2e/browser/package.json; commit the result.
+ui-vendor: deps-test
+	mkdir -p web/ui/vendor
+	cp e2e/browser/node_modules/hls.js/dist/hls.min.js web/ui/vendor/hls.min.js
+	cp e2e/browser/node_modules/dashjs/dist/modern/umd/dash.all.min.js web/ui/vendor/dash.all.min.js
 
 clean:
 	rm -f whipcast

@@ -86,10 +86,19 @@ type WebRTC struct {
 	KeyframeInterval time.Duration `yaml:"keyframe_interval"`
 }
 
-// Auth holds the shared-secret tokens. Empty means open.
+// Auth holds the shared-secret tokens. Empty means open (the API: to
+// loopback clients only).
 type Auth struct {
+	// AdminToken, when set, is required as "Authorization: Bearer" on /v1.
+	// Default "": /v1 answers loopback clients only.
+	AdminToken string `yaml:"admin_token"`
 	// PublishToken, when set, is required as "Authorization: Bearer" on WHIP.
 	PublishToken string `yaml:"publish_token"`
+	// PlayToken, when set, gates HLS and DASH (?token= or Bearer).
+	PlayToken string `yaml:"play_token"`
+	// JWTSecret, when set, accepts HS256 JWTs (sub = stream glob, perm =
+	// publish/play) for publishing and playing, and gates playback.
+	JWTSecret string `yaml:"jwt_secret"`
 }
 
 // HLS shapes the Low-Latency HLS output.
@@ -234,6 +243,14 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		bad("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	for _, kv := range [][2]string{{"auth.admin_token", c.Auth.AdminToken}, {"auth.publish_token", c.Auth.PublishToken}, {"auth.play_token", c.Auth.PlayToken}} {
+		if strings.ContainsAny(kv[1], " \t\r\n") {
+			bad(kv[0], "must not contain white space") // the value is a secret: not echoed
+		}
+	}
+	if c.Auth.JWTSecret != "" && len(c.Auth.JWTSecret) < 32 {
+		bad("auth.jwt_secret", "must be at least 32 characters (HS256 key)")
 	}
 	c.validateStorage(bad)
 	return errors.Join(errs...)

@@ -42,7 +42,7 @@ const (
 func startGateway(t *testing.T, cfgYAML string) *gateway.Gateway {
 	t.Helper()
 	doc := "http:\n  addr: 127.0.0.1:0\nwebrtc:\n  port: 0\n  listen_ip: 127.0.0.1\n" + cfgYAML
-	cfg, err := config.Load([]byte(doc), nil)
+	cfg, err := config.Load([]byte(doc), tempStorage(t, cfgYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +65,16 @@ func startGateway(t *testing.T, cfgYAML string) *gateway.Gateway {
 		}
 	})
 	return g
+}
+
+// tempStorage keeps recordings (the API may start them on any gateway) in
+// the test's temporary directory when cfgYAML does not place them itself.
+func tempStorage(t *testing.T, cfgYAML string) []string {
+	if strings.Contains(cfgYAML, "storage:") {
+		return nil
+	}
+	dir := t.TempDir()
+	return []string{"WHIPCAST_STORAGE_PATH=" + dir + "/recordings", "WHIPCAST_STORAGE_SPOOL_DIR=" + dir + "/spool"}
 }
 
 func get(t *testing.T, url string) (int, string) {

@@ -32,6 +32,8 @@ type Stream struct {
 
 	framesIn atomic.Uint64
 	bytesIn  atomic.Uint64
+	dropped  atomic.Uint64
+	configs  []atomic.Pointer[Config] // by track ID: the last Config written
 }
 
 // NewStream makes a Stream. onKeyframeRequest, when not nil, is called by
@@ -47,6 +49,7 @@ func NewStream(name string, tracks []*Track, onKeyframeRequest func()) *Stream {
 		onKeyframe: onKeyframeRequest,
 		readers:    make(map[*Reader]struct{}),
 		done:       make(chan struct{}),
+		configs:    make([]atomic.Pointer[Config], len(tracks)),
 	}
 }
 
@@ -65,12 +68,19 @@ func (s *Stream) Track(k Kind) *Track {
 func (s *Stream) Write(f *Frame) {
 	s.framesIn.Add(1)
 	s.bytesIn.Add(uint64(len(f.Data)))
+	if f.Config != nil && f.Track != nil && f.Track.ID >= 0 && f.Track.ID < len(s.configs) {
+		// The pointer changes only when the parameters do: a load, rarely a store.
+		if c := &s.configs[f.Track.ID]; c.Load() != f.Config {
+			c.Store(f.Config)
+		}
+	}
 	s.mu.Lock()
 	for r := range s.readers {
 		select {
 		case r.ch <- f:
 		default:
 			delete(s.readers, r)
+			s.dropped.Add(1)
 			r.fail(ErrReaderTooSlow)
 		}
 	}
@@ -138,6 +148,18 @@ func (s *Stream) Readers() int {
 // Stats returns the frames and payload bytes written so far.
 func (s *Stream) Stats() (frames, bytes uint64) {
 	return s.framesIn.Load(), s.bytesIn.Load()
+}
+
+// Dropped counts the readers dropped for falling behind (ErrReaderTooSlow).
+func (s *Stream) Dropped() uint64 { return s.dropped.Load() }
+
+// LastConfig returns the newest codec configuration written on track t (nil
+// before its first keyframe): the API reads the picture size from it.
+func (s *Stream) LastConfig(t *Track) *Config {
+	if t == nil || t.ID < 0 || t.ID >= len(s.Tracks) || s.Tracks[t.ID] != t {
+		return nil
+	}
+	return s.configs[t.ID].Load()
 }
 
 func (s *Stream) remove(r *Reader) {

@@ -26,20 +26,48 @@ type Handlers struct {
 	DASH http.Handler
 	// Ready reports whether the gateway accepts publishes; nil means always.
 	Ready func() error
+	// API serves /v1/ (paths not stripped). Nil: no API.
+	API http.Handler
+	// Metrics serves /metrics and counts WHIP, HLS and DASH requests. Nil:
+	// no metrics.
+	Metrics *Metrics
+	// PlayAuth, when set, gates every /hls/ and /dash/ file (Auth.PlayAuth).
+	PlayAuth func(r *http.Request, stream string) error
+	// UI serves the embedded web pages: / (dashboard), /publish, /watch.
+	UI bool
 }
 
 // NewHandler returns the root handler of the gateway.
 func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	media := func(format string, next http.Handler) http.Handler {
+		if h.PlayAuth != nil {
+			next = gatePlay(h.PlayAuth, next)
+		}
+		if h.Metrics != nil {
+			next = h.Metrics.countMedia(format, next)
+		}
+		return next
+	}
 	if h.WHIP != nil {
-		mux.Handle("/whip/", http.StripPrefix("/whip/", h.WHIP))
+		whip := h.WHIP
+		if h.Metrics != nil {
+			whip = h.Metrics.countPublish(whip)
+		}
+		mux.Handle("/whip/", http.StripPrefix("/whip/", whip))
 	}
 	if h.HLS != nil {
-		mux.Handle("/hls/", http.StripPrefix("/hls/", h.HLS))
+		mux.Handle("/hls/", http.StripPrefix("/hls/", media("hls", h.HLS)))
 	}
 	if h.DASH != nil {
-		mux.Handle("/dash/", http.StripPrefix("/dash/", h.DASH))
+		mux.Handle("/dash/", http.StripPrefix("/dash/", media("dash", h.DASH)))
 		mux.HandleFunc("GET /time", serveTime)
+	}
+	if h.API != nil {
+		mux.Handle("/v1/", h.API)
+	}
+	if h.Metrics != nil {
+		mux.Handle("GET /metrics", h.Metrics.Handler())
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -56,10 +84,14 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprint(w, index)
-	})
+	if h.UI {
+		mountUI(mux)
+	} else {
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			fmt.Fprint(w, index)
+		})
+	}
 	return accessLog(mux, log)
 }
 

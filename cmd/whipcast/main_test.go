@@ -42,13 +42,14 @@ func TestRunRefusesBadInput(t *testing.T) {
 }
 
 func TestRunServesAndStopsOnSignal(t *testing.T) {
+	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr bytes.Buffer
 	started := make(chan *gateway.Gateway, 1)
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--http", "127.0.0.1:0", "--webrtc-port", "0", "--public-ip", "203.0.113.7"},
-			[]string{"WHIPCAST_WEBRTC_LISTEN_IP=127.0.0.1"}, &stderr, func(g *gateway.Gateway) { started <- g })
+			[]string{"WHIPCAST_WEBRTC_LISTEN_IP=127.0.0.1", "WHIPCAST_STORAGE_PATH=" + dir + "/rec", "WHIPCAST_STORAGE_SPOOL_DIR=" + dir + "/spool"}, &stderr, func(g *gateway.Gateway) { started <- g })
 	}()
 	var g *gateway.Gateway
 	select {

@@ -46,6 +46,7 @@ type Gateway struct {
 	hls    *packager.HLS
 	dash   *packager.DASH // nil when dash.enabled is false
 	rec    *recording     // recorder.go
+	events *web.Bus       // api.go
 	ln     net.Listener
 	srv    *http.Server
 }
@@ -53,7 +54,8 @@ type Gateway struct {
 // New opens the HTTP listener and the WebRTC media port and wires the parts.
 // Nothing is served until Run.
 func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
-	g := &Gateway{Registry: media.NewRegistry(), cfg: cfg, log: log}
+	g := &Gateway{Registry: media.NewRegistry(), cfg: cfg, log: log, events: &web.Bus{}}
+	g.watchStreams()
 
 	kfi := cfg.WebRTC.KeyframeInterval
 	if kfi == 0 {
@@ -123,16 +125,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		return nil, fmt.Errorf("http.addr: %w", err)
 	}
 	g.ln = ln
+	handlers := g.webHandlers() // api.go
+	handlers.HLS, handlers.DASH = g.hls, dash
+	handlers.WHIP = ingest.NewWHIPHandler(in, g.auth().PublishAuth(), log.With("component", "whip"))
 	g.srv = &http.Server{
-		Handler: web.NewHandler(web.Handlers{
-			WHIP: ingest.NewWHIPHandler(in, web.BearerAuth(cfg.Auth.PublishToken), log.With("component", "whip")),
-			HLS:  g.hls,
-			DASH: dash,
-		}, log.With("component", "http")),
+		Handler:           web.NewHandler(handlers, log.With("component", "http")),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	if cfg.Auth.PublishToken == "" && !isLoopback(ln.Addr()) {
+	if cfg.Auth.PublishToken == "" && cfg.Auth.JWTSecret == "" && !isLoopback(ln.Addr()) {
 		log.Warn("no auth.publish_token set: anyone who reaches this port may publish", "http", ln.Addr().String())
 	}
 	return g, nil
@@ -189,6 +190,7 @@ func (g *Gateway) closeParts() {
 	if g.dash != nil {
 		g.dash.Close()
 	}
+	g.events.Close()
 }
 
 func isLoopback(a net.Addr) bool {

@@ -13,9 +13,11 @@ import (
 // recording is the storage side of the gateway: the store, its spool and
 // the recorder, made only when some stream rule records.
 type recording struct {
-	spool *storage.Spool
-	rec   *recorder.Recorder
-	grace time.Duration
+	spool  *storage.Spool
+	rec    *recorder.Recorder
+	store  storage.Store
+	prefix string
+	grace  time.Duration
 }
 
 // newStore makes the configured store.
@@ -32,15 +34,9 @@ func newStore(cfg config.Storage) (storage.Store, string, error) {
 }
 
 // startRecording wires the recorder into the transmux service, uploads what
-// an earlier run left in the spool and finalises its open sessions.
+// an earlier run left in the spool and finalises its open sessions. It runs
+// whether or not a stream rule records: the API starts recordings on demand.
 func (g *Gateway) startRecording() error {
-	records := false
-	for _, r := range g.cfg.Streams {
-		records = records || r.Record
-	}
-	if !records {
-		return nil
-	}
 	store, prefix, err := newStore(g.cfg.Storage)
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
@@ -59,7 +55,8 @@ func (g *Gateway) startRecording() error {
 			r, ok := g.cfg.Rule(stream)
 			return ok && r.Record
 		},
-		Logger: g.log.With("component", "recorder"),
+		Logger:  g.log.With("component", "recorder"),
+		OnEvent: g.recordingEvent, // api.go
 	})
 	if err != nil {
 		sp.Close()
@@ -67,7 +64,7 @@ func (g *Gateway) startRecording() error {
 	}
 	rec.Recover()
 	rec.Attach(g.cmaf)
-	g.rec = &recording{spool: sp, rec: rec, grace: g.cfg.Storage.ShutdownTimeout}
+	g.rec = &recording{spool: sp, rec: rec, store: store, prefix: prefix, grace: g.cfg.Storage.ShutdownTimeout}
 	return nil
 }
 
@@ -95,7 +92,7 @@ func (g *Gateway) stopRecording() {
 	g.rec = nil
 }
 
-// Recorder returns the recorder, or nil when no stream rule records.
+// Recorder returns the recorder (nil once stopped).
 func (g *Gateway) Recorder() *recorder.Recorder {
 	if g.rec == nil {
 		return nil
@@ -103,7 +100,7 @@ func (g *Gateway) Recorder() *recorder.Recorder {
 	return g.rec.rec
 }
 
-// Spool returns the upload spool, or nil when no stream rule records.
+// Spool returns the upload spool (nil once stopped).
 func (g *Gateway) Spool() *storage.Spool {
 	if g.rec == nil {
 		return nil

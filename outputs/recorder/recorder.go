@@ -44,6 +44,9 @@ type Settings struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// OnEvent, when set, is told when a recording starts, is finalised or
+	// fails to be. It runs on the recorder's goroutines and must not block.
+	OnEvent func(Event)
 }
 
 // Recorder is a transmux consumer that records streams. Close finalises.
@@ -57,6 +60,7 @@ type Recorder struct {
 	mu       sync.Mutex
 	closed   bool
 	sessions map[*session]struct{}
+	taps     map[string]*tap // by stream name: every stream being transmuxed
 }
 
 // New makes a Recorder.
@@ -81,7 +85,7 @@ func New(s Settings) (*Recorder, error) {
 	if err := os.MkdirAll(s.WorkDir, 0o755); err != nil {
 		return nil, err
 	}
-	return &Recorder{set: s, log: log, sessions: map[*session]struct{}{}}, nil
+	return &Recorder{set: s, log: log, sessions: map[*session]struct{}{}, taps: map[string]*tap{}}, nil
 }
 
 // Attach records the streams sv transmuxes from now on (those Record
@@ -89,34 +93,26 @@ func New(s Settings) (*Recorder, error) {
 func (r *Recorder) Attach(sv *transmux.Service) { sv.AddConsumer(r.consume) }
 
 func (r *Recorder) consume(s *media.Stream) transmux.Sink {
-	if !r.set.Record(s.Name) {
-		return nil
-	}
+	t := &tap{r: r, stream: s, inits: map[*media.Track]*transmux.Init{}}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
-		return nil
-	}
-	start := s.Started
-	if start.IsZero() {
-		start = r.set.Now()
-	}
-	ss, err := r.newSession(s, start.UTC())
-	if err != nil {
-		r.log.Error("recorder: cannot record", "stream", s.Name, "err", err)
-		return nil
-	}
-	r.sessions[ss] = struct{}{}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		ss.run()
-		r.mu.Lock()
-		delete(r.sessions, ss)
 		r.mu.Unlock()
-	}()
-	r.log.Info("recorder: recording", "stream", s.Name, "key", ss.info.Base)
-	return ss
+		return nil
+	}
+	r.taps[s.Name] = t
+	r.mu.Unlock()
+	if r.set.Record(s.Name) {
+		start := s.Started
+		if start.IsZero() {
+			start = r.set.Now()
+		}
+		t.mu.Lock()
+		if _, err := t.startLocked(start); err != nil {
+			r.log.Error("recorder: cannot record", "stream", s.Name, "err", err)
+		}
+		t.mu.Unlock()
+	}
+	return t
 }
 
 // base returns the key prefix of a session.

@@ -43,7 +43,7 @@ func record(t *testing.T, abandonAfter int) (root, spoolDir string, rec *Recorde
 	for i, f := range fx.Frames {
 		if i == abandonAfter {
 			// Let the writer catch up, as it would in real time.
-			for len(sink.(*session).ch) > 0 {
+			for len(sink.(*tap).sess.ch) > 0 {
 				time.Sleep(10 * time.Millisecond)
 			}
 			time.Sleep(200 * time.Millisecond)

@@ -134,9 +134,11 @@ func (ss *session) run() {
 			}
 			if err := ss.r.finalize(ss.dir); err != nil {
 				log.Error("recorder: finalising failed; the session stays open for the next start", "err", err)
+				ss.r.emit(Event{Kind: EventFailed, Stream: ss.info.Stream, Key: ss.info.Base, Err: err})
 				continue
 			}
 			log.Info("recorder: recording finalised", "key", ss.info.Base)
+			ss.r.emit(Event{Kind: EventFinished, Stream: ss.info.Stream, Key: ss.info.Base})
 		}
 		if err != nil && !ss.failed {
 			// Keep going: a later segment may succeed (disk freed), and

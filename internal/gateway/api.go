@@ -1,0 +1,72 @@
+package gateway
+
+import (
+	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/outputs/recorder"
+	"github.com/whipcast/whipcast/web"
+)
+
+// auth is the gateway's access policy from config auth.*.
+func (g *Gateway) auth() *web.Auth {
+	a := g.cfg.Auth
+	return &web.Auth{Admin: a.AdminToken, Publish: a.PublishToken, Play: a.PlayToken, JWTSecret: a.JWTSecret}
+}
+
+// webHandlers makes the API, the metrics and the UI. Outputs (restreams)
+// plug in through web.Outputs once they exist.
+func (g *Gateway) webHandlers() web.Handlers {
+	auth := g.auth()
+	opt := web.APIOptions{Streams: g.Registry, Events: g.events, Auth: auth, Logger: g.log.With("component", "api")}
+	mopt := web.MetricsOptions{Streams: g.Registry, Events: g.events}
+	if g.rec != nil {
+		opt.Recorder, opt.Store, opt.StorePrefix = g.rec.rec, g.rec.store, g.rec.prefix
+		rec, sp := g.rec.rec, g.rec.spool
+		mopt.Recordings, mopt.Spool = rec.Sessions, sp.Status
+	}
+	return web.Handlers{
+		API:      web.NewAPI(opt),
+		Metrics:  web.NewMetrics(mopt),
+		PlayAuth: auth.PlayAuth(),
+		UI:       true,
+	}
+}
+
+// watchStreams turns publishes and their ends into events.
+func (g *Gateway) watchStreams() {
+	g.Registry.OnPublish(func(s *media.Stream) {
+		g.events.Publish(web.Event{Type: "stream.started", Stream: s.Name, Data: map[string]any{"tracks": trackNames(s)}})
+		go func() {
+			<-s.Done() // closed by Unpublish or Registry.Close, never left open
+			frames, bytes := s.Stats()
+			g.events.Publish(web.Event{Type: "stream.ended", Stream: s.Name, Data: map[string]any{
+				"frames_in": frames, "bytes_in": bytes}})
+		}()
+	})
+}
+
+func trackNames(s *media.Stream) []string {
+	out := make([]string, len(s.Tracks))
+	for i, t := range s.Tracks {
+		out[i] = t.Codec.String()
+	}
+	return out
+}
+
+// recordingEvent forwards the recorder's events.
+func (g *Gateway) recordingEvent(e recorder.Event) {
+	ev := web.Event{Stream: e.Stream, Data: map[string]any{"key": e.Key}}
+	switch e.Kind {
+	case recorder.EventStarted:
+		ev.Type = "recording.started"
+	case recorder.EventFinished:
+		ev.Type = "recording.finished"
+	case recorder.EventFailed:
+		ev.Type = "recording.failed"
+		ev.Data["error"] = e.Err.Error()
+	default:
+		return
+	}
+	g.events.Publish(ev)
+}
+
+var _ web.Recorder = (*recorder.Recorder)(nil)

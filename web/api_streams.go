@@ -1,0 +1,167 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/outputs/recorder"
+)
+
+// StreamInfo is a live stream as GET /v1/streams shows it.
+type StreamInfo struct {
+	Name string `json:"name"`
+	// State is "live" (streams are listed while published).
+	State   string      `json:"state"`
+	Started time.Time   `json:"started"`
+	Uptime  float64     `json:"uptime_seconds"`
+	Tracks  []TrackInfo `json:"tracks"`
+	// BitrateIn is the payload rate in bit/s over the last second or more
+	// (the average since the start on the first request).
+	BitrateIn float64 `json:"bitrate_in"`
+	FramesIn  uint64  `json:"frames_in"`
+	BytesIn   uint64  `json:"bytes_in"`
+	// Readers are the consumers attached to the stream (one transmuxer,
+	// restreams); ReadersDropped counts those dropped for falling behind.
+	Readers        int    `json:"readers"`
+	ReadersDropped uint64 `json:"readers_dropped"`
+	// Recording is the recording in progress, if any.
+	Recording *recorder.Active `json:"recording,omitempty"`
+	// Outputs are the stream's outputs (restreams).
+	Outputs []OutputStatus `json:"outputs"`
+	// Playback URLs, relative to the gateway.
+	HLS  string `json:"hls"`
+	DASH string `json:"dash"`
+}
+
+// TrackInfo is one track of a stream.
+type TrackInfo struct {
+	Kind      string `json:"kind"`
+	Codec     string `json:"codec"`
+	ClockRate uint32 `json:"clock_rate"`
+	Channels  int    `json:"channels,omitempty"`
+	Width     int    `json:"width,omitempty"`
+	Height    int    `json:"height,omitempty"`
+}
+
+func (a *API) streamInfo(s *media.Stream, now time.Time) StreamInfo {
+	frames, bytes := s.Stats()
+	si := StreamInfo{
+		Name: s.Name, State: "live", Started: s.Started.UTC(),
+		Uptime:    now.Sub(s.Started).Seconds(),
+		BitrateIn: a.rates.bitrate(s, now), FramesIn: frames, BytesIn: bytes,
+		Readers: s.Readers(), ReadersDropped: s.Dropped(),
+		Outputs: []OutputStatus{},
+		HLS:     "/hls/" + s.Name + "/index.m3u8",
+		DASH:    "/dash/" + s.Name + "/manifest.mpd",
+	}
+	for _, t := range s.Tracks {
+		ti := TrackInfo{Kind: t.Kind.String(), Codec: t.Codec.String(), ClockRate: t.ClockRate, Channels: t.Channels}
+		if c := s.LastConfig(t); c != nil {
+			ti.Width, ti.Height = c.Width, c.Height
+		}
+		si.Tracks = append(si.Tracks, ti)
+	}
+	if a.opt.Recorder != nil {
+		if act, ok := a.opt.Recorder.Recording(s.Name); ok {
+			si.Recording = &act
+		}
+	}
+	if a.opt.Outputs != nil {
+		if outs := a.opt.Outputs.List(s.Name); outs != nil {
+			si.Outputs = outs
+		}
+	}
+	return si
+}
+
+func (a *API) listStreams(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+	now := time.Now()
+	ss := a.opt.Streams.List()
+	sort.Slice(ss, func(i, j int) bool { return ss[i].Name < ss[j].Name })
+	out := make([]StreamInfo, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, a.streamInfo(s, now))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"streams": out})
+}
+
+// liveStream finds the stream of a route, answering 400/404 itself.
+func (a *API) liveStream(w http.ResponseWriter, name string) (*media.Stream, bool) {
+	if err := media.ValidateName(name); err != nil {
+		writeError(w, &apiError{http.StatusBadRequest, "bad_stream_name", err.Error()})
+		return nil, false
+	}
+	s, ok := a.opt.Streams.Get(name)
+	if !ok {
+		writeError(w, &apiError{http.StatusNotFound, "stream_not_found", "stream " + name + " is not live"})
+		return nil, false
+	}
+	return s, true
+}
+
+func (a *API) getStream(w http.ResponseWriter, _ *http.Request, v map[string]string) {
+	s, ok := a.liveStream(w, v["stream"])
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, a.streamInfo(s, time.Now()))
+}
+
+func (a *API) getRecording(w http.ResponseWriter, _ *http.Request, v map[string]string) {
+	if _, ok := a.liveStream(w, v["stream"]); !ok {
+		return
+	}
+	if a.opt.Recorder == nil {
+		writeError(w, notImplemented("recording"))
+		return
+	}
+	act, ok := a.opt.Recorder.Recording(v["stream"])
+	if !ok {
+		writeError(w, &apiError{http.StatusNotFound, "not_recording", "stream is not being recorded"})
+		return
+	}
+	writeJSON(w, http.StatusOK, act)
+}
+
+func (a *API) startRecording(w http.ResponseWriter, _ *http.Request, v map[string]string) {
+	if _, ok := a.liveStream(w, v["stream"]); !ok {
+		return
+	}
+	if a.opt.Recorder == nil {
+		writeError(w, notImplemented("recording"))
+		return
+	}
+	act, err := a.opt.Recorder.Start(v["stream"])
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusCreated, act)
+	case errors.Is(err, recorder.ErrNotLive):
+		writeError(w, &apiError{http.StatusNotFound, "stream_not_found", err.Error()})
+	case errors.Is(err, recorder.ErrRecording):
+		writeError(w, &apiError{http.StatusConflict, "already_recording", err.Error()})
+	case errors.Is(err, recorder.ErrTooSoon):
+		writeError(w, &apiError{http.StatusConflict, "too_soon", err.Error()})
+	default:
+		a.log.Error("api: recording not started", "stream", v["stream"], "err", err)
+		writeError(w, &apiError{http.StatusInternalServerError, "internal", err.Error()})
+	}
+}
+
+func (a *API) stopRecording(w http.ResponseWriter, _ *http.Request, v map[string]string) {
+	if _, ok := a.liveStream(w, v["stream"]); !ok {
+		return
+	}
+	if a.opt.Recorder == nil {
+		writeError(w, notImplemented("recording"))
+		return
+	}
+	act, err := a.opt.Recorder.Stop(v["stream"])
+	if err != nil {
+		writeError(w, &apiError{http.StatusNotFound, "not_recording", err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, act)
+}
