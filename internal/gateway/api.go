@@ -1,7 +1,13 @@
 package gateway
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/outputs"
+	"github.com/whipcast/whipcast/outputs/rtmp"
+	"github.com/whipcast/whipcast/stages/codec"
 	"github.com/whipcast/whipcast/outputs/recorder"
 	"github.com/whipcast/whipcast/web"
 )
@@ -12,11 +18,13 @@ func (g *Gateway) auth() *web.Auth {
 	return &web.Auth{Admin: a.AdminToken, Publish: a.PublishToken, Play: a.PlayToken, JWTSecret: a.JWTSecret}
 }
 
-// webHandlers makes the API, the metrics and the UI. Outputs (restreams)
-// plug in through web.Outputs once they exist.
+// webHandlers makes the API, the metrics and the UI.
 func (g *Gateway) webHandlers() web.Handlers {
 	auth := g.auth()
 	opt := web.APIOptions{Streams: g.Registry, Events: g.events, Auth: auth, Logger: g.log.With("component", "api")}
+	if g.Restream != nil {
+		opt.Outputs = restreamOutputs{g.Restream}
+	}
 	mopt := web.MetricsOptions{Streams: g.Registry, Events: g.events}
 	if g.rec != nil {
 		opt.Recorder, opt.Store, opt.StorePrefix = g.rec.rec, g.rec.store, g.rec.prefix
@@ -70,3 +78,42 @@ func (g *Gateway) recordingEvent(e recorder.Event) {
 }
 
 var _ web.Recorder = (*recorder.Recorder)(nil)
+
+// restreamOutputs is the restream manager as the API's web.Outputs.
+type restreamOutputs struct{ r *outputs.Restream }
+
+func outputStatus(o outputs.Output) web.OutputStatus {
+	return web.OutputStatus{ID: o.ID, Kind: "rtmp", URL: o.URL, State: o.State.String(), Error: o.LastError, Since: o.Since}
+}
+
+func (o restreamOutputs) List(stream string) []web.OutputStatus {
+	var out []web.OutputStatus
+	for _, d := range o.r.List(stream) {
+		out = append(out, outputStatus(d))
+	}
+	return out
+}
+
+func (o restreamOutputs) Add(stream string, spec web.OutputSpec) (web.OutputStatus, error) {
+	if spec.Kind != "" && spec.Kind != "rtmp" {
+		return web.OutputStatus{}, fmt.Errorf("%w: kind %q: only \"rtmp\" (rtmp:// and rtmps:// URLs)", web.ErrBadOutput, spec.Kind)
+	}
+	d, err := o.r.Add(stream, spec.URL)
+	switch {
+	case errors.Is(err, rtmp.ErrBadURL):
+		return web.OutputStatus{}, fmt.Errorf("%w: %w", web.ErrBadOutput, err)
+	case errors.Is(err, codec.ErrNoCodecs):
+		return web.OutputStatus{}, fmt.Errorf("%w: %w", web.ErrBadOutput, err)
+	case err != nil:
+		return web.OutputStatus{}, err
+	}
+	return outputStatus(d), nil
+}
+
+func (o restreamOutputs) Remove(stream, id string) error {
+	err := o.r.Remove(stream, id)
+	if errors.Is(err, outputs.ErrNoDestination) || errors.Is(err, outputs.ErrNotLive) {
+		return fmt.Errorf("%w: %q", web.ErrNoOutput, id)
+	}
+	return err
+}
