@@ -101,11 +101,19 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		g.closeParts()
 		return nil, err
 	}
+	// HLS, DASH, recordings (audio.codec aac) and RTMP outputs read video +
+	// AAC from the Opus→AAC stage: one transcode per stream, refcounted, while
+	// at least one of them needs it.
+	aac := stages.NewAAC(codec.AACSettings{Bitrate: int(cfg.Audio.Bitrate)}, log.With("component", "aac"))
+	switch {
+	case cfg.Audio.Codec != config.AudioAAC:
+	case codec.Available:
+		g.cmaf.SetSource(aac.Acquire)
+	default:
+		log.Warn("audio.codec is aac but this build has no codec support: HLS, DASH and recordings carry Opus (passthrough)")
+	}
 	g.cmaf.Attach(g.Registry)
 
-	// RTMP outputs read video + AAC from the Opus→AAC stage, which runs
-	// once per stream while at least one pusher needs it.
-	aac := stages.NewAAC(codec.AACSettings{Bitrate: int(cfg.Audio.Bitrate)}, log.With("component", "aac"))
 	rules := make([]outputs.Rule, len(cfg.Streams))
 	for i, r := range cfg.Streams {
 		rules[i] = outputs.Rule{Match: r.Match, Restream: r.Restream}
