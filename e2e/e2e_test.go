@@ -105,12 +105,8 @@ func mediaPlaylists(mv string) []string {
 // (passthrough).
 func TestE2EPublishWHIPPlayLLHLS(t *testing.T) {
 	checkNoLeaks(t)
-	defaultAudio := "aac"
-	if !codec.Available {
-		defaultAudio = "opus" // a nocodec build falls back to passthrough
-	}
 	for _, tc := range []struct{ name, cfg, audio string }{
-		{"default", "", defaultAudio},
+		{"default", "", defaultAudio()},
 		{"opus", "audio: {codec: opus}\n", "opus"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,6 +115,18 @@ func TestE2EPublishWHIPPlayLLHLS(t *testing.T) {
 		})
 	}
 }
+
+// defaultAudio is the audio codec of HLS, DASH and recordings with the
+// default config: aac, or opus in a nocodec build (passthrough fallback).
+func defaultAudio() string {
+	if codec.Available {
+		return "aac"
+	}
+	return "opus"
+}
+
+// codecsString is the RFC 6381 codecs value of an audio codec in CMAF.
+var codecsString = map[string]string{"aac": "mp4a.40.2", "opus": "opus"}
 
 // testPublishWHIPPlayLLHLS publishes to a gateway configured with cfg and
 // checks that the HLS output carries H.264 and audio (aac or opus).
@@ -173,7 +181,7 @@ func testPublishWHIPPlayLLHLS(t *testing.T, cfg, audio string) {
 	}
 	// RFC 8216bis 4.4.6.2: CODECS names every codec of the variant; Safari
 	// picks its decoder from it.
-	wantCodec := map[string]string{"aac": "mp4a.40.2", "opus": "opus"}[audio]
+	wantCodec := codecsString[audio]
 	if _, mv := get(t, hlsURL); !regexp.MustCompile(`CODECS="avc1\.[0-9a-f]{6},` + regexp.QuoteMeta(wantCodec) + `"`).MatchString(mv) {
 		t.Errorf("multivariant playlist: no CODECS=\"avc1.xxxxxx,%s\":\n%s", wantCodec, mv)
 	}
@@ -268,7 +276,7 @@ func testPublishWHIPPlayLLHLS(t *testing.T, cfg, audio string) {
 		vframes, vstart, acodec, aframes, astart, (astart-vstart)*1000, p.Format.Duration)
 
 	// No decode errors at all in the whole output.
-	if errs := hlsDecodeErrors(hlsURL); errs != "" {
+	if errs := ffmpegDecodeErrors(hlsURL); errs != "" {
 		t.Errorf("ffmpeg decode of the HLS output:\n%s", errs)
 	}
 

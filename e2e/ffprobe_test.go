@@ -66,11 +66,11 @@ func runProbe(t *testing.T, url string, count bool) *probe {
 	return &p
 }
 
-// hlsDecodeErrors decodes every frame of input with ffmpeg and returns what it
+// ffmpegDecodeErrors decodes every frame of input with ffmpeg and returns what it
 // reports ("" when clean). The null muxer's complaint about two video frames
 // on the same tick of its guessed frame rate is dropped: WebRTC video has
 // jittered timestamps, and that line says nothing about the input.
-func hlsDecodeErrors(input string) string {
+func ffmpegDecodeErrors(input string) string {
 	out, err := exec.Command("ffmpeg", "-v", "error", "-i", input, "-f", "null", "-").CombinedOutput()
 	var kept []string
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {

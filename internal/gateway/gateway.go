@@ -38,6 +38,8 @@ type Gateway struct {
 	Registry *media.Registry
 	// Restream runs the RTMP(S) outputs of the `streams:` rules.
 	Restream *outputs.Restream
+	// AAC is the Opus→AAC stage shared by HLS/DASH/recordings and RTMP.
+	AAC *stages.AAC
 
 	cfg    *config.Config
 	log    *slog.Logger
@@ -105,6 +107,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	// AAC from the Opus→AAC stage: one transcode per stream, refcounted, while
 	// at least one of them needs it.
 	aac := stages.NewAAC(codec.AACSettings{Bitrate: int(cfg.Audio.Bitrate)}, log.With("component", "aac"))
+	g.AAC = aac
 	switch {
 	case cfg.Audio.Codec != config.AudioAAC:
 	case codec.Available:
