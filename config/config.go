@@ -236,8 +236,8 @@ func (c *Config) Validate() error {
 		if r.Match == "" {
 			r.Match = "*"
 		}
-		for j, u := range r.Restream {
-			if err := checkRTMPURL(strings.ReplaceAll(u, "{stream}", "x")); err != nil {
+		for j, d := range r.Restream {
+			if err := checkRTMPURL(strings.ReplaceAll(d.URL, "{stream}", "x")); err != nil {
 				bad(fmt.Sprintf("streams[%d].restream[%d]", i, j), "%v", err)
 			}
 		}

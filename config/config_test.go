@@ -149,3 +149,28 @@ func TestRestreamConfig(t *testing.T) {
 		}
 	}
 }
+
+// A restream entry is a URL string or {url, enhanced}; both forms mix in one
+// list, and the mapping form is strict.
+func TestRestreamDestinations(t *testing.T) {
+	c, err := Load([]byte("streams:\n  - restream:\n    - rtmp://a/live/k\n    - {url: \"rtmps://b/app/{stream}\", enhanced: true}\n    - url: rtmp://c/live/k2\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Destination{{URL: "rtmp://a/live/k"}, {URL: "rtmps://b/app/{stream}", Enhanced: true}, {URL: "rtmp://c/live/k2"}}
+	if got := c.Streams[0].Restream; len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("restream %+v, want %+v", got, want)
+	}
+	for doc, msg := range map[string]string{
+		"streams:\n  - restream: [{url: \"rtmp://a/live/k\", enhance: true}]\n":   "field enhance not found",
+		"streams:\n  - restream: [{url: \"rtmp://a/live/k\", enhanced: maybe}]\n": "bool",
+		"streams:\n  - restream: [[\"rtmp://a/live/k\"]]\n":                       "a URL or {url",
+		"streams:\n  - restream: [{enhanced: true}]\n":                            "streams[0].restream[0]",
+		"streams:\n  - restream: [{url: \"http://a/live/s3cret\"}]\n":             "streams[0].restream[0]",
+	} {
+		_, err := Load([]byte(doc), nil)
+		if err == nil || !strings.Contains(err.Error(), msg) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%q: error %v, want one containing %q", doc, err, msg)
+		}
+	}
+}

@@ -14,10 +14,19 @@ import (
 )
 
 // Rule is one `streams:` entry: streams whose name matches Match get pushed
-// to every Restream URL ({stream} replaced by the stream name).
+// to every Restream destination ({stream} replaced by the stream name).
 type Rule struct {
 	Match    string
-	Restream []string
+	Restream []Destination
+}
+
+// Destination is one RTMP(S) server to push to.
+type Destination struct {
+	// URL is rtmp(s)://host[:port]/app/key; {stream} is replaced.
+	URL string
+	// Enhanced sends audio as E-RTMP Opus (no AAC transcode) instead of
+	// legacy AAC; the server must speak Enhanced RTMP v2.
+	Enhanced bool
 }
 
 // RestreamSettings configures Restream.
@@ -65,13 +74,24 @@ func (r *Restream) Enabled() bool {
 	return false
 }
 
-// URLs returns the destinations for a stream name (first matching rule).
+// URLs returns the destination URLs for a stream name (first matching rule).
 func (r *Restream) URLs(name string) []string {
+	ds := r.Destinations(name)
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.URL
+	}
+	return out
+}
+
+// Destinations returns the destinations for a stream name (first matching
+// rule), {stream} replaced.
+func (r *Restream) Destinations(name string) []Destination {
 	for _, rule := range r.s.Rules {
 		if media.MatchName(rule.Match, name) {
-			out := make([]string, len(rule.Restream))
-			for i, u := range rule.Restream {
-				out[i] = strings.ReplaceAll(u, "{stream}", name)
+			out := make([]Destination, len(rule.Restream))
+			for i, d := range rule.Restream {
+				out[i] = Destination{URL: strings.ReplaceAll(d.URL, "{stream}", name), Enhanced: d.Enhanced}
 			}
 			return out
 		}
@@ -91,8 +111,8 @@ func (r *Restream) Status(name string) []rtmp.Status {
 }
 
 func (r *Restream) onPublish(src *media.Stream) {
-	urls := r.URLs(src.Name)
-	if len(urls) == 0 {
+	dests := r.Destinations(src.Name)
+	if len(dests) == 0 {
 		return
 	}
 	select {
@@ -101,15 +121,35 @@ func (r *Restream) onPublish(src *media.Stream) {
 	default:
 	}
 	log := r.log.With("stream", src.Name)
-	derived, release, err := r.aac.Acquire(src)
-	if err != nil {
-		log.Error("restream disabled for this stream", "err", err)
-		return
+	// Legacy destinations read video + AAC from the shared Opus→AAC stage;
+	// enhanced ones read the published stream (Opus passes through), so a
+	// stream with only enhanced destinations starts no transcode.
+	var derived *media.Stream
+	release := func() {}
+	for _, d := range dests {
+		if d.Enhanced {
+			continue
+		}
+		var err error
+		derived, release, err = r.aac.Acquire(src)
+		if err != nil {
+			log.Error("restream to legacy (AAC) destinations disabled for this stream", "err", err)
+			derived = nil
+		}
+		break
 	}
 	var ps []*rtmp.Pusher
-	for _, u := range urls {
-		p, err := rtmp.New(derived, rtmp.Settings{
-			URL: u, AudioBitrate: r.s.AudioBitrate, Backoff: r.s.Backoff, TLS: r.s.TLS, Logger: log,
+	for _, d := range dests {
+		in, audio := derived, r.s.AudioBitrate
+		if d.Enhanced {
+			// The Opus bitrate is the publisher's: not announced.
+			in, audio = src, 0
+		}
+		if in == nil {
+			continue
+		}
+		p, err := rtmp.New(in, rtmp.Settings{
+			URL: d.URL, Enhanced: d.Enhanced, AudioBitrate: audio, Backoff: r.s.Backoff, TLS: r.s.TLS, Logger: log,
 		})
 		if err != nil {
 			log.Error("restream destination refused", "err", err) // ParseURL redacts

@@ -119,12 +119,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 
 	rules := make([]outputs.Rule, len(cfg.Streams))
 	for i, r := range cfg.Streams {
-		rules[i] = outputs.Rule{Match: r.Match, Restream: r.Restream}
+		rules[i] = outputs.Rule{Match: r.Match}
+		for _, d := range r.Restream {
+			rules[i].Restream = append(rules[i].Restream, outputs.Destination{URL: d.URL, Enhanced: d.Enhanced})
+		}
 	}
 	g.Restream = outputs.NewRestream(outputs.RestreamSettings{Rules: rules, AudioBitrate: int(cfg.Audio.Bitrate), TLS: RTMPTLS},
 		aac, log.With("component", "restream"))
 	if g.Restream.Enabled() && !codec.Available {
-		log.Warn("restream configured but this build has no codec support: RTMP outputs are off")
+		log.Warn("restream configured but this build has no codec support: only enhanced (E-RTMP Opus) RTMP outputs run")
 	}
 	g.Restream.Attach(g.Registry)
 
