@@ -39,16 +39,28 @@ type Config struct {
 	// Storage and Streams: config/storage.go.
 	Storage Storage      `yaml:"storage"`
 	Streams []StreamRule `yaml:"streams"`
-	// Audio configures the Opus→AAC transcode (used by RTMP outputs).
+	// Audio chooses the HLS/DASH/recording audio codec and configures the
+	// Opus→AAC transcode (used by those and by RTMP outputs).
 	Audio Audio `yaml:"audio"`
 }
 
 // Audio configures the AAC that whipcast makes from WebRTC's Opus, once per
-// stream, for consumers that need it (RTMP).
+// stream, for consumers that need it (HLS/DASH/recordings by default, RTMP).
 type Audio struct {
+	// Codec is the audio of HLS, DASH and recordings: aac (Opus transcoded
+	// once per stream; Safari plays it natively) or opus (passthrough).
+	// Default aac. A build without codec support (-tags nocodec) falls back
+	// to opus and says so at start.
+	Codec string `yaml:"codec"`
 	// Bitrate of the AAC-LC encoder, e.g. 128k. Default 128k.
 	Bitrate Bitrate `yaml:"bitrate"`
 }
+
+// Values of audio.codec.
+const (
+	AudioAAC  = "aac"
+	AudioOpus = "opus"
+)
 
 // RestreamEnabled reports whether any rule pushes anywhere.
 func (c *Config) RestreamEnabled() bool {
@@ -220,6 +232,11 @@ func (c *Config) Validate() error {
 	if c.DASH.TargetLatency < 500*time.Millisecond || c.DASH.TargetLatency > 30*time.Second {
 		bad("dash.target_latency", "%s is out of range 500ms-30s", c.DASH.TargetLatency)
 	}
+	switch c.Audio.Codec {
+	case AudioAAC, AudioOpus:
+	default:
+		bad("audio.codec", "%q is not one of aac, opus", c.Audio.Codec)
+	}
 	if c.Audio.Bitrate < 16000 || c.Audio.Bitrate > 512000 {
 		bad("audio.bitrate", "%d is out of range 16k-512k", c.Audio.Bitrate)
 	}
@@ -228,8 +245,8 @@ func (c *Config) Validate() error {
 		if r.Match == "" {
 			r.Match = "*"
 		}
-		for j, u := range r.Restream {
-			if err := checkRTMPURL(strings.ReplaceAll(u, "{stream}", "x")); err != nil {
+		for j, d := range r.Restream {
+			if err := checkRTMPURL(strings.ReplaceAll(d.URL, "{stream}", "x")); err != nil {
 				bad(fmt.Sprintf("streams[%d].restream[%d]", i, j), "%v", err)
 			}
 		}

@@ -15,7 +15,7 @@ func TestDefaultRuns(t *testing.T) {
 	}
 	if c.HTTP.Addr != ":8080" || c.WebRTC.Port != 8189 || c.HLS.Segment != 2*time.Second ||
 		c.HLS.Part != 200*time.Millisecond || c.HLS.Window != 7 || c.WebRTC.UDPBuffer != 4<<20 ||
-		!c.WebRTC.Loopback() {
+		!c.WebRTC.Loopback() || c.Audio.Codec != AudioAAC {
 		t.Fatalf("defaults wrong: %+v", c)
 	}
 }
@@ -23,9 +23,12 @@ func TestDefaultRuns(t *testing.T) {
 func TestFileOverridesAndEnv(t *testing.T) {
 	doc := []byte("http:\n  addr: 127.0.0.1:9000\nwebrtc:\n  public_ips: [203.0.113.7]\n  udp_buffer: 8MiB\nhls:\n  part: 300ms\n")
 	c, err := Load(doc, []string{"WHIPCAST_WEBRTC_PORT=9999", "WHIPCAST_AUTH_PUBLISH_TOKEN=s3cret", "PATH=/bin",
-		"WHIPCAST_WEBRTC_PUBLIC_IPS=198.51.100.1,198.51.100.2", "WHIPCAST_WEBRTC_INCLUDE_LOOPBACK=false"})
+		"WHIPCAST_WEBRTC_PUBLIC_IPS=198.51.100.1,198.51.100.2", "WHIPCAST_WEBRTC_INCLUDE_LOOPBACK=false", "WHIPCAST_AUDIO_CODEC=opus"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.Audio.Codec != AudioOpus {
+		t.Errorf("WHIPCAST_AUDIO_CODEC: %q", c.Audio.Codec)
 	}
 	if c.HTTP.Addr != "127.0.0.1:9000" || c.WebRTC.Port != 9999 || c.Auth.PublishToken != "s3cret" ||
 		c.HLS.Part != 300*time.Millisecond || c.HLS.Segment != 2*time.Second || c.WebRTC.UDPBuffer != 8<<20 ||
@@ -52,6 +55,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{doc: "hls:\n  window: 1\n", want: "hls.window"},
 		{doc: "dash:\n  target_latency: 100ms\n", want: "dash.target_latency"},
 		{doc: "log:\n  level: loud\n", want: "log.level"},
+		{doc: "audio:\n  codec: mp3\n", want: "audio.codec"},
+		{doc: "audio:\n  codec: AAC\n", want: "audio.codec"},
+		{doc: "audio:\n  codecs: aac\n", want: "field codecs not found"},
 		{env: "WHIPCAST_HTTP_ADRESS=x", want: "names no key"},
 		{env: "WHIPCAST_WEBRTC_PORT=abc", want: "WHIPCAST_WEBRTC_PORT"},
 	} {
@@ -140,6 +146,31 @@ func TestRestreamConfig(t *testing.T) {
 			t.Errorf("%q accepted", doc)
 		} else if strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("error shows the key: %v", err)
+		}
+	}
+}
+
+// A restream entry is a URL string or {url, enhanced}; both forms mix in one
+// list, and the mapping form is strict.
+func TestRestreamDestinations(t *testing.T) {
+	c, err := Load([]byte("streams:\n  - restream:\n    - rtmp://a/live/k\n    - {url: \"rtmps://b/app/{stream}\", enhanced: true}\n    - url: rtmp://c/live/k2\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Destination{{URL: "rtmp://a/live/k"}, {URL: "rtmps://b/app/{stream}", Enhanced: true}, {URL: "rtmp://c/live/k2"}}
+	if got := c.Streams[0].Restream; len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("restream %+v, want %+v", got, want)
+	}
+	for doc, msg := range map[string]string{
+		"streams:\n  - restream: [{url: \"rtmp://a/live/k\", enhance: true}]\n":   "field enhance not found",
+		"streams:\n  - restream: [{url: \"rtmp://a/live/k\", enhanced: maybe}]\n": "bool",
+		"streams:\n  - restream: [[\"rtmp://a/live/k\"]]\n":                       "a URL or {url",
+		"streams:\n  - restream: [{enhanced: true}]\n":                            "streams[0].restream[0]",
+		"streams:\n  - restream: [{url: \"http://a/live/s3cret\"}]\n":             "streams[0].restream[0]",
+	} {
+		_, err := Load([]byte(doc), nil)
+		if err == nil || !strings.Contains(err.Error(), msg) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%q: error %v, want one containing %q", doc, err, msg)
 		}
 	}
 }

@@ -43,9 +43,10 @@ type StreamRule struct {
 	Match string `yaml:"match"`
 	// Record records the stream to storage. Default false.
 	Record bool `yaml:"record"`
-	// Restream lists RTMP(S) URLs (rtmp://host[:port]/app/key) to push the
-	// stream to; {stream} is replaced by the stream name. Default none.
-	Restream []string `yaml:"restream"`
+	// Restream lists RTMP(S) destinations (rtmp://host[:port]/app/key, or
+	// {url, enhanced} for E-RTMP) to push the stream to; {stream} is replaced
+	// by the stream name. Default none.
+	Restream []Destination `yaml:"restream"`
 }
 
 // Rule returns the first rule matching stream, and false when none does.

@@ -121,7 +121,7 @@ func fragmentTimes(b []byte) ([]uint64, error) {
 }
 
 // TestE2EPublishWHIPPlayDASH: 10 s of H.264 + Opus over WHIP in, low-latency
-// DASH out. While live, the MPD is dynamic and the segment in production
+// DASH out (default config: video + AAC). While live, the MPD is dynamic and the segment in production
 // comes chunked; after the end it is static, ffprobe reads it, and every
 // segment it lists is a CMAF fragment whose tfdt is the timeline's @t.
 func TestE2EPublishWHIPPlayDASH(t *testing.T) {
@@ -207,8 +207,8 @@ func TestE2EPublishWHIPPlayDASH(t *testing.T) {
 		}
 		t.Logf("%s segment in production: %d chunks, %d bytes, streamed over %v", as.ContentType, len(times), len(b), took.Round(time.Millisecond))
 	}
-	if !strings.HasPrefix(codecs["video"], "avc1.") || len(codecs["video"]) != len("avc1.42c01f") || codecs["audio"] != "opus" {
-		t.Errorf("codecs %v, want avc1.xxxxxx and opus", codecs)
+	if !strings.HasPrefix(codecs["video"], "avc1.") || len(codecs["video"]) != len("avc1.42c01f") || codecs["audio"] != codecsString[defaultAudio()] {
+		t.Errorf("codecs %v, want avc1.xxxxxx and %s", codecs, codecsString[defaultAudio()])
 	}
 
 	if _, err := pub.Wait(); err != nil {
@@ -267,8 +267,8 @@ func TestE2EPublishWHIPPlayDASH(t *testing.T) {
 	p := runProbe(t, mpdURL, false)
 	vcodec, _, _, vok := p.stream("video")
 	acodec, _, _, aok := p.stream("audio")
-	if !vok || !aok || vcodec != "h264" || acodec != "opus" {
-		t.Fatalf("ffprobe codecs: video %q audio %q, want h264 and opus", vcodec, acodec)
+	if !vok || !aok || vcodec != "h264" || acodec != defaultAudio() {
+		t.Fatalf("ffprobe codecs: video %q audio %q, want h264 and %s", vcodec, acodec, defaultAudio())
 	}
 	if d := p.duration(); math.Abs(d-fixtureSeconds) > 1 {
 		t.Errorf("ffprobe duration %.3f s, want %.1f ± 1 s", d, fixtureSeconds)

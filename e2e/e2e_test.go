@@ -14,7 +14,7 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -28,6 +28,7 @@ import (
 	"github.com/whipcast/whipcast/config"
 	"github.com/whipcast/whipcast/internal/gateway"
 	"github.com/whipcast/whipcast/internal/whipclient"
+	"github.com/whipcast/whipcast/stages/codec"
 )
 
 const (
@@ -108,10 +109,39 @@ func mediaPlaylists(mv string) []string {
 }
 
 // TestE2EPublishWHIPPlayLLHLS is the foundation's end-to-end check: 10 s of
-// H.264 + Opus over WHIP in, LL-HLS out, read by two independent readers.
+// H.264 + Opus over WHIP in, LL-HLS out, read by three independent readers.
+// It runs twice side by side: with the default config (audio.codec aac: the
+// Opus is transcoded to AAC-LC 48 kHz) and with audio.codec opus
+// (passthrough).
 func TestE2EPublishWHIPPlayLLHLS(t *testing.T) {
 	checkNoLeaks(t)
-	g := startGateway(t, "")
+	for _, tc := range []struct{ name, cfg, audio string }{
+		{"default", "", defaultAudio()},
+		{"opus", "audio: {codec: opus}\n", "opus"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testPublishWHIPPlayLLHLS(t, tc.cfg, tc.audio)
+		})
+	}
+}
+
+// defaultAudio is the audio codec of HLS, DASH and recordings with the
+// default config: aac, or opus in a nocodec build (passthrough fallback).
+func defaultAudio() string {
+	if codec.Available {
+		return "aac"
+	}
+	return "opus"
+}
+
+// codecsString is the RFC 6381 codecs value of an audio codec in CMAF.
+var codecsString = map[string]string{"aac": "mp4a.40.2", "opus": "opus"}
+
+// testPublishWHIPPlayLLHLS publishes to a gateway configured with cfg and
+// checks that the HLS output carries H.264 and audio (aac or opus).
+func testPublishWHIPPlayLLHLS(t *testing.T, cfg, audio string) {
+	g := startGateway(t, cfg)
 	base := "http://" + g.HTTPAddr().String()
 	const stream = "e2e/cam1"
 	hlsURL := base + "/hls/" + stream + "/index.m3u8"
@@ -159,6 +189,12 @@ func TestE2EPublishWHIPPlayLLHLS(t *testing.T) {
 	if videoPlaylist == "" {
 		t.Fatal("multivariant playlist names no video playlist")
 	}
+	// RFC 8216bis 4.4.6.2: CODECS names every codec of the variant; Safari
+	// picks its decoder from it.
+	wantCodec := codecsString[audio]
+	if _, mv := get(t, hlsURL); !regexp.MustCompile(`CODECS="avc1\.[0-9a-f]{6},` + regexp.QuoteMeta(wantCodec) + `"`).MatchString(mv) {
+		t.Errorf("multivariant playlist: no CODECS=\"avc1.xxxxxx,%s\":\n%s", wantCodec, mv)
+	}
 
 	// Reader 1 while live: gohlslib's LL-HLS client from the live edge.
 	live := playHLS(t, hlsURL, 4*time.Second)
@@ -170,6 +206,9 @@ func TestE2EPublishWHIPPlayLLHLS(t *testing.T) {
 	}
 	if live.nonMonotonic != "" {
 		t.Fatal("live client:", live.nonMonotonic)
+	}
+	if live.audioCodec != audio {
+		t.Fatalf("live client: audio codec %q, want %q", live.audioCodec, audio)
 	}
 
 	stats, err := pub.Wait()
@@ -193,9 +232,29 @@ func TestE2EPublishWHIPPlayLLHLS(t *testing.T) {
 	// keyframe is not packaged: the publisher starts both tracks at once,
 	// which leaves at most one 20 ms Opus packet ahead of it.
 	all := playHLS(t, hlsURL, 0)
-	if all.video != stats.VideoFrames || all.audio > stats.AudioPackets || all.audio < stats.AudioPackets-1 {
-		t.Errorf("HLS holds %d video frames and %d audio packets; %d and %d were sent",
-			all.video, all.audio, stats.VideoFrames, stats.AudioPackets)
+	if all.video != stats.VideoFrames {
+		t.Errorf("HLS holds %d video frames; %d were sent", all.video, stats.VideoFrames)
+	}
+	switch audio {
+	case "opus":
+		// Passthrough: the very packets that were sent.
+		if all.audio > stats.AudioPackets || all.audio < stats.AudioPackets-1 {
+			t.Errorf("HLS holds %d Opus packets; %d were sent", all.audio, stats.AudioPackets)
+		}
+	case "aac":
+		// AAC frames are 1024 samples, Opus packets 960: compare durations.
+		// The AAC output may be longer by the encoder's priming frame and the
+		// last partly filled frame, and shorter by the Opus before the first
+		// keyframe; it must have no hole.
+		sent := float64(stats.AudioPackets) * 0.020
+		got := float64(all.audioSamples) / 48000
+		if all.audioRate != 48000 || math.Abs(got-sent) > 0.1 {
+			t.Errorf("HLS holds %.3f s of AAC at %d Hz; %.3f s of Opus were sent", got, all.audioRate, sent)
+		}
+		if all.audioGaps != 0 {
+			t.Errorf("AAC has %d holes or overlaps between frames", all.audioGaps)
+		}
+		t.Logf("AAC: %d frames, %.3f s (Opus sent: %d packets, %.3f s)", all.audio, got, stats.AudioPackets, sent)
 	}
 	if !all.firstVideoKey {
 		t.Error("first video frame of the recording is not a keyframe")
@@ -211,8 +270,8 @@ func TestE2EPublishWHIPPlayLLHLS(t *testing.T) {
 	p := runProbe(t, hlsURL, true)
 	vcodec, vstart, vframes, vok := p.stream("video")
 	acodec, astart, aframes, aok := p.stream("audio")
-	if !vok || !aok || vcodec != "h264" || acodec != "opus" {
-		t.Fatalf("ffprobe codecs: video %q audio %q, want h264 and opus", vcodec, acodec)
+	if !vok || !aok || vcodec != "h264" || acodec != audio {
+		t.Fatalf("ffprobe codecs: video %q audio %q, want h264 and %s", vcodec, acodec, audio)
 	}
 	if d := p.duration(); math.Abs(d-fixtureSeconds) > 1 {
 		t.Errorf("ffprobe duration %.3f s, want %.1f ± 1 s", d, fixtureSeconds)
@@ -223,12 +282,12 @@ func TestE2EPublishWHIPPlayLLHLS(t *testing.T) {
 	if vframes != stats.VideoFrames {
 		t.Errorf("ffprobe decoded %d video frames, %d were sent", vframes, stats.VideoFrames)
 	}
-	t.Logf("ffprobe: h264 %d frames from %.3f s, opus %d frames from %.3f s, duration %s s",
-		vframes, vstart, aframes, astart, p.Format.Duration)
+	t.Logf("ffprobe: h264 %d frames from %.3f s, %s %d frames from %.3f s (A/V start offset %+.0f ms), duration %s s",
+		vframes, vstart, acodec, aframes, astart, (astart-vstart)*1000, p.Format.Duration)
 
 	// No decode errors at all in the whole output.
-	if out, err := exec.Command("ffmpeg", "-v", "error", "-i", hlsURL, "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
-		t.Errorf("ffmpeg decode of the HLS output: %v\n%s", err, out)
+	if errs := ffmpegDecodeErrors(hlsURL); errs != "" {
+		t.Errorf("ffmpeg decode of the HLS output:\n%s", errs)
 	}
 
 	// The name is free again, and nothing is left running.
@@ -265,6 +324,13 @@ type played struct {
 	firstAudioPTS  int64
 	videoClockRate int
 	audioClockRate int
+	// audioCodec is "aac" or "opus"; audioRate the AAC sample rate.
+	audioCodec string
+	audioRate  int
+	// audioSamples is the AAC duration in samples; audioGaps counts AAC
+	// frames that do not start where the previous one ended.
+	audioSamples int64
+	audioGaps    int
 }
 
 // playHLS plays url with gohlslib's client for d (0: until the playlist
@@ -308,8 +374,32 @@ func playHLS(t *testing.T, url string, d time.Duration) played {
 					lastV = dts
 					res.video++
 				})
+			case *codecs.MPEG4Audio:
+				res.audioClockRate = tr.ClockRate
+				res.audioCodec = "aac"
+				res.audioRate = tr.Codec.(*codecs.MPEG4Audio).Config.SampleRate
+				var next int64
+				c.OnDataMPEG4Audio(tr, func(pts int64, aus [][]byte) {
+					mu.Lock()
+					defer mu.Unlock()
+					if res.audio == 0 {
+						res.firstAudioPTS = pts
+					} else if pts != next {
+						res.audioGaps++
+					}
+					if pts <= lastA && res.nonMonotonic == "" {
+						res.nonMonotonic = fmt.Sprintf("audio PTS %d after %d", pts, lastA)
+					}
+					lastA = pts
+					// AAC-LC frames are 1024 samples (ISO/IEC 14496-3 4.5.2.1).
+					n := int64(len(aus)) * 1024 * int64(tr.ClockRate) / int64(max(res.audioRate, 1))
+					next = pts + n
+					res.audioSamples += int64(len(aus)) * 1024
+					res.audio += len(aus)
+				})
 			case *codecs.Opus:
 				res.audioClockRate = tr.ClockRate
+				res.audioCodec = "opus"
 				c.OnDataOpus(tr, func(pts int64, packets [][]byte) {
 					mu.Lock()
 					defer mu.Unlock()

@@ -172,7 +172,7 @@ func waitRecording(t *testing.T, st storage.Store, stream string, within time.Du
 }
 
 // checkRecording probes the MP4 and the VOD playlist of a downloaded
-// recording: h264 + opus, the duration, and (when frames > 0) every frame.
+// recording: h264 + the default audio codec, the duration, and (when frames > 0) every frame.
 func checkRecording(t *testing.T, dir string, seconds float64, frames int) {
 	t.Helper()
 	pl, err := os.ReadFile(filepath.Join(dir, "video.m3u8"))
@@ -186,8 +186,8 @@ func checkRecording(t *testing.T, dir string, seconds float64, frames int) {
 		p := runProbe(t, filepath.Join(dir, f), true)
 		vcodec, _, vframes, vok := p.stream("video")
 		acodec, _, aframes, aok := p.stream("audio")
-		if !vok || !aok || vcodec != "h264" || acodec != "opus" {
-			t.Errorf("%s: codecs video %q audio %q, want h264 and opus", f, vcodec, acodec)
+		if !vok || !aok || vcodec != "h264" || acodec != defaultAudio() {
+			t.Errorf("%s: codecs video %q audio %q, want h264 and %s", f, vcodec, acodec, defaultAudio())
 		}
 		if d := p.duration(); math.Abs(d-seconds) > 1 {
 			t.Errorf("%s: duration %.3f s, want %.1f ± 1 s", f, d, seconds)
@@ -195,7 +195,7 @@ func checkRecording(t *testing.T, dir string, seconds float64, frames int) {
 		if frames > 0 && vframes != frames {
 			t.Errorf("%s: %d video frames, %d were sent", f, vframes, frames)
 		}
-		t.Logf("%s: h264 %d frames, opus %d frames, %s s", f, vframes, aframes, p.Format.Duration)
+		t.Logf("%s: h264 %d frames, %s %d frames, %s s", f, vframes, acodec, aframes, p.Format.Duration)
 	}
 	if out, err := exec.Command("ffmpeg", "-v", "error", "-i", filepath.Join(dir, "recording.mp4"), "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
 		t.Errorf("ffmpeg decode of recording.mp4: %v\n%s", err, out)

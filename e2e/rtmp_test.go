@@ -122,14 +122,9 @@ func restreamState(g *gateway.Gateway, stream string, i int) rtmp.Status {
 	return st[i]
 }
 
-// decodeErrors runs `ffmpeg -v error -i FILE -f null -` and returns what it prints.
-func decodeErrors(t *testing.T, file string) string {
-	out, err := exec.Command("ffmpeg", "-v", "error", "-i", file, "-f", "null", "-").CombinedOutput()
-	if err != nil {
-		return fmt.Sprintf("%v: %s", err, out)
-	}
-	return string(out)
-}
+// decodeErrors runs `ffmpeg -v error -i FILE -f null -` and returns what it
+// prints (ffmpegDecodeErrors).
+func decodeErrors(_ *testing.T, file string) string { return ffmpegDecodeErrors(file) }
 
 func checkFLVRecording(t *testing.T, file string, minDur, maxDur float64) {
 	t.Helper()
@@ -182,6 +177,10 @@ func TestE2ERestreamRTMP(t *testing.T) {
 	defer pub.Close()
 	waitFor(t, 5*time.Second, "RTMP output live", func() bool { return restreamState(g, "rtmp1", 0).State == rtmp.StateLive })
 	waitFor(t, 3*time.Second, "dead output retrying", func() bool { return restreamState(g, "rtmp1", 1).State == rtmp.StateRetrying })
+	// HLS, DASH and both RTMP outputs share one Opus→AAC transcode.
+	if n := g.AAC.Running(); n != 1 {
+		t.Errorf("%d Opus→AAC transcodes running for one stream, want 1", n)
+	}
 	for _, st := range g.Restream.Status("rtmp1") {
 		if strings.Contains(st.URL, "hunter2") || strings.Contains(st.URL, "rtmp1") || strings.Contains(st.LastError, "hunter2") {
 			t.Errorf("status shows the stream key: %+v", st)
@@ -194,6 +193,7 @@ func TestE2ERestreamRTMP(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "outputs stopped", func() bool { return len(g.Restream.Status("rtmp1")) == 0 })
+	waitFor(t, 5*time.Second, "the transcode stopped", func() bool { return g.AAC.Running() == 0 })
 	n.stop()
 	recs := n.recordings()
 	if len(recs) != 1 {

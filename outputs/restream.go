@@ -17,10 +17,19 @@ import (
 )
 
 // Rule is one `streams:` entry: streams whose name matches Match get pushed
-// to every Restream URL ({stream} replaced by the stream name).
+// to every Restream destination ({stream} replaced by the stream name).
 type Rule struct {
 	Match    string
-	Restream []string
+	Restream []Destination
+}
+
+// Destination is one RTMP(S) server to push to.
+type Destination struct {
+	// URL is rtmp(s)://host[:port]/app/key; {stream} is replaced.
+	URL string
+	// Enhanced sends audio as E-RTMP Opus (no AAC transcode) instead of
+	// legacy AAC; the server must speak Enhanced RTMP v2.
+	Enhanced bool
 }
 
 // RestreamSettings configures Restream.
@@ -37,8 +46,10 @@ type RestreamSettings struct {
 
 // Restream runs the RTMP(S) pushers of live streams: on each publish those
 // of the first matching rule, and any added through the API while live.
-// A failing destination affects only itself. The Opus→AAC stage of a stream
-// runs while the stream has at least one destination.
+// A failing destination affects only itself. Legacy destinations read video
+// + AAC from the stream's Opus→AAC stage, which runs while the stream has at
+// least one of them; enhanced (E-RTMP) destinations read the published
+// stream itself, Opus passing through.
 type Restream struct {
 	s   RestreamSettings
 	aac *stages.AAC
@@ -55,22 +66,36 @@ type Restream struct {
 // restreamed is one live stream and its destinations. Guarded by Restream.mu.
 type restreamed struct {
 	src     *media.Stream
-	derived *media.Stream // video + AAC; nil while there is no destination
+	derived *media.Stream // video + AAC; nil while no legacy destination needs it
 	release func()
 	dests   []*destination
 	ended   bool
 }
 
+// legacy counts the destinations that read the AAC stream.
+func (st *restreamed) legacy() int {
+	n := 0
+	for _, d := range st.dests {
+		if !d.enhanced {
+			n++
+		}
+	}
+	return n
+}
+
 // destination is one pusher with the id the API knows it by.
 type destination struct {
-	id string
-	p  *rtmp.Pusher
+	id       string
+	enhanced bool
+	p        *rtmp.Pusher
 }
 
 // Output is one destination of a stream as List reports it.
 type Output struct {
 	// ID names the destination in Remove.
 	ID string
+	// Enhanced is true for an E-RTMP destination (Opus passed through).
+	Enhanced bool
 	rtmp.Status
 }
 
@@ -101,13 +126,24 @@ func (r *Restream) Enabled() bool {
 	return false
 }
 
-// URLs returns the destinations for a stream name (first matching rule).
+// URLs returns the destination URLs for a stream name (first matching rule).
 func (r *Restream) URLs(name string) []string {
+	ds := r.Destinations(name)
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.URL
+	}
+	return out
+}
+
+// Destinations returns the destinations for a stream name (first matching
+// rule), {stream} replaced.
+func (r *Restream) Destinations(name string) []Destination {
 	for _, rule := range r.s.Rules {
 		if media.MatchName(rule.Match, name) {
-			out := make([]string, len(rule.Restream))
-			for i, u := range rule.Restream {
-				out[i] = strings.ReplaceAll(u, "{stream}", name)
+			out := make([]Destination, len(rule.Restream))
+			for i, d := range rule.Restream {
+				out[i] = Destination{URL: strings.ReplaceAll(d.URL, "{stream}", name), Enhanced: d.Enhanced}
 			}
 			return out
 		}
@@ -115,7 +151,7 @@ func (r *Restream) URLs(name string) []string {
 	return nil
 }
 
-// Status returns the state of each destination of a stream.
+// Status returns the state of each destination of a stream (keys redacted).
 func (r *Restream) Status(name string) []rtmp.Status {
 	var out []rtmp.Status
 	for _, o := range r.List(name) {
@@ -134,31 +170,31 @@ func (r *Restream) List(name string) []Output {
 	}
 	out := make([]Output, 0, len(st.dests))
 	for _, d := range st.dests {
-		out = append(out, Output{ID: d.id, Status: d.p.Status()})
+		out = append(out, Output{ID: d.id, Enhanced: d.enhanced, Status: d.p.Status()})
 	}
 	return out
 }
 
-// Add starts pushing a live stream to url ({stream} replaced) and returns
-// the new destination. A bad URL is refused with the error of rtmp.ParseURL,
-// which never shows the stream key.
-func (r *Restream) Add(name, url string) (Output, error) {
-	url = strings.ReplaceAll(url, "{stream}", name)
+// Add starts pushing a live stream to d ({stream} in the URL replaced) and
+// returns the new destination. A bad URL is refused with the error of
+// rtmp.ParseURL, which never shows the stream key.
+func (r *Restream) Add(name string, d Destination) (Output, error) {
+	d.URL = strings.ReplaceAll(d.URL, "{stream}", name)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.live[name]
 	if st == nil || st.ended {
 		return Output{}, ErrNotLive
 	}
-	d, err := r.addLocked(st, url)
+	dst, err := r.addLocked(st, d)
 	if err != nil {
 		return Output{}, err
 	}
-	return Output{ID: d.id, Status: d.p.Status()}, nil
+	return Output{ID: dst.id, Enhanced: dst.enhanced, Status: dst.p.Status()}, nil
 }
 
 // Remove stops one destination of a live stream; the stream's AAC stage
-// stops with its last destination.
+// stops with its last legacy destination.
 func (r *Restream) Remove(name, id string) error {
 	r.mu.Lock()
 	st := r.live[name]
@@ -174,7 +210,7 @@ func (r *Restream) Remove(name, id string) error {
 	d := st.dests[i]
 	st.dests = slices.Delete(st.dests, i, i+1)
 	var release func()
-	if len(st.dests) == 0 {
+	if st.derived != nil && st.legacy() == 0 {
 		release, st.derived, st.release = st.release, nil, nil
 	}
 	r.mu.Unlock()
@@ -185,32 +221,36 @@ func (r *Restream) Remove(name, id string) error {
 	return nil
 }
 
-// addLocked makes and starts a pusher, acquiring the AAC stage first when
-// the stream has none. Called with r.mu held.
-func (r *Restream) addLocked(st *restreamed, url string) (*destination, error) {
-	if st.derived == nil {
-		derived, release, err := r.aac.Acquire(st.src)
-		if err != nil {
-			return nil, err
+// addLocked makes and starts a pusher; a legacy destination acquires the
+// AAC stage first when the stream has none. Called with r.mu held.
+func (r *Restream) addLocked(st *restreamed, d Destination) (*destination, error) {
+	in, audio := st.src, 0 // enhanced: Opus as published, bitrate not announced
+	if !d.Enhanced {
+		if st.derived == nil {
+			derived, release, err := r.aac.Acquire(st.src)
+			if err != nil {
+				return nil, err
+			}
+			st.derived, st.release = derived, release
 		}
-		st.derived, st.release = derived, release
+		in, audio = st.derived, r.s.AudioBitrate
 	}
-	p, err := rtmp.New(st.derived, rtmp.Settings{
-		URL: url, AudioBitrate: r.s.AudioBitrate, Backoff: r.s.Backoff, TLS: r.s.TLS,
+	p, err := rtmp.New(in, rtmp.Settings{
+		URL: d.URL, Enhanced: d.Enhanced, AudioBitrate: audio, Backoff: r.s.Backoff, TLS: r.s.TLS,
 		Logger: r.log.With("stream", st.src.Name),
 	})
 	if err != nil {
-		if len(st.dests) == 0 {
+		if st.derived != nil && st.legacy() == 0 {
 			st.release()
 			st.derived, st.release = nil, nil
 		}
 		return nil, err
 	}
 	r.nextID++
-	d := &destination{id: "rtmp-" + strconv.FormatUint(r.nextID, 10), p: p}
-	st.dests = append(st.dests, d)
+	dst := &destination{id: "rtmp-" + strconv.FormatUint(r.nextID, 10), enhanced: d.Enhanced, p: p}
+	st.dests = append(st.dests, dst)
 	p.Start()
-	return d, nil
+	return dst, nil
 }
 
 func (r *Restream) onPublish(src *media.Stream) {
@@ -223,8 +263,8 @@ func (r *Restream) onPublish(src *media.Stream) {
 	st := &restreamed{src: src}
 	r.mu.Lock()
 	r.live[src.Name] = st
-	for _, u := range r.URLs(src.Name) {
-		if _, err := r.addLocked(st, u); err != nil {
+	for _, d := range r.Destinations(src.Name) {
+		if _, err := r.addLocked(st, d); err != nil {
 			log.Error("restream destination refused", "err", err) // ParseURL redacts
 		}
 	}
@@ -243,7 +283,7 @@ func (r *Restream) onPublish(src *media.Stream) {
 			delete(r.live, src.Name)
 		}
 		r.mu.Unlock()
-		// Pushers drain what the derived stream still holds, then stop.
+		// Pushers drain what their input still holds, then stop.
 		for _, d := range dests {
 			select {
 			case <-d.p.Done():

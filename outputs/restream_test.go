@@ -20,12 +20,15 @@ func TestMatchAndURLs(t *testing.T) {
 	}
 	r := NewRestream(RestreamSettings{Rules: []Rule{
 		{Match: "test*"},
-		{Match: "*", Restream: []string{"rtmp://h/live/{stream}", "rtmps://h2/app/k-{stream}"}},
+		{Match: "*", Restream: []Destination{{URL: "rtmp://h/live/{stream}"}, {URL: "rtmps://h2/app/k-{stream}", Enhanced: true}}},
 	}}, nil, nil)
 	if u := r.URLs("test1"); len(u) != 0 {
 		t.Errorf("first match wins: %v", u)
 	}
 	if u := r.URLs("a/b"); len(u) != 2 || u[0] != "rtmp://h/live/a/b" || u[1] != "rtmps://h2/app/k-a/b" {
 		t.Errorf("URLs %v", u)
+	}
+	if d := r.Destinations("a/b"); len(d) != 2 || d[0].Enhanced || !d[1].Enhanced {
+		t.Errorf("Destinations %+v", d)
 	}
 }

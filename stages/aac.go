@@ -110,6 +110,7 @@ func (a *AAC) start(src *media.Stream) (*aacStage, error) {
 		tracks[i] = &c
 	}
 	derived := media.NewStream(src.Name, tracks, src.RequestKeyframe)
+	derived.Started = src.Started // recordings are named by the publish time
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &aacStage{derived: derived, cancel: cancel, done: make(chan struct{})}
 	r := &aacRun{src: src, derived: derived, tc: tc, opus: opus, log: a.log.With("stream", src.Name)}

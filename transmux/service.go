@@ -14,6 +14,12 @@ import (
 // It runs on the publisher's goroutine and must not block.
 type Consumer func(s *media.Stream) Sink
 
+// Source maps a published stream to the stream that is transmuxed in its
+// place, e.g. the Opus→AAC stage's derived stream (video + AAC). release is
+// called once when the transmuxer is done with it. A Source runs on the
+// publisher's goroutine and must not block for long.
+type Source func(published *media.Stream) (s *media.Stream, release func(), err error)
+
 // Service runs one Transmuxer per published stream and hands its output to
 // every Consumer (the HLS and DASH packagers, the recorder), so a stream is
 // muxed once however many formats and outputs read it: they all share the
@@ -28,6 +34,7 @@ type Service struct {
 
 	mu        sync.Mutex
 	consumers []Consumer
+	source    Source
 	closed    bool
 }
 
@@ -50,6 +57,16 @@ func (sv *Service) AddConsumer(c Consumer) {
 	sv.mu.Unlock()
 }
 
+// SetSource makes every stream published from now on go through src before
+// it is transmuxed; consumers then see the stream src returns. When src
+// fails for a stream, that stream is transmuxed as published and the error
+// is logged. Default: the published stream itself.
+func (sv *Service) SetSource(src Source) {
+	sv.mu.Lock()
+	sv.source = src
+	sv.mu.Unlock()
+}
+
 // Attach transmuxes every stream published on reg from now on.
 func (sv *Service) Attach(reg *media.Registry) {
 	reg.OnPublish(sv.publish)
@@ -63,6 +80,15 @@ func (sv *Service) publish(s *media.Stream) {
 	if sv.closed {
 		return
 	}
+	release := func() {}
+	if sv.source != nil {
+		d, rel, err := sv.source(s)
+		if err != nil {
+			sv.log.Warn("transmux: stream source failed; packaging the stream as published", "stream", s.Name, "err", err)
+		} else {
+			s, release = d, rel
+		}
+	}
 	var sinks multiSink
 	for _, c := range sv.consumers {
 		if sink := c(s); sink != nil {
@@ -70,6 +96,7 @@ func (sv *Service) publish(s *media.Stream) {
 		}
 	}
 	if len(sinks) == 0 {
+		release()
 		return
 	}
 	var sink Sink = sinks
@@ -82,6 +109,7 @@ func (sv *Service) publish(s *media.Stream) {
 		for _, k := range sinks {
 			k.OnEnd(err)
 		}
+		release()
 		return
 	}
 	r := s.Subscribe("transmux", sv.set.ReaderQueue)
@@ -90,6 +118,7 @@ func (sv *Service) publish(s *media.Stream) {
 		defer sv.wg.Done()
 		err := tm.Run(sv.ctx, r)
 		r.Close()
+		release()
 		if err != nil && !errors.Is(err, context.Canceled) {
 			sv.log.Warn("transmux: stream stopped", "stream", s.Name, "err", err)
 		}

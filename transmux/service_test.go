@@ -1,6 +1,7 @@
 package transmux_test
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -65,5 +66,63 @@ func TestServiceSharesOneMuxAmongConsumers(t *testing.T) {
 		if a.segs[i] != b.segs[i] {
 			t.Fatalf("segment %d differs between consumers: muxed twice", i)
 		}
+	}
+}
+
+// A Source replaces the published stream: consumers see and the transmuxer
+// reads the stream it returns, and its release runs once when the transmuxer
+// is done. A failing Source leaves the published stream in place.
+func TestServiceSource(t *testing.T) {
+	fx, err := transmuxtest.Load("../testdata/av.h264", "../testdata/av.ogg", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := media.NewRegistry()
+	sv := transmux.NewService(transmux.Settings{ReaderQueue: len(fx.Frames) + 1}, nil)
+	var derived *media.Stream
+	released := 0
+	sv.SetSource(func(s *media.Stream) (*media.Stream, func(), error) {
+		if s.Name == "broken" {
+			return nil, nil, errors.New("no stage")
+		}
+		derived = media.NewStream(s.Name, fx.Tracks(), nil)
+		return derived, func() { released++ }, nil
+	})
+	seen := map[string]*media.Stream{}
+	rec := map[string]*recorder{}
+	sv.AddConsumer(func(s *media.Stream) transmux.Sink {
+		seen[s.Name] = s
+		rec[s.Name] = &recorder{ended: make(chan struct{})}
+		return rec[s.Name]
+	})
+	sv.Attach(reg)
+
+	s, err := reg.Publish("staged", fx.Tracks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen["staged"] != derived || s.Readers() != 0 || derived.Readers() != 1 {
+		t.Fatalf("consumer saw %p (derived %p); readers: published %d, derived %d",
+			seen["staged"], derived, s.Readers(), derived.Readers())
+	}
+	for _, f := range fx.Frames {
+		derived.Write(f)
+	}
+	derived.Close()
+	<-rec["staged"].ended
+	reg.Unpublish(s)
+
+	b, err := reg.Publish("broken", fx.Tracks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen["broken"] != b || b.Readers() != 1 {
+		t.Fatalf("failing source: consumer saw %p, want the published %p", seen["broken"], b)
+	}
+	reg.Unpublish(b)
+	<-rec["broken"].ended
+	sv.Close()
+	if released != 1 || len(rec["staged"].segs) == 0 {
+		t.Fatalf("release ran %d times (want 1); %d segments", released, len(rec["staged"].segs))
 	}
 }

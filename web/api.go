@@ -34,6 +34,8 @@ type OutputSpec struct {
 	Kind string `json:"kind"`
 	// URL is the destination, e.g. rtmp://live.example.com/app/KEY.
 	URL string `json:"url"`
+	// Enhanced sends Opus as E-RTMP audio instead of transcoding to AAC.
+	Enhanced bool `json:"enhanced,omitempty"`
 }
 
 // OutputStatus is one output of a stream as the API shows it.
@@ -43,6 +45,8 @@ type OutputStatus struct {
 	// URL is the destination with its secret parts (stream key, password)
 	// redacted.
 	URL string `json:"url"`
+	// Enhanced is true for an E-RTMP destination.
+	Enhanced bool `json:"enhanced,omitempty"`
 	// State is starting, live, retrying, failed or stopped.
 	State string `json:"state"`
 	// Error is the last error in words.

@@ -6,9 +6,9 @@ import (
 
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/outputs"
+	"github.com/whipcast/whipcast/outputs/recorder"
 	"github.com/whipcast/whipcast/outputs/rtmp"
 	"github.com/whipcast/whipcast/stages/codec"
-	"github.com/whipcast/whipcast/outputs/recorder"
 	"github.com/whipcast/whipcast/web"
 )
 
@@ -83,7 +83,7 @@ var _ web.Recorder = (*recorder.Recorder)(nil)
 type restreamOutputs struct{ r *outputs.Restream }
 
 func outputStatus(o outputs.Output) web.OutputStatus {
-	return web.OutputStatus{ID: o.ID, Kind: "rtmp", URL: o.URL, State: o.State.String(), Error: o.LastError, Since: o.Since}
+	return web.OutputStatus{ID: o.ID, Kind: "rtmp", URL: o.URL, Enhanced: o.Enhanced, State: o.State.String(), Error: o.LastError, Since: o.Since}
 }
 
 func (o restreamOutputs) List(stream string) []web.OutputStatus {
@@ -98,7 +98,7 @@ func (o restreamOutputs) Add(stream string, spec web.OutputSpec) (web.OutputStat
 	if spec.Kind != "" && spec.Kind != "rtmp" {
 		return web.OutputStatus{}, fmt.Errorf("%w: kind %q: only \"rtmp\" (rtmp:// and rtmps:// URLs)", web.ErrBadOutput, spec.Kind)
 	}
-	d, err := o.r.Add(stream, spec.URL)
+	d, err := o.r.Add(stream, outputs.Destination{URL: spec.URL, Enhanced: spec.Enhanced})
 	switch {
 	case errors.Is(err, rtmp.ErrBadURL):
 		return web.OutputStatus{}, fmt.Errorf("%w: %w", web.ErrBadOutput, err)

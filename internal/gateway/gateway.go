@@ -38,6 +38,8 @@ type Gateway struct {
 	Registry *media.Registry
 	// Restream runs the RTMP(S) outputs of the `streams:` rules.
 	Restream *outputs.Restream
+	// AAC is the Opus→AAC stage shared by HLS/DASH/recordings and RTMP.
+	AAC *stages.AAC
 
 	cfg    *config.Config
 	log    *slog.Logger
@@ -103,19 +105,31 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		g.closeParts()
 		return nil, err
 	}
+	// HLS, DASH, recordings (audio.codec aac) and RTMP outputs read video +
+	// AAC from the Opus→AAC stage: one transcode per stream, refcounted, while
+	// at least one of them needs it.
+	aac := stages.NewAAC(codec.AACSettings{Bitrate: int(cfg.Audio.Bitrate)}, log.With("component", "aac"))
+	g.AAC = aac
+	switch {
+	case cfg.Audio.Codec != config.AudioAAC:
+	case codec.Available:
+		g.cmaf.SetSource(aac.Acquire)
+	default:
+		log.Warn("audio.codec is aac but this build has no codec support: HLS, DASH and recordings carry Opus (passthrough)")
+	}
 	g.cmaf.Attach(g.Registry)
 
-	// RTMP outputs read video + AAC from the Opus→AAC stage, which runs
-	// once per stream while at least one pusher needs it.
-	aac := stages.NewAAC(codec.AACSettings{Bitrate: int(cfg.Audio.Bitrate)}, log.With("component", "aac"))
 	rules := make([]outputs.Rule, len(cfg.Streams))
 	for i, r := range cfg.Streams {
-		rules[i] = outputs.Rule{Match: r.Match, Restream: r.Restream}
+		rules[i] = outputs.Rule{Match: r.Match}
+		for _, d := range r.Restream {
+			rules[i].Restream = append(rules[i].Restream, outputs.Destination{URL: d.URL, Enhanced: d.Enhanced})
+		}
 	}
 	g.Restream = outputs.NewRestream(outputs.RestreamSettings{Rules: rules, AudioBitrate: int(cfg.Audio.Bitrate), TLS: RTMPTLS},
 		aac, log.With("component", "restream"))
 	if g.Restream.Enabled() && !codec.Available {
-		log.Warn("restream configured but this build has no codec support: RTMP outputs are off")
+		log.Warn("restream configured but this build has no codec support: only enhanced (E-RTMP Opus) RTMP outputs run")
 	}
 	g.Restream.Attach(g.Registry)
 

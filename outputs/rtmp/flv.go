@@ -97,6 +97,10 @@ func metadata(cfg *media.Config, audio *media.Track, audioKbps, frameRate float6
 	}
 	if audio != nil {
 		m["audiocodecid"] = float64(flvtag.SoundFormatAAC)
+		if audio.Codec == media.CodecOpus {
+			// E-RTMP "Enhancing onMetaData": an enhanced codec's id is its FOURCC.
+			m["audiocodecid"] = float64(opusFourCCNumber)
+		}
 		m["audiosamplerate"] = float64(audio.ClockRate)
 		m["audiosamplesize"] = 16.0
 		m["stereo"] = audio.Channels == 2

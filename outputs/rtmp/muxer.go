@@ -106,6 +106,15 @@ func (m *muxer) push(f *media.Frame) (ready []message, err error) {
 		cts := int32(math.Round(float64(f.PTS-f.DTS) * 1000 / float64(f.Track.ClockRate)))
 		m.queue(message{kind: msgVideo, body: videoFrame(f.Data, f.Keyframe, cts)}, ms)
 	} else {
+		if m.audio.Codec == media.CodecOpus {
+			// E-RTMP: the OpusHead sequence start, then one packet per message.
+			if !m.aSent {
+				m.aSent = true
+				m.queue(message{kind: msgAudio, body: opusSequenceStart(m.audio.Channels)}, ms)
+			}
+			m.queue(message{kind: msgAudio, body: opusFrame(f.Data)}, ms)
+			return m.ready(), nil
+		}
 		if !m.aSent {
 			if f.Config == nil || len(f.Config.AudioSpecificConfig) == 0 {
 				return nil, nil

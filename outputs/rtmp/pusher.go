@@ -71,6 +71,11 @@ type Settings struct {
 	URL string
 	// AudioBitrate (bits/s) is announced in onMetaData. Default: not announced.
 	AudioBitrate int
+	// Enhanced sends Opus audio as Enhanced RTMP (E-RTMP v2, FourCC "Opus")
+	// instead of dropping it; the stream may then carry Opus rather than
+	// AAC, and no transcode is needed. Only for servers that speak E-RTMP.
+	// Default false: legacy AAC only.
+	Enhanced bool
 	// Backoff shapes the reconnect delays.
 	Backoff Backoff
 	// MaxRetries is how many reconnects in a row are tried before the state
@@ -126,8 +131,8 @@ type Pusher struct {
 	once   sync.Once
 }
 
-// New makes a Pusher for src (which must carry AAC audio, not Opus: see
-// stages.AAC). It returns ErrBadURL for a bad destination.
+// New makes a Pusher for src (which must carry AAC audio, see stages.AAC,
+// or Opus with Settings.Enhanced). It returns ErrBadURL for a bad destination.
 func New(src *media.Stream, s Settings) (*Pusher, error) {
 	t, err := ParseURL(s.URL)
 	if err != nil {
@@ -279,8 +284,8 @@ func (p *Pusher) session(ctx context.Context) (liveAt time.Time, err error) {
 	p.set(p.Status().State, nil, func(s *Status) { s.Connects++ })
 
 	video, audio := p.src.Track(media.KindVideo), p.src.Track(media.KindAudio)
-	if audio != nil && audio.Codec != media.CodecAAC {
-		audio = nil // RTMP carries AAC only; Opus would need the AAC stage
+	if audio != nil && audio.Codec != media.CodecAAC && !(p.s.Enhanced && audio.Codec == media.CodecOpus) {
+		audio = nil // legacy RTMP carries AAC only; Opus needs the AAC stage or E-RTMP
 	}
 	if video != nil && video.Codec != media.CodecH264 {
 		video = nil
