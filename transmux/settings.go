@@ -15,9 +15,11 @@ const (
 // Settings configure a Transmuxer. The zero value of each field means its
 // default; New never writes into the caller's Settings.
 type Settings struct {
-	// SegmentTarget is the minimum segment duration: a segment ends at the
-	// first video keyframe at least this far after its start (audio-only
-	// streams cut at any frame). Default 2 s.
+	// SegmentTarget is the segment duration aimed at: a segment ends at the
+	// first video keyframe at least SegmentTarget − min(SegmentTarget/4,
+	// 500 ms) after its start, so the keyframes ingest requests just ahead
+	// of the target cut there (audio-only streams cut at any frame).
+	// Default 2 s.
 	SegmentTarget time.Duration
 	// PartTarget is the target duration of a part (LL-HLS partial segment,
 	// CMAF chunk). A part is closed before the next frame would make it

@@ -34,7 +34,7 @@ type Transmuxer struct {
 	leadStart int64 // lead DTS of the first sample
 	leadTime  int64 // lead DTS up to which cuts are decided
 	origin    float64
-	segTarget int64 // in lead timescale
+	segTarget int64 // shortest segment cut at a keyframe, in lead timescale
 	partTgt   int64
 	ended     bool
 	resyncs   int
@@ -106,7 +106,17 @@ func New(s Settings, tracks []*media.Track, sink Sink) (*Transmuxer, error) {
 		}
 	}
 	r := m.lead.rate
-	m.segTarget = int64(m.set.SegmentTarget) * r / int64(time.Second)
+	// A segment ends at the first keyframe that comes at most a quarter of
+	// the target (500 ms at most) before it. Ingest asks publishers for a
+	// keyframe a little ahead of the target (browsers send them only when
+	// asked), and one that lands just short of the target must cut the
+	// segment, not leave it a whole GOP longer.
+	// Audio-only streams, cut at any frame, keep the whole target.
+	cut := m.set.SegmentTarget
+	if m.lead.video {
+		cut -= min(cut/4, 500*time.Millisecond)
+	}
+	m.segTarget = int64(cut) * r / int64(time.Second)
 	m.partTgt = int64(m.set.PartTarget) * r / int64(time.Second)
 	return m, nil
 }
