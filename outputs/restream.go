@@ -42,6 +42,10 @@ type RestreamSettings struct {
 	Backoff rtmp.Backoff
 	// TLS is the client configuration for rtmps (custom CA). Default: system roots.
 	TLS *tls.Config
+	// OnState, when set, is told every state change of every destination
+	// (stream name, destination id, new status with the key redacted), on
+	// the pusher's goroutine. It must not block.
+	OnState func(stream, id string, s rtmp.Status)
 }
 
 // Restream runs the RTMP(S) pushers of live streams: on each publish those
@@ -235,10 +239,16 @@ func (r *Restream) addLocked(st *restreamed, d Destination) (*destination, error
 		}
 		in, audio = st.derived, r.s.AudioBitrate
 	}
-	p, err := rtmp.New(in, rtmp.Settings{
+	id := "rtmp-" + strconv.FormatUint(r.nextID+1, 10)
+	set := rtmp.Settings{
 		URL: d.URL, Enhanced: d.Enhanced, AudioBitrate: audio, Backoff: r.s.Backoff, TLS: r.s.TLS,
 		Logger: r.log.With("stream", st.src.Name),
-	})
+	}
+	if on := r.s.OnState; on != nil {
+		name := st.src.Name
+		set.OnState = func(s rtmp.Status) { on(name, id, s) }
+	}
+	p, err := rtmp.New(in, set)
 	if err != nil {
 		if st.derived != nil && st.legacy() == 0 {
 			st.release()
@@ -247,7 +257,7 @@ func (r *Restream) addLocked(st *restreamed, d Destination) (*destination, error
 		return nil, err
 	}
 	r.nextID++
-	dst := &destination{id: "rtmp-" + strconv.FormatUint(r.nextID, 10), enhanced: d.Enhanced, p: p}
+	dst := &destination{id: id, enhanced: d.Enhanced, p: p}
 	st.dests = append(st.dests, dst)
 	p.Start()
 	return dst, nil

@@ -13,7 +13,7 @@ import (
 // Event is one message of GET /v1/events.
 type Event struct {
 	// Type is e.g. stream.started, stream.ended, recording.started,
-	// recording.finished, recording.failed (docs/api.md).
+	// recording.finished, recording.failed, output.state (docs/api.md).
 	Type   string    `json:"type"`
 	Time   time.Time `json:"time"`
 	Stream string    `json:"stream,omitempty"`

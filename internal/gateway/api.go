@@ -117,3 +117,13 @@ func (o restreamOutputs) Remove(stream, id string) error {
 	}
 	return err
 }
+
+// outputEvent turns a destination's state change into an output.state event
+// (the URL with its key as ****, the last error in words).
+func (g *Gateway) outputEvent(stream, id string, s rtmp.Status) {
+	if g.events == nil {
+		return
+	}
+	g.events.Publish(web.Event{Type: "output.state", Stream: stream, Data: map[string]any{
+		"id": id, "kind": "rtmp", "url": s.URL, "state": s.State.String(), "error": s.LastError}})
+}

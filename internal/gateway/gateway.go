@@ -126,8 +126,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 			rules[i].Restream = append(rules[i].Restream, outputs.Destination{URL: d.URL, Enhanced: d.Enhanced})
 		}
 	}
-	g.Restream = outputs.NewRestream(outputs.RestreamSettings{Rules: rules, AudioBitrate: int(cfg.Audio.Bitrate), TLS: RTMPTLS},
-		aac, log.With("component", "restream"))
+	g.Restream = outputs.NewRestream(outputs.RestreamSettings{Rules: rules, AudioBitrate: int(cfg.Audio.Bitrate), TLS: RTMPTLS,
+		OnState: g.outputEvent}, aac, log.With("component", "restream"))
 	if g.Restream.Enabled() && !codec.Available {
 		log.Warn("restream configured but this build has no codec support: only enhanced (E-RTMP Opus) RTMP outputs run")
 	}
