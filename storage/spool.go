@@ -95,10 +95,13 @@ type Spool struct {
 	closed   bool
 }
 
-// op is one queued upload, or with del one removal from the store.
+// op is one queued upload, or with del one removal from the store. file,
+// when set, holds a pinned older version of key (see PutFunc).
 type op struct {
-	key string
-	del bool
+	key  string
+	del  bool
+	file string
+	fd   *os.File // the version to upload, opened when the op is taken
 }
 
 // NewSpool opens (or creates) the spool directory, counts what a previous
@@ -189,6 +192,7 @@ func (sp *Spool) PutFunc(key string, write func(io.Writer) error) error {
 	if err == nil {
 		// Under mu, so the uploader's check-and-delete cannot interleave,
 		// and stamps follow the order of commits.
+		sp.pinLocked(key, name)
 		_, statErr := os.Stat(name)
 		existed = statErr == nil
 		sp.stampLocked(tmp)
@@ -212,7 +216,8 @@ func (sp *Spool) PutFunc(key string, write func(io.Writer) error) error {
 }
 
 // Delete removes key from the store once everything spooled before has been
-// uploaded; a version of key still waiting in the spool is dropped. Unlike
+// uploaded, a version of key still waiting in the spool included (what was
+// spooled before may name it: it must reach the store first). Unlike
 // puts, deletes are kept in memory only: one queued while the queue
 // overflows, or not yet run at a crash or Close, is lost (the object stays
 // in the store).
@@ -225,15 +230,40 @@ func (sp *Spool) Delete(key string) error {
 	if sp.closed {
 		return ErrClosed
 	}
-	if sp.queued[key] {
-		sp.unqueueLocked(key)
-	}
-	if err := os.Remove(filepath.Join(sp.data, filepath.FromSlash(key))); err == nil {
-		sp.pending--
-		sp.notifyLocked()
-	}
 	sp.enqueueLocked(op{key: key, del: true})
 	return nil
+}
+
+// pinLocked keeps the queued version of key in its place when a new one
+// replaces it before its upload and it is the only version queued: what was
+// spooled after it may need some version of key in the store (a
+// multivariant playlist names a media playlist), and the new version must
+// not go before what was spooled in between (a media playlist names a new
+// segment). The old file moves aside and is uploaded where it was queued;
+// later versions coalesce into one. A pinned file is a temporary file: a
+// restart drops it (the newest version is still uploaded).
+func (sp *Spool) pinLocked(key, name string) {
+	if !sp.queued[key] {
+		return
+	}
+	idx := -1
+	for i, q := range sp.queue {
+		if q.key == key && !q.del {
+			if q.file != "" {
+				return // already pinned: the newer versions coalesce
+			}
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return
+	}
+	side := filepath.Join(filepath.Dir(name), fmt.Sprintf(".tmp-pin-%d-%s", time.Now().UnixNano(), filepath.Base(name)))
+	if os.Rename(name, side) != nil {
+		return
+	}
+	sp.queue[idx].file = side
+	delete(sp.queued, key)
 }
 
 // stampLocked sets name's modification time to the next spool stamp, so a
@@ -263,7 +293,7 @@ func (sp *Spool) enqueueLocked(o op) {
 		found := false
 		for _, q := range sp.queue {
 			switch {
-			case q.key == o.key:
+			case q.key == o.key && q.file == "":
 				found = found || !q.del
 				if q.del {
 					sp.deleteDoneLocked()
@@ -307,15 +337,6 @@ func (sp *Spool) deleteDoneLocked() {
 	sp.notifyLocked()
 }
 
-func (sp *Spool) unqueueLocked(key string) {
-	for i, o := range sp.queue {
-		if o.key == key && !o.del {
-			sp.queue = append(sp.queue[:i], sp.queue[i+1:]...)
-			break
-		}
-	}
-	delete(sp.queued, key)
-}
 
 func (sp *Spool) poke() {
 	select {
@@ -386,8 +407,12 @@ func (sp *Spool) next() (op, bool) {
 		if len(sp.queue) > 0 {
 			o := sp.queue[0]
 			sp.queue = sp.queue[1:]
-			if !o.del {
+			if !o.del && o.file == "" {
 				delete(sp.queued, o.key)
+				// Opened under mu: a Put of a newer version after this
+				// point is queued anew, never uploaded in this op's place
+				// (retries included).
+				o.fd, _ = os.Open(filepath.Join(sp.data, filepath.FromSlash(o.key)))
 			}
 			sp.mu.Unlock()
 			return o, true
@@ -424,7 +449,14 @@ func (sp *Spool) requeue(keys []string) {
 		}
 	}
 	for _, o := range during {
-		if o.del || !sp.queued[o.key] {
+		if o.file != "" {
+			sp.queue = append(sp.queue, o)
+		} else {
+			if o.del {
+				sp.deletes-- // counted again as it is queued again
+			}
+			// A put listed by the scan too moves here: the file may be
+			// this newer version.
 			sp.enqueueLocked(o)
 		}
 	}
@@ -448,8 +480,10 @@ func (sp *Spool) run() {
 					sp.deleteDoneLocked()
 					sp.mu.Unlock()
 				}
+			} else if o.file != "" {
+				err = sp.uploadPinned(o)
 			} else {
-				err = sp.upload(key)
+				err = sp.upload(o)
 			}
 			if err == nil {
 				if failing {
@@ -459,6 +493,7 @@ func (sp *Spool) run() {
 				break
 			}
 			if sp.ctx.Err() != nil {
+				closeOp(o)
 				return
 			}
 			sp.mu.Lock()
@@ -480,24 +515,61 @@ func (sp *Spool) run() {
 			case <-t.C:
 			case <-sp.ctx.Done():
 				t.Stop()
+				closeOp(o)
 				return
 			}
 		}
+		closeOp(o)
 	}
 }
 
-// upload sends one spooled file and deletes it once confirmed, unless it was
-// replaced meanwhile (then the new version is queued and sent next).
-func (sp *Spool) upload(key string) error {
-	name := filepath.Join(sp.data, filepath.FromSlash(key))
-	f, err := os.Open(name)
+func closeOp(o op) {
+	if o.fd != nil {
+		_ = o.fd.Close()
+	}
+}
+
+// uploadPinned sends a pinned older version and removes its file.
+func (sp *Spool) uploadPinned(o op) error {
+	f, err := os.Open(o.file)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil // a duplicate queue entry of an object already sent
+		return nil // dropped by a Delete
 	}
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if err := sp.store.Put(sp.ctx, o.key, f, fi.Size(), sp.set.Meta(o.key)); err != nil {
+		return err
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.status.Uploaded++
+	sp.status.State = "live"
+	sp.status.LastError = ""
+	sp.status.Forbidden = false
+	if os.Remove(o.file) == nil {
+		sp.pending--
+		sp.notifyLocked()
+	}
+	return nil
+}
+
+// upload sends one spooled file and deletes it once confirmed, unless it was
+// replaced meanwhile (then the new version is queued and sent next).
+func (sp *Spool) upload(o op) error {
+	key, f := o.key, o.fd
+	name := filepath.Join(sp.data, filepath.FromSlash(key))
+	if f == nil {
+		return nil // a duplicate queue entry of an object already sent
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
 	before, err := f.Stat()
 	if err != nil {
 		return err

@@ -162,6 +162,7 @@ type orderStore struct {
 	down bool // the store is unreachable
 	bad  []string
 	dels int
+	log  []string
 }
 
 func (o *orderStore) Put(ctx context.Context, key string, r io.Reader, size int64, m Meta) error {
@@ -176,6 +177,9 @@ func (o *orderStore) Put(ctx context.Context, key string, r io.Reader, size int6
 	if err != nil {
 		return err
 	}
+	o.mu.Lock()
+	o.log = append(o.log, key+"="+strings.ReplaceAll(string(b), "\n", ","))
+	o.mu.Unlock()
 	if key == "pl.m3u8" {
 		for _, k := range strings.Fields(string(b)) {
 			if _, err := o.Local.Get(ctx, k); err != nil {
@@ -271,6 +275,9 @@ func TestSpoolOrder(t *testing.T) {
 	defer st.mu.Unlock()
 	for _, b := range st.bad {
 		t.Error(b)
+	}
+	if len(st.bad) > 0 {
+		t.Log(strings.Join(st.log, " "))
 	}
 	if st.dels == 0 {
 		t.Error("no delete reached the store")
