@@ -37,6 +37,7 @@ type Config struct {
 	Log    Log    `yaml:"log"`
 	// Storage and Streams: config/storage.go.
 	Storage Storage      `yaml:"storage"`
+	Origin  Origin       `yaml:"origin"`
 	Streams []StreamRule `yaml:"streams"`
 }
 

@@ -337,7 +337,6 @@ func (sp *Spool) deleteDoneLocked() {
 	sp.notifyLocked()
 }
 
-
 func (sp *Spool) poke() {
 	select {
 	case sp.wake <- struct{}{}:

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/whipcast/whipcast/config"
+	"github.com/whipcast/whipcast/outputs/origin"
 	"github.com/whipcast/whipcast/outputs/recorder"
 	"github.com/whipcast/whipcast/storage"
 )
@@ -13,9 +14,10 @@ import (
 // recording is the storage side of the gateway: the store, its spool and
 // the recorder, made only when some stream rule records.
 type recording struct {
-	spool *storage.Spool
-	rec   *recorder.Recorder
-	grace time.Duration
+	spool  *storage.Spool
+	rec    *recorder.Recorder
+	origin *origin.Origin // origin.go; nil when no rule says origin
+	grace  time.Duration
 }
 
 // newStore makes the configured store.
@@ -34,11 +36,12 @@ func newStore(cfg config.Storage) (storage.Store, string, error) {
 // startRecording wires the recorder into the transmux service, uploads what
 // an earlier run left in the spool and finalises its open sessions.
 func (g *Gateway) startRecording() error {
-	records := false
+	records, origins := false, false
 	for _, r := range g.cfg.Streams {
 		records = records || r.Record
+		origins = origins || r.Origin
 	}
-	if !records {
+	if !records && !origins {
 		return nil
 	}
 	store, prefix, err := newStore(g.cfg.Storage)
@@ -47,6 +50,7 @@ func (g *Gateway) startRecording() error {
 	}
 	sp, err := storage.NewSpool(store, storage.SpoolSettings{
 		Dir:    g.cfg.Storage.SpoolDir,
+		Meta:   originMeta(joinKey(prefix, g.cfg.Origin.Prefix)),
 		Logger: g.log.With("component", "spool"),
 	})
 	if err != nil {
@@ -68,6 +72,13 @@ func (g *Gateway) startRecording() error {
 	rec.Recover()
 	rec.Attach(g.cmaf)
 	g.rec = &recording{spool: sp, rec: rec, grace: g.cfg.Storage.ShutdownTimeout}
+	if origins {
+		if err := g.startOrigin(sp, joinKey(prefix, g.cfg.Origin.Prefix)); err != nil {
+			sp.Close()
+			g.rec = nil
+			return err
+		}
+	}
 	return nil
 }
 
@@ -81,7 +92,13 @@ func (g *Gateway) stopRecording() {
 	ctx, cancel := context.WithTimeout(context.Background(), g.rec.grace)
 	defer cancel()
 	done := make(chan struct{})
-	go func() { g.rec.rec.Close(); close(done) }()
+	go func() {
+		g.rec.rec.Close()
+		if g.rec.origin != nil {
+			g.rec.origin.Close()
+		}
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-ctx.Done():
