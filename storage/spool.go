@@ -406,12 +406,16 @@ func (sp *Spool) next() (op, bool) {
 		if len(sp.queue) > 0 {
 			o := sp.queue[0]
 			sp.queue = sp.queue[1:]
-			if !o.del && o.file == "" {
-				delete(sp.queued, o.key)
+			if !o.del {
+				name := o.file
+				if name == "" {
+					delete(sp.queued, o.key)
+					name = filepath.Join(sp.data, filepath.FromSlash(o.key))
+				}
 				// Opened under mu: a Put of a newer version after this
 				// point is queued anew, never uploaded in this op's place
 				// (retries included).
-				o.fd, _ = os.Open(filepath.Join(sp.data, filepath.FromSlash(o.key)))
+				o.fd, _ = os.Open(name)
 			}
 			sp.mu.Unlock()
 			return o, true
@@ -479,8 +483,6 @@ func (sp *Spool) run() {
 					sp.deleteDoneLocked()
 					sp.mu.Unlock()
 				}
-			} else if o.file != "" {
-				err = sp.uploadPinned(o)
 			} else {
 				err = sp.upload(o)
 			}
@@ -528,38 +530,9 @@ func closeOp(o op) {
 	}
 }
 
-// uploadPinned sends a pinned older version and removes its file.
-func (sp *Spool) uploadPinned(o op) error {
-	f, err := os.Open(o.file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil // dropped by a Delete
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if err := sp.store.Put(sp.ctx, o.key, f, fi.Size(), sp.set.Meta(o.key)); err != nil {
-		return err
-	}
-	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	sp.status.Uploaded++
-	sp.status.State = "live"
-	sp.status.LastError = ""
-	sp.status.Forbidden = false
-	if os.Remove(o.file) == nil {
-		sp.pending--
-		sp.notifyLocked()
-	}
-	return nil
-}
-
 // upload sends one spooled file and deletes it once confirmed, unless it was
-// replaced meanwhile (then the new version is queued and sent next).
+// replaced meanwhile (then the new version is queued and sent next); a
+// pinned older version's file is always deleted.
 func (sp *Spool) upload(o op) error {
 	key, f := o.key, o.fd
 	name := filepath.Join(sp.data, filepath.FromSlash(key))
@@ -582,6 +555,13 @@ func (sp *Spool) upload(o op) error {
 	sp.status.State = "live"
 	sp.status.LastError = ""
 	sp.status.Forbidden = false
+	if o.file != "" {
+		if os.Remove(o.file) == nil {
+			sp.pending--
+			sp.notifyLocked()
+		}
+		return nil
+	}
 	now, err := os.Stat(name)
 	if err != nil || !os.SameFile(before, now) {
 		return nil
