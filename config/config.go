@@ -38,6 +38,7 @@ type Config struct {
 	Log    Log    `yaml:"log"`
 	// Storage and Streams: config/storage.go.
 	Storage Storage      `yaml:"storage"`
+	Origin  Origin       `yaml:"origin"`
 	Streams []StreamRule `yaml:"streams"`
 	// Audio chooses the HLS/DASH/recording audio codec and configures the
 	// Opus→AAC transcode (used by those and by RTMP outputs).

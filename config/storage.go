@@ -47,6 +47,22 @@ type StreamRule struct {
 	// {url, enhanced} for E-RTMP) to push the stream to; {stream} is replaced
 	// by the stream name. Default none.
 	Restream []Destination `yaml:"restream"`
+	// Origin publishes the stream's live HLS and DASH to storage, for a CDN
+	// with the bucket as origin (docs/origin.md). Default false.
+	Origin bool `yaml:"origin"`
+}
+
+// Origin shapes the live HLS/DASH written to storage for streams whose rule
+// says origin: true.
+type Origin struct {
+	// Prefix is where, under the storage prefix, streams go:
+	// {prefix}/{stream}/index.m3u8. Default "live".
+	Prefix string `yaml:"prefix"`
+	// Window is how many segments the playlists list. Default 7.
+	Window int `yaml:"window"`
+	// Keep keeps every segment (DVR) instead of deleting those that left
+	// the window. Default false.
+	Keep bool `yaml:"keep"`
 }
 
 // Rule returns the first rule matching stream, and false when none does.
@@ -87,5 +103,12 @@ func (c *Config) validateStorage(bad func(key, format string, a ...any)) {
 	}
 	if s.ShutdownTimeout <= 0 {
 		bad("storage.shutdown_timeout", "must be positive")
+	}
+	o := c.Origin
+	if o.Prefix == "" || strings.Contains(o.Prefix, "..") || strings.HasPrefix(o.Prefix, "/") {
+		bad("origin.prefix", "%q must be non-empty, relative and without ..", o.Prefix)
+	}
+	if o.Window < 3 || o.Window > 1000 {
+		bad("origin.window", "%d is out of range 3-1000", o.Window)
 	}
 }

@@ -24,6 +24,9 @@ const (
 	dashProfilesLL = dashProfiles + ",http://www.dashif.org/guidelines/low-latency-live-v5"
 	// utcScheme is the UTCTiming scheme of our /time endpoint (5.8.5.7).
 	utcScheme = "urn:mpeg:dash:utc:http-iso:2014"
+	// utcDirect carries the time in the MPD itself (5.8.5.7), for an MPD
+	// served from storage with no clock to ask.
+	utcDirect = "urn:mpeg:dash:utc:direct:2014"
 	// timeURLMarker stands for the absolute /time URL in the cached MPD; it
 	// is replaced per request with the scheme and host the player used.
 	timeURLMarker = "whipcast:time-url"
@@ -145,6 +148,9 @@ func (s *dashStream) renderMPD() []byte {
 	}
 	if ll {
 		m.Profiles = dashProfilesLL
+	}
+	if s.direct {
+		m.UTCTiming = &descriptorXML{SchemeIDURI: utcDirect, Value: isoTime(s.changed)}
 	}
 	if s.ended {
 		// 5.4.1: a presentation that will not change is static; its length

@@ -35,6 +35,7 @@ type dashStream struct {
 	maxSeg  float64       // longest segment so far, seconds
 	mpd     []byte        // cached MPD, nil when stale
 	removal *time.Timer
+	direct  bool // UTCTiming carries the time itself (DASHWindow: no clock URL)
 }
 
 // dashPeriod is one Period (ISO/IEC 23009-1 5.3.2): one publish, or the

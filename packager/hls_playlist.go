@@ -20,6 +20,11 @@ import (
 // and blocking reload are defined for version 9 (RFC 8216bis 8, LL-HLS).
 const hlsVersion = "9"
 
+// hlsVersionPlain is the EXT-X-VERSION of a playlist without LL-HLS tags:
+// EXT-X-MAP in a playlist that is not I-frames only needs 6, fractional
+// EXTINF 3 (RFC 8216bis 8).
+const hlsVersionPlain = "6"
+
 // partSegments is how many complete segments keep their EXT-X-PART lines:
 // with the segment in progress that spans about three target durations, as
 // RFC 8216bis 4.4.4.9 asks.
@@ -38,18 +43,26 @@ func appendSeconds(b []byte, d float64) []byte {
 	return strconv.AppendFloat(b, d, 'f', 5, 64)
 }
 
-// renderMedia appends t's media playlist to b. Called with s.mu held.
+// renderMedia appends t's media playlist to b: LL-HLS, or with s.plain a
+// playlist of complete segments only. Called with s.mu held.
 func (s *hlsStream) renderMedia(b []byte, t *hlsTrack) []byte {
 	td := s.targetDuration()
 	pt := s.h.set.tm.PartTarget.Seconds()
-	b = append(b, "#EXTM3U\n#EXT-X-VERSION:"+hlsVersion+"\n#EXT-X-TARGETDURATION:"...)
+	ll := !s.plain
+	if ll {
+		b = append(b, "#EXTM3U\n#EXT-X-VERSION:"+hlsVersion+"\n#EXT-X-TARGETDURATION:"...)
+	} else {
+		b = append(b, "#EXTM3U\n#EXT-X-VERSION:"+hlsVersionPlain+"\n#EXT-X-TARGETDURATION:"...)
+	}
 	b = strconv.AppendInt(b, int64(td), 10)
-	b = append(b, "\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK="...)
-	b = appendSeconds(b, 3*pt)
-	b = append(b, ",HOLD-BACK="...)
-	b = appendSeconds(b, float64(3*td))
-	b = append(b, "\n#EXT-X-PART-INF:PART-TARGET="...)
-	b = appendSeconds(b, pt)
+	if ll {
+		b = append(b, "\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK="...)
+		b = appendSeconds(b, 3*pt)
+		b = append(b, ",HOLD-BACK="...)
+		b = appendSeconds(b, float64(3*td))
+		b = append(b, "\n#EXT-X-PART-INF:PART-TARGET="...)
+		b = appendSeconds(b, pt)
+	}
 	b = append(b, "\n#EXT-X-MEDIA-SEQUENCE:"...)
 	first := t.cur
 	if len(t.segs) > 0 {
@@ -65,7 +78,7 @@ func (s *hlsStream) renderMedia(b []byte, t *hlsTrack) []byte {
 	var prev *transmux.Init
 	for i, seg := range t.segs {
 		b = s.appendSegmentHead(b, t, seg.Init, &prev, seg.Discontinuity, seg.Time)
-		if i >= len(t.segs)-partSegments {
+		if ll && i >= len(t.segs)-partSegments {
 			for _, p := range seg.Parts {
 				b = s.appendPart(b, t, p)
 			}
@@ -76,10 +89,14 @@ func (s *hlsStream) renderMedia(b []byte, t *hlsTrack) []byte {
 		b = append(b, "#EXTINF:"...)
 		b = appendSeconds(b, seg.Seconds())
 		b = append(b, ",\n"...)
-		b = appendSegName(b, t.name, s.epoch, seg.MSN)
+		if s.names != nil {
+			b = append(b, s.names.SegmentName(seg)...)
+		} else {
+			b = appendSegName(b, t.name, s.epoch, seg.MSN)
+		}
 		b = append(b, '\n')
 	}
-	if len(t.parts) > 0 {
+	if ll && len(t.parts) > 0 {
 		// No date: the previous segment's date and durations place it.
 		p0 := t.parts[0]
 		b = s.appendSegmentHead(b, t, p0.Init, &prev, p0.Discontinuity, time.Time{})
@@ -89,6 +106,9 @@ func (s *hlsStream) renderMedia(b []byte, t *hlsTrack) []byte {
 	}
 	if s.ended {
 		return append(b, "#EXT-X-ENDLIST\n"...)
+	}
+	if !ll {
+		return b
 	}
 	b = append(b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""...)
 	b = appendPartName(b, t.name, s.epoch, t.cur, len(t.parts))
@@ -103,7 +123,11 @@ func (s *hlsStream) appendSegmentHead(b []byte, t *hlsTrack, in *transmux.Init, 
 	}
 	if in != *prev {
 		b = append(b, "#EXT-X-MAP:URI=\""...)
-		b = append(b, initName(t.name, s.epoch, in.Version)...)
+		if s.names != nil {
+			b = append(b, s.names.InitName(in)...)
+		} else {
+			b = append(b, initName(t.name, s.epoch, in.Version)...)
+		}
 		b = append(b, "\"\n"...)
 		*prev = in
 	}

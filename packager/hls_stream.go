@@ -27,6 +27,11 @@ type hlsStream struct {
 	index     []byte        // cached multivariant playlist
 	removal   *time.Timer
 	expect    int // tracks the stream has; a missing one may still start
+
+	// plain renders media playlists without the LL-HLS tags, and names,
+	// when set, names init segments and segments (HLSWindow, for an origin).
+	plain bool
+	names Names
 }
 
 // hlsTrack is one track's media playlist state.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Local is a Store in a directory of the local disk: key "a/b.mp4" is the
@@ -131,6 +132,32 @@ func (l *Local) Delete(_ context.Context, key string) error {
 // List implements Store. Temporary files of writes in progress are skipped.
 func (l *Local) List(_ context.Context, prefix string) ([]string, error) {
 	return listDir(l.Root, prefix)
+}
+
+// listByAge returns the keys of the files under root, oldest modification
+// first (the spool's order), and the newest modification time.
+func listByAge(root string) ([]string, time.Time, error) {
+	type file struct {
+		key string
+		mod time.Time
+	}
+	var files []file
+	keys, err := listDir(root, "")
+	for _, k := range keys {
+		if fi, serr := os.Stat(filepath.Join(root, filepath.FromSlash(k))); serr == nil {
+			files = append(files, file{k, fi.ModTime()})
+		}
+	}
+	sort.SliceStable(files, func(i, j int) bool { return files[i].mod.Before(files[j].mod) })
+	keys = keys[:0]
+	var newest time.Time
+	for _, f := range files {
+		keys = append(keys, f.key)
+		if f.mod.After(newest) {
+			newest = f.mod
+		}
+	}
+	return keys, newest, err
 }
 
 // listDir returns the keys of the files under root starting with prefix.

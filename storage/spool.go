@@ -64,6 +64,14 @@ type SpoolStatus struct {
 // order, retrying with backoff, and deletes each file only once its upload
 // is confirmed. The directory is the truth: NewSpool scans it, so objects
 // left by a crash or an unfinished shutdown are uploaded on the next start.
+//
+// Order: an object is uploaded only after every object spooled before it
+// (by its latest Put) has been, and a Delete runs only after every object
+// spooled before it. A live playlist spooled after its segments is
+// therefore never in the store before them (outputs/origin relies on it).
+// The order survives the in-memory queue overflowing and a restart: each
+// spooled file's modification time is set to a strictly increasing stamp,
+// and a scan of the directory queues files by it.
 type Spool struct {
 	store Store
 	set   SpoolSettings
@@ -77,12 +85,23 @@ type Spool struct {
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced whenever pending changes
-	queue    []string
-	queued   map[string]bool
-	overflow bool
+	queue    []op
+	queued   map[string]bool // keys with a put in queue
+	overflow bool            // objects wait on disk only: the next scan queues them
 	pending  int
+	deletes  int       // queued or running deletes
+	stamp    time.Time // modification time of the newest spooled file
 	status   SpoolStatus
 	closed   bool
+}
+
+// op is one queued upload, or with del one removal from the store. file,
+// when set, holds a pinned older version of key (see PutFunc).
+type op struct {
+	key  string
+	del  bool
+	file string
+	fd   *os.File // the version to upload, opened when the op is taken
 }
 
 // NewSpool opens (or creates) the spool directory, counts what a previous
@@ -115,10 +134,11 @@ func NewSpool(store Store, s SpoolSettings) (*Spool, error) {
 		return nil, diskErr(err)
 	}
 	removeTemps(sp.data)
-	keys, err := listDir(sp.data, "")
+	keys, newest, err := listByAge(sp.data)
 	if err != nil {
 		return nil, fmt.Errorf("storage: scan spool: %w", err)
 	}
+	sp.stamp = newest
 	sp.pending = len(keys)
 	sp.overflow = len(keys) > 0
 	sp.status.State = "live"
@@ -170,9 +190,12 @@ func (sp *Spool) PutFunc(key string, write func(io.Writer) error) error {
 	defer sp.mu.Unlock()
 	existed := false
 	if err == nil {
-		// Under mu, so the uploader's check-and-delete cannot interleave.
+		// Under mu, so the uploader's check-and-delete cannot interleave,
+		// and stamps follow the order of commits.
+		sp.pinLocked(key, name)
 		_, statErr := os.Stat(name)
 		existed = statErr == nil
+		sp.stampLocked(tmp)
 		err = commitTemp(tmp, name)
 	}
 	if err != nil {
@@ -188,21 +211,130 @@ func (sp *Spool) PutFunc(key string, write func(io.Writer) error) error {
 		sp.pending++
 		sp.notifyLocked()
 	}
-	sp.enqueueLocked(key)
+	sp.enqueueLocked(op{key: key})
 	return nil
 }
 
-func (sp *Spool) enqueueLocked(key string) {
-	if sp.queued[key] {
+// Delete removes key from the store once everything spooled before has been
+// uploaded, a version of key still waiting in the spool included (what was
+// spooled before may name it: it must reach the store first). Unlike
+// puts, deletes are kept in memory only: one queued while the queue
+// overflows, or not yet run at a crash or Close, is lost (the object stays
+// in the store).
+func (sp *Spool) Delete(key string) error {
+	if err := ValidKey(key); err != nil {
+		return err
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.closed {
+		return ErrClosed
+	}
+	sp.enqueueLocked(op{key: key, del: true})
+	return nil
+}
+
+// pinLocked keeps the queued version of key in its place when a new one
+// replaces it before its upload and it is the only version queued: what was
+// spooled after it may need some version of key in the store (a
+// multivariant playlist names a media playlist), and the new version must
+// not go before what was spooled in between (a media playlist names a new
+// segment). The old file moves aside and is uploaded where it was queued;
+// later versions coalesce into one. A pinned file is a temporary file: a
+// restart drops it (the newest version is still uploaded).
+func (sp *Spool) pinLocked(key, name string) {
+	if !sp.queued[key] {
 		return
 	}
-	if len(sp.queue) >= sp.set.Queue {
-		sp.overflow = true
+	idx := -1
+	for i, q := range sp.queue {
+		if q.key == key && !q.del {
+			if q.file != "" {
+				return // already pinned: the newer versions coalesce
+			}
+			idx = i
+		}
+	}
+	if idx < 0 {
 		return
 	}
-	sp.queue = append(sp.queue, key)
-	sp.queued[key] = true
+	side := filepath.Join(filepath.Dir(name), fmt.Sprintf(".tmp-pin-%d-%s", time.Now().UnixNano(), filepath.Base(name)))
+	if os.Rename(name, side) != nil {
+		return
+	}
+	sp.queue[idx].file = side
+	delete(sp.queued, key)
+}
+
+// stampLocked sets name's modification time to the next spool stamp, so a
+// scan of the directory sees files in the order they were spooled even
+// when the clock's steps are coarse.
+func (sp *Spool) stampLocked(name string) {
+	now := time.Now()
+	if !now.After(sp.stamp) {
+		now = sp.stamp.Add(time.Microsecond)
+	}
+	sp.stamp = now
+	_ = os.Chtimes(name, now, now)
+}
+
+// enqueueLocked appends o. A put of a key already queued moves to the end:
+// the file holds its newest version, which must not overtake what was
+// spooled after the older one; the deletes queued after the older one move
+// with it, as they may rely on it being in the store (a playlist that no
+// longer names what they delete). A put also cancels a queued delete of its
+// key. Beyond the queue bound, or while older objects wait on disk only, a
+// put stays on disk for the next scan (which keeps the order) and deletes
+// are dropped.
+func (sp *Spool) enqueueLocked(o op) {
+	var carried []op
+	if !o.del {
+		keep := make([]op, 0, len(sp.queue))
+		found := false
+		for _, q := range sp.queue {
+			switch {
+			case q.key == o.key && q.file == "":
+				found = found || !q.del
+				if q.del {
+					sp.deleteDoneLocked()
+				}
+			case found && q.del:
+				carried = append(carried, q)
+			default:
+				keep = append(keep, q)
+			}
+		}
+		sp.queue = keep
+		delete(sp.queued, o.key)
+	}
+	if sp.overflow || len(sp.queue) >= sp.set.Queue {
+		if !o.del {
+			sp.overflow = true
+		} else {
+			carried = append(carried, o)
+		}
+		for _, d := range carried {
+			sp.log.Warn("spool: delete dropped while uploads are behind", "key", d.key)
+			if d != o {
+				sp.deleteDoneLocked()
+			}
+		}
+		return
+	}
+	if o.del {
+		sp.deletes++
+	}
+	sp.queue = append(sp.queue, o)
+	sp.queue = append(sp.queue, carried...)
+	if !o.del {
+		sp.queued[o.key] = true
+	}
 	sp.poke()
+}
+
+func (sp *Spool) deleteDoneLocked() {
+	sp.deletes--
+	sp.notifyLocked()
 }
 
 func (sp *Spool) poke() {
@@ -233,14 +365,16 @@ func (sp *Spool) Pending() int {
 	return sp.pending
 }
 
-// Drain waits until every spooled object is uploaded or ctx is done; it
+// Drain waits until every spooled object is uploaded (and every queued
+// delete done) or ctx is done; it
 // returns ctx's error in the second case. Objects left stay in the spool.
 func (sp *Spool) Drain(ctx context.Context) error {
 	for {
 		sp.mu.Lock()
 		n, ch := sp.pending, sp.changed
+		idle := n == 0 && sp.deletes == 0
 		sp.mu.Unlock()
-		if n == 0 {
+		if idle {
 			return nil
 		}
 		select {
@@ -264,37 +398,69 @@ func (sp *Spool) Close() {
 	<-sp.done
 }
 
-// next returns the next key to upload, re-scanning the directory when the
+// next returns the next operation, re-scanning the directory when the
 // in-memory queue overflowed; false once closed.
-func (sp *Spool) next() (string, bool) {
+func (sp *Spool) next() (op, bool) {
 	for {
 		sp.mu.Lock()
 		if len(sp.queue) > 0 {
-			key := sp.queue[0]
+			o := sp.queue[0]
 			sp.queue = sp.queue[1:]
-			delete(sp.queued, key)
+			if !o.del {
+				name := o.file
+				if name == "" {
+					delete(sp.queued, o.key)
+					name = filepath.Join(sp.data, filepath.FromSlash(o.key))
+				}
+				// Opened under mu: a Put of a newer version after this
+				// point is queued anew, never uploaded in this op's place
+				// (retries included).
+				o.fd, _ = os.Open(name)
+			}
 			sp.mu.Unlock()
-			return key, true
+			return o, true
 		}
 		rescan := sp.overflow
 		sp.overflow = false
 		sp.mu.Unlock()
 		if rescan {
-			keys, err := listDir(sp.data, "")
+			keys, _, err := listByAge(sp.data)
 			if err != nil {
 				sp.log.Warn("spool: scan failed", "err", err)
 			}
-			sp.mu.Lock()
-			for _, k := range keys {
-				sp.enqueueLocked(k)
-			}
-			sp.mu.Unlock()
+			sp.requeue(keys)
 			continue
 		}
 		select {
 		case <-sp.wake:
 		case <-sp.ctx.Done():
-			return "", false
+			return op{}, false
+		}
+	}
+}
+
+// requeue rebuilds the queue from a scan, oldest first, followed by what was
+// queued while the scan ran (spooled after it, so newer).
+func (sp *Spool) requeue(keys []string) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	during := sp.queue
+	sp.queue, sp.queued = nil, make(map[string]bool)
+	for _, k := range keys {
+		if !sp.queued[k] {
+			sp.enqueueLocked(op{key: k})
+		}
+	}
+	for _, o := range during {
+		if o.file != "" {
+			sp.queue = append(sp.queue, o)
+		} else {
+			if o.del {
+				sp.deletes-- // counted again as it is queued again
+			}
+			// A put listed by the scan too moves here: the file may be
+			// this newer version.
+			sp.enqueueLocked(o)
 		}
 	}
 }
@@ -303,12 +469,23 @@ func (sp *Spool) run() {
 	defer close(sp.done)
 	failing := false
 	for {
-		key, ok := sp.next()
+		o, ok := sp.next()
 		if !ok {
 			return
 		}
+		key := o.key
 		for attempt := 0; ; attempt++ {
-			err := sp.upload(key)
+			var err error
+			if o.del {
+				err = sp.store.Delete(sp.ctx, key)
+				if err == nil || errors.Is(err, ErrBadKey) {
+					sp.mu.Lock()
+					sp.deleteDoneLocked()
+					sp.mu.Unlock()
+				}
+			} else {
+				err = sp.upload(o)
+			}
 			if err == nil {
 				if failing {
 					sp.log.Info("spool: uploads work again", "pending", sp.Pending())
@@ -317,6 +494,7 @@ func (sp *Spool) run() {
 				break
 			}
 			if sp.ctx.Err() != nil {
+				closeOp(o)
 				return
 			}
 			sp.mu.Lock()
@@ -338,24 +516,32 @@ func (sp *Spool) run() {
 			case <-t.C:
 			case <-sp.ctx.Done():
 				t.Stop()
+				closeOp(o)
 				return
 			}
 		}
+		closeOp(o)
+	}
+}
+
+func closeOp(o op) {
+	if o.fd != nil {
+		_ = o.fd.Close()
 	}
 }
 
 // upload sends one spooled file and deletes it once confirmed, unless it was
-// replaced meanwhile (then the new version is queued and sent next).
-func (sp *Spool) upload(key string) error {
+// replaced meanwhile (then the new version is queued and sent next); a
+// pinned older version's file is always deleted.
+func (sp *Spool) upload(o op) error {
+	key, f := o.key, o.fd
 	name := filepath.Join(sp.data, filepath.FromSlash(key))
-	f, err := os.Open(name)
-	if errors.Is(err, fs.ErrNotExist) {
+	if f == nil {
 		return nil // a duplicate queue entry of an object already sent
 	}
-	if err != nil {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	defer f.Close()
 	before, err := f.Stat()
 	if err != nil {
 		return err
@@ -369,6 +555,13 @@ func (sp *Spool) upload(key string) error {
 	sp.status.State = "live"
 	sp.status.LastError = ""
 	sp.status.Forbidden = false
+	if o.file != "" {
+		if os.Remove(o.file) == nil {
+			sp.pending--
+			sp.notifyLocked()
+		}
+		return nil
+	}
 	now, err := os.Stat(name)
 	if err != nil || !os.SameFile(before, now) {
 		return nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/whipcast/whipcast/config"
+	"github.com/whipcast/whipcast/outputs/origin"
 	"github.com/whipcast/whipcast/outputs/recorder"
 	"github.com/whipcast/whipcast/storage"
 )
@@ -17,6 +18,7 @@ type recording struct {
 	rec    *recorder.Recorder
 	store  storage.Store
 	prefix string
+	origin *origin.Origin // origin.go; nil when no rule says origin
 	grace  time.Duration
 }
 
@@ -37,12 +39,17 @@ func newStore(cfg config.Storage) (storage.Store, string, error) {
 // an earlier run left in the spool and finalises its open sessions. It runs
 // whether or not a stream rule records: the API starts recordings on demand.
 func (g *Gateway) startRecording() error {
+	origins := false
+	for _, r := range g.cfg.Streams {
+		origins = origins || r.Origin
+	}
 	store, prefix, err := newStore(g.cfg.Storage)
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
 	sp, err := storage.NewSpool(store, storage.SpoolSettings{
 		Dir:    g.cfg.Storage.SpoolDir,
+		Meta:   originMeta(joinKey(prefix, g.cfg.Origin.Prefix)),
 		Logger: g.log.With("component", "spool"),
 	})
 	if err != nil {
@@ -65,6 +72,13 @@ func (g *Gateway) startRecording() error {
 	rec.Recover()
 	rec.Attach(g.cmaf)
 	g.rec = &recording{spool: sp, rec: rec, store: store, prefix: prefix, grace: g.cfg.Storage.ShutdownTimeout}
+	if origins {
+		if err := g.startOrigin(sp, joinKey(prefix, g.cfg.Origin.Prefix)); err != nil {
+			sp.Close()
+			g.rec = nil
+			return err
+		}
+	}
 	return nil
 }
 
@@ -78,7 +92,13 @@ func (g *Gateway) stopRecording() {
 	ctx, cancel := context.WithTimeout(context.Background(), g.rec.grace)
 	defer cancel()
 	done := make(chan struct{})
-	go func() { g.rec.rec.Close(); close(done) }()
+	go func() {
+		g.rec.rec.Close()
+		if g.rec.origin != nil {
+			g.rec.origin.Close()
+		}
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-ctx.Done():
