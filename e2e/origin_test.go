@@ -17,7 +17,7 @@ import (
 
 // TestE2EOriginS3 publishes 30 s over WHIP with origin: true to a real S3
 // server and reads the live HLS straight from the bucket: while live the
-// playlist names only objects that exist, its segments decode (h264, opus),
+// playlist names only objects that exist, its segments decode (h264 and the default audio codec),
 // segments past the window are deleted; at the end EXT-X-ENDLIST is there
 // and ffprobe plays the whole HLS from a local mirror of the prefix.
 func TestE2EOriginS3(t *testing.T) {
@@ -56,7 +56,7 @@ streams:
 			t.Errorf("live playlist names %s, not in the bucket %v", name, keys)
 		}
 	}
-	for _, tr := range []struct{ pl, codec string }{{"video.m3u8", "h264"}, {"audio.m3u8", "opus"}} {
+	for _, tr := range []struct{ pl, codec string }{{"video.m3u8", "h264"}, {"audio.m3u8", defaultAudio()}} {
 		b, _ := st.Get(ctx, base+tr.pl)
 		names := playlistNames(string(b))
 		if len(names) < 2 {
@@ -73,7 +73,7 @@ streams:
 		}
 		_ = os.WriteFile(f, data, 0o644)
 		p := runProbe(t, f, false)
-		kind := map[string]string{"h264": "video", "opus": "audio"}[tr.codec]
+		kind := map[string]string{"h264": "video", defaultAudio(): "audio"}[tr.codec]
 		if c, _, _, ok := p.stream(kind); !ok || c != tr.codec {
 			t.Errorf("%s segment: codec %q, want %s", tr.pl, c, tr.codec)
 		}
@@ -109,7 +109,7 @@ streams:
 	p := runProbe(t, filepath.Join(dir, "index.m3u8"), false)
 	vc, _, _, vok := p.stream("video")
 	ac, _, _, aok := p.stream("audio")
-	if !vok || !aok || vc != "h264" || ac != "opus" {
+	if !vok || !aok || vc != "h264" || ac != defaultAudio() {
 		t.Errorf("mirrored HLS: codecs video %q audio %q", vc, ac)
 	}
 	want := 0.0

@@ -95,6 +95,9 @@ func TestE2ERestreamRTMPS(t *testing.T) {
 	}
 	defer pub.Close()
 	waitFor(t, 5*time.Second, "RTMPS output live", func() bool { return restreamState(g, "tls1", 0).State == rtmp.StateLive })
+	// Live means the server accepted the publish; under load the first
+	// keyframe (and the AAC stage's first frames) can take a moment more.
+	waitFor(t, 10*time.Second, "RTMPS output sending media", func() bool { return restreamState(g, "tls1", 0).Messages > 30 })
 	time.Sleep(3 * time.Second)
 	_ = pub.Close()
 	waitFor(t, 5*time.Second, "outputs stopped", func() bool { return len(g.Restream.Status("tls1")) == 0 })
