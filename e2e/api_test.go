@@ -95,7 +95,10 @@ func TestE2EAPIEventsMetrics(t *testing.T) {
 	if br := st["bitrate_in"].(float64); br < 50e3 || br > 20e6 {
 		t.Errorf("bitrate_in %.0f bit/s", br)
 	}
-	t.Logf("stream: tracks %v, bitrate_in %.0f bit/s, readers %v", st["tracks"], st["bitrate_in"], st["readers"])
+	t.Logf("stream: tracks %v, bitrate_in %.0f bit/s, readers %v, ingest %v", st["tracks"], st["bitrate_in"], st["readers"], st["ingest"])
+	if in, ok := st["ingest"].(map[string]any); !ok || in["rtp_packets"].(float64) < 50 || in["loss_percent"].(float64) != 0 {
+		t.Errorf("ingest counters in the stream details: %v", st["ingest"])
+	}
 
 	code, rec := api("POST", "/v1/streams/"+stream+"/recording")
 	if code != http.StatusCreated {
@@ -165,6 +168,29 @@ func TestE2EAPIEventsMetrics(t *testing.T) {
 	}
 	metric("whipcast_spool_uploaded_total")
 	metric("whipcast_recordings_open")
+	// Ingest and packaging health, as an operator reads it.
+	label := `{stream="` + stream + `"}`
+	if v := metric("whipcast_ingest_rtp_packets_total" + label); v < 100 {
+		t.Errorf("RTP packets in %v", v)
+	}
+	if v := metric("whipcast_ingest_packets_lost_total" + label); v != 0 {
+		t.Errorf("packets lost on loopback: %v", v)
+	}
+	if v := metric("whipcast_ingest_plis_sent_total" + label); v < 1 {
+		t.Errorf("PLIs sent %v: at least the one at publish", v)
+	}
+	if v := metric("whipcast_ingest_keyframe_interval_seconds" + label); v < 1.5 || v > 2.5 {
+		t.Errorf("keyframe interval %v s, the fixture has a 2 s GOP", v)
+	}
+	metric("whipcast_ingest_nacks_sent_total")
+	if v := metric(`whipcast_http_media_bytes_total{format="hls"}`); v <= 0 {
+		t.Errorf("HLS bytes out %v", v)
+	}
+	if n, sum := metric("whipcast_segment_production_lag_seconds_count"), metric("whipcast_segment_production_lag_seconds_sum"); n < 1 || sum/n < 0 || sum/n > 5 {
+		t.Errorf("segment production lag: %v segments, mean %v s", n, sum/n)
+	} else {
+		t.Logf("segment production lag: mean %.3f s over %v segments", sum/n, n)
+	}
 
 	pub.Close()
 	if e := next("stream.ended"); e.Stream != stream {

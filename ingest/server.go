@@ -16,6 +16,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/dtls/v3"
@@ -77,6 +78,7 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*Session
 	closed   bool
+	nacks    atomic.Uint64  // NACKs sent, counted by nackCounter
 	wg       sync.WaitGroup // session supervisors
 
 	closeOnce sync.Once
@@ -200,6 +202,8 @@ func (s *Server) newAPI(cfg Config) (*webrtc.API, error) {
 		}
 	}
 	ir := &interceptor.Registry{}
+	// First, so that the NACK generator's RTCP writes pass through it.
+	ir.Add(nackCounterFactory{&s.nacks})
 	if err := webrtc.ConfigureNack(m, ir); err != nil {
 		return nil, err
 	}

@@ -47,6 +47,7 @@ type Session struct {
 	videoSSRC  atomic.Uint32
 	lastPacket atomic.Int64 // unix nanos
 	lastKey    atomic.Int64 // unix nanos of the last video keyframe emitted
+	stats      sessionStats
 
 	mu      sync.Mutex // guards closing and wg.Add against teardown
 	closing bool
@@ -234,7 +235,8 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 		dp.emit = func(u h264Unit) {
 			dts, wall := s.tl.Frame(idx, u.ts, arrival)
 			if u.keyframe {
-				s.lastKey.Store(arrival.UnixNano())
+				t := arrival.UnixNano()
+				s.stats.keyframe(t, s.lastKey.Swap(t))
 			}
 			s.write(&media.Frame{Track: track, DTS: dts, PTS: dts, Keyframe: u.keyframe, Config: u.config, Data: u.data, Time: wall})
 		}
@@ -257,6 +259,7 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 	rb := newReorderBuffer(out)
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
+	var lost uint64
 	for {
 		n, _, err := tr.Read(buf)
 		if err != nil {
@@ -267,7 +270,13 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 		}
 		now := time.Now()
 		s.lastPacket.Store(now.UnixNano())
+		s.stats.packets.Add(1)
+		s.stats.bytes.Add(uint64(n))
 		rb.push(pkt.SequenceNumber, pkt.Timestamp, pkt.Marker, pkt.Payload, now)
+		if rb.lost != lost {
+			s.stats.lost.Add(rb.lost - lost)
+			lost = rb.lost
+		}
 	}
 }
 
@@ -311,6 +320,7 @@ func (s *Session) run() {
 			return // no video yet; the request is repeated when it starts
 		}
 		lastPLI = now
+		s.stats.plis.Add(1)
 		_ = s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 	}
 	pending := false

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/whipcast/whipcast/ingest"
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/outputs/recorder"
 	"github.com/whipcast/whipcast/storage"
@@ -77,6 +78,8 @@ type APIOptions struct {
 	StorePrefix string
 	// Outputs manages stream outputs.
 	Outputs Outputs
+	// Ingest returns a live stream's WebRTC receive counters.
+	Ingest func(stream string) (ingest.Stats, bool)
 	// Events feeds GET /v1/events.
 	Events *Bus
 	// Auth guards every /v1 route (Auth.Admin).

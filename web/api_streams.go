@@ -27,6 +27,9 @@ type StreamInfo struct {
 	// restreams); ReadersDropped counts those dropped for falling behind.
 	Readers        int    `json:"readers"`
 	ReadersDropped uint64 `json:"readers_dropped"`
+	// Ingest are the publisher's RTP receive counters (packet loss, PLIs,
+	// keyframe interval), when the stream comes from WebRTC ingest.
+	Ingest *IngestInfo `json:"ingest,omitempty"`
 	// Recording is the recording in progress, if any.
 	Recording *recorder.Active `json:"recording,omitempty"`
 	// Outputs are the stream's outputs (restreams).
@@ -34,6 +37,16 @@ type StreamInfo struct {
 	// Playback URLs, relative to the gateway.
 	HLS  string `json:"hls"`
 	DASH string `json:"dash"`
+}
+
+// IngestInfo is what the gateway measures of a WebRTC publisher.
+type IngestInfo struct {
+	RTPPackets  uint64 `json:"rtp_packets"`
+	PacketsLost uint64 `json:"packets_lost"`
+	// LossPercent is PacketsLost over all packets expected, in percent.
+	LossPercent      float64 `json:"loss_percent"`
+	PLIs             uint64  `json:"plis_sent"`
+	KeyframeInterval float64 `json:"keyframe_interval_seconds"`
 }
 
 // TrackInfo is one track of a stream.
@@ -63,6 +76,16 @@ func (a *API) streamInfo(s *media.Stream, now time.Time) StreamInfo {
 			ti.Width, ti.Height = c.Width, c.Height
 		}
 		si.Tracks = append(si.Tracks, ti)
+	}
+	if a.opt.Ingest != nil {
+		if st, ok := a.opt.Ingest(s.Name); ok {
+			info := IngestInfo{RTPPackets: st.RTPPackets, PacketsLost: st.PacketsLost, PLIs: st.PLIs,
+				KeyframeInterval: st.KeyframeInterval.Seconds()}
+			if n := st.RTPPackets + st.PacketsLost; n > 0 {
+				info.LossPercent = 100 * float64(st.PacketsLost) / float64(n)
+			}
+			si.Ingest = &info
+		}
 	}
 	if a.opt.Recorder != nil {
 		if act, ok := a.opt.Recorder.Recording(s.Name); ok {

@@ -32,6 +32,7 @@ type MetricsOptions struct {
 type Metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
+	bytesOut *prometheus.CounterVec
 	publish  *prometheus.CounterVec
 }
 
@@ -47,7 +48,11 @@ func NewMetrics(opt MetricsOptions) *Metrics {
 		Name: "whipcast_whip_publishes_total",
 		Help: "WHIP publish attempts (POST) by result: ok, unauthorized, forbidden, busy, bad_request, unavailable, error.",
 	}, []string{"result"})
-	m.reg.MustRegister(m.requests, m.publish)
+	m.bytesOut = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "whipcast_http_media_bytes_total",
+		Help: "Bytes of HLS and DASH responses (playlists, manifests and media) by format.",
+	}, []string{"format"})
+	m.reg.MustRegister(m.requests, m.bytesOut, m.publish)
 	if opt.Streams != nil {
 		m.reg.MustRegister(streamCollector{opt.Streams})
 	}
@@ -142,6 +147,7 @@ func (m *Metrics) countMedia(format string, next http.Handler) http.Handler {
 			sw.status = http.StatusOK
 		}
 		m.requests.WithLabelValues(format, mediaKind(r.URL.Path), strconv.Itoa(sw.status)).Inc()
+		m.bytesOut.WithLabelValues(format).Add(float64(sw.bytes))
 	})
 }
 

@@ -25,15 +25,19 @@ func (g *Gateway) webHandlers() web.Handlers {
 	if g.Restream != nil {
 		opt.Outputs = restreamOutputs{g.Restream}
 	}
+	opt.Ingest = g.ingest.StreamStats
 	mopt := web.MetricsOptions{Streams: g.Registry, Events: g.events}
 	if g.rec != nil {
 		opt.Recorder, opt.Store, opt.StorePrefix = g.rec.rec, g.rec.store, g.rec.prefix
 		rec, sp := g.rec.rec, g.rec.spool
 		mopt.Recordings, mopt.Spool = rec.Sessions, sp.Status
 	}
+	metrics := web.NewMetrics(mopt)
+	metrics.Registry().MustRegister(gatewayCollector{g})
+	g.cmaf.AddConsumer(newSegmentLag(metrics.Registry()).consumer)
 	return web.Handlers{
 		API:      web.NewAPI(opt),
-		Metrics:  web.NewMetrics(mopt),
+		Metrics:  metrics,
 		PlayAuth: auth.PlayAuth(),
 		UI:       true,
 	}

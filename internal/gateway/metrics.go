@@ -1,0 +1,87 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/transmux"
+)
+
+var (
+	descRTPPackets = prometheus.NewDesc("whipcast_ingest_rtp_packets_total", "RTP packets received per live publish.", []string{"stream"}, nil)
+	descRTPBytes   = prometheus.NewDesc("whipcast_ingest_rtp_bytes_total", "RTP bytes received per live publish (headers included).", []string{"stream"}, nil)
+	descLost       = prometheus.NewDesc("whipcast_ingest_packets_lost_total", "RTP packets declared lost after NACK/RTX had their chance, per live publish.", []string{"stream"}, nil)
+	descPLIs       = prometheus.NewDesc("whipcast_ingest_plis_sent_total", "Picture Loss Indications (keyframe requests) sent to the publisher.", []string{"stream"}, nil)
+	descKeyframes  = prometheus.NewDesc("whipcast_ingest_keyframes_total", "Video keyframes received per live publish.", []string{"stream"}, nil)
+	descKFI        = prometheus.NewDesc("whipcast_ingest_keyframe_interval_seconds", "Time between the last two keyframes of a live publish.", []string{"stream"}, nil)
+	descNACKs      = prometheus.NewDesc("whipcast_ingest_nacks_sent_total", "RTCP NACKs sent to publishers since start.", nil, nil)
+	descOutState   = prometheus.NewDesc("whipcast_output_state", "1 for the current state of each RTMP destination.", []string{"stream", "id", "state"}, nil)
+	descOutConns   = prometheus.NewDesc("whipcast_output_connects_total", "Successful connections of each RTMP destination (reconnects are connects beyond the first).", []string{"stream", "id"}, nil)
+	descOutResyncs = prometheus.NewDesc("whipcast_output_resyncs_total", "Times an RTMP destination fell behind and skipped to the next keyframe.", []string{"stream", "id"}, nil)
+)
+
+// gatewayCollector reads ingest and output counters at scrape time, so the
+// hot paths pay only their atomics.
+type gatewayCollector struct{ g *Gateway }
+
+func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRTPPackets, descRTPBytes, descLost, descPLIs, descKeyframes, descKFI, descNACKs, descOutState, descOutConns, descOutResyncs} {
+		ch <- d
+	}
+}
+
+func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.g.ingest.Stats() {
+		ch <- prometheus.MustNewConstMetric(descRTPPackets, prometheus.CounterValue, float64(st.RTPPackets), st.Stream)
+		ch <- prometheus.MustNewConstMetric(descRTPBytes, prometheus.CounterValue, float64(st.RTPBytes), st.Stream)
+		ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(st.PacketsLost), st.Stream)
+		ch <- prometheus.MustNewConstMetric(descPLIs, prometheus.CounterValue, float64(st.PLIs), st.Stream)
+		ch <- prometheus.MustNewConstMetric(descKeyframes, prometheus.CounterValue, float64(st.Keyframes), st.Stream)
+		ch <- prometheus.MustNewConstMetric(descKFI, prometheus.GaugeValue, st.KeyframeInterval.Seconds(), st.Stream)
+	}
+	ch <- prometheus.MustNewConstMetric(descNACKs, prometheus.CounterValue, float64(c.g.ingest.NACKsSent()))
+	if c.g.Restream == nil {
+		return
+	}
+	for _, s := range c.g.Registry.List() {
+		for _, o := range c.g.Restream.List(s.Name) {
+			ch <- prometheus.MustNewConstMetric(descOutState, prometheus.GaugeValue, 1, s.Name, o.ID, o.State.String())
+			ch <- prometheus.MustNewConstMetric(descOutConns, prometheus.CounterValue, float64(o.Connects), s.Name, o.ID)
+			ch <- prometheus.MustNewConstMetric(descOutResyncs, prometheus.CounterValue, float64(o.Resyncs), s.Name, o.ID)
+		}
+	}
+}
+
+// segmentLag observes, for every CMAF segment, how long after the capture
+// of its last frame it was complete: the time a live edge lags behind the
+// camera before players add their own buffer. Capture times come from the
+// publisher's RTCP Sender Reports, so a publisher with a wrong clock skews it.
+type segmentLag struct{ h prometheus.Histogram }
+
+func newSegmentLag(reg prometheus.Registerer) *segmentLag {
+	l := &segmentLag{h: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "whipcast_segment_production_lag_seconds",
+		Help:    "From the capture of a segment's last frame to the segment being complete (video track).",
+		Buckets: []float64{0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5},
+	})}
+	reg.MustRegister(l.h)
+	return l
+}
+
+// consumer is a transmux.Consumer that only watches video segments.
+func (l *segmentLag) consumer(*media.Stream) transmux.Sink { return l }
+
+func (l *segmentLag) OnInit(*transmux.Init) {}
+func (l *segmentLag) OnPart(*transmux.Part) {}
+func (l *segmentLag) OnEnd(error)           {}
+func (l *segmentLag) OnSegment(seg *transmux.Segment) {
+	if seg.Init == nil || seg.Init.Track == nil || seg.Init.Track.Kind != media.KindVideo || seg.Time.IsZero() {
+		return
+	}
+	end := seg.Time.Add(time.Duration(seg.Seconds() * float64(time.Second)))
+	if lag := time.Since(end); lag > -time.Second && lag < time.Minute {
+		l.h.Observe(max(lag, 0).Seconds())
+	}
+}
