@@ -294,31 +294,7 @@ func (k *dashSink) OnEnd(error) {
 // passes, the request goes away or the packager closes. It returns with
 // s.mu held and ready's last answer.
 func (s *dashStream) wait(ctx context.Context, ready func() bool) bool {
-	if ready() {
-		return true
-	}
-	timer := time.NewTimer(s.d.set.BlockTimeout)
-	defer timer.Stop()
-	for {
-		ch := s.notify
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-timer.C:
-			s.mu.Lock()
-			return ready()
-		case <-ctx.Done():
-			s.mu.Lock()
-			return false
-		case <-s.d.ctx.Done():
-			s.mu.Lock()
-			return ready()
-		}
-		s.mu.Lock()
-		if ready() {
-			return true
-		}
-	}
+	return waitLocked(ctx, &s.mu, func() <-chan struct{} { return s.notify }, s.d.ctx.Done(), s.d.set.BlockTimeout, ready)
 }
 
 // hasSegments reports whether any track has a complete segment.

@@ -188,31 +188,7 @@ func (s *hlsStream) stopRemoval() {
 // passes, the request goes away or the packager closes. It returns with s.mu
 // held and whether ready returned true.
 func (s *hlsStream) wait(ctx context.Context, ready func() bool) bool {
-	if ready() {
-		return true
-	}
-	timer := time.NewTimer(s.h.set.BlockTimeout)
-	defer timer.Stop()
-	for {
-		ch := s.notify
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-timer.C:
-			s.mu.Lock()
-			return ready()
-		case <-ctx.Done():
-			s.mu.Lock()
-			return false
-		case <-s.h.ctx.Done():
-			s.mu.Lock()
-			return ready()
-		}
-		s.mu.Lock()
-		if ready() {
-			return true
-		}
-	}
+	return waitLocked(ctx, &s.mu, func() <-chan struct{} { return s.notify }, s.h.ctx.Done(), s.h.set.BlockTimeout, ready)
 }
 
 // lastMSN is the MSN of the last complete segment, or -1.
