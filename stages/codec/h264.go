@@ -12,6 +12,13 @@ import (
 	"github.com/asticode/go-astiav"
 )
 
+// liveVideo counts the video decoders and encoders not yet freed.
+var liveVideo atomic.Int64
+
+// LiveVideoCodecs returns how many video decoders and encoders are open: a
+// leak check for tests and a gauge for metrics.
+func LiveVideoCodecs() int { return int(liveVideo.Load()) }
+
 // h264Decoder is FFmpeg's native H.264 decoder, single-threaded: frame
 // threading would hold pictures back by one frame per thread, and a live
 // filter wants each picture as soon as its access unit arrives.
@@ -28,6 +35,7 @@ func newH264Decoder() (*h264Decoder, error) {
 		return nil, errors.New("codec: FFmpeg has no H.264 decoder")
 	}
 	d := &h264Decoder{dec: astiav.AllocCodecContext(c), pkt: astiav.AllocPacket(), frame: astiav.AllocFrame()}
+	liveVideo.Add(1)
 	d.dec.SetThreadCount(1)
 	d.dec.SetTimeBase(astiav.NewRational(1, VideoClockRate))
 	if err := d.dec.Open(c, nil); err != nil {
@@ -78,6 +86,7 @@ func (d *h264Decoder) close() {
 		return
 	}
 	d.closed = true
+	liveVideo.Add(-1)
 	d.dec.Free()
 	d.pkt.Free()
 	d.frame.Free()
@@ -336,12 +345,14 @@ func (t *videoTranscoder) freeGraph() {
 	if t.enc != nil {
 		t.enc.Free()
 		t.enc = nil
+		liveVideo.Add(-1)
 	}
 }
 
 func (t *videoTranscoder) openEncoder(w, h int) error {
 	c := astiav.FindEncoderByName("libx264")
 	t.enc = astiav.AllocCodecContext(c)
+	liveVideo.Add(1)
 	t.enc.SetWidth(w)
 	t.enc.SetHeight(h)
 	t.enc.SetPixelFormat(astiav.PixelFormatYuv420P)
@@ -362,6 +373,7 @@ func (t *videoTranscoder) openEncoder(w, h int) error {
 	if err := t.enc.Open(c, d); err != nil {
 		t.enc.Free()
 		t.enc = nil
+		liveVideo.Add(-1)
 		return fmt.Errorf("codec: open libx264: %w", err)
 	}
 	return nil

@@ -13,3 +13,6 @@ func NewVideoDecoder() (VideoDecoder, error) { return nil, ErrNoCodecs }
 
 // NewVideoTranscoder returns ErrNoCodecs in a nocodec build.
 func NewVideoTranscoder(VideoSettings) (VideoTranscoder, error) { return nil, ErrNoCodecs }
+
+// LiveVideoCodecs is always 0 in a nocodec build.
+func LiveVideoCodecs() int { return 0 }

@@ -56,6 +56,7 @@ type Stages struct {
 	mu      sync.Mutex
 	running map[*media.Stream]*stage // by source
 	derived map[*media.Stream]bool   // the streams we published
+	pending map[string]bool          // names being published (OnPublish runs inside Publish)
 	wg      sync.WaitGroup
 }
 
@@ -68,7 +69,7 @@ func New(reg Publisher, s Settings) *Stages {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Stages{reg: reg, s: s, log: log, running: map[*media.Stream]*stage{}, derived: map[*media.Stream]bool{}}
+	return &Stages{reg: reg, s: s, log: log, running: map[*media.Stream]*stage{}, derived: map[*media.Stream]bool{}, pending: map[string]bool{}}
 }
 
 // IsFiltered reports whether s is a stream published by a filter stage (so
@@ -76,7 +77,7 @@ func New(reg Publisher, s Settings) *Stages {
 func (m *Stages) IsFiltered(s *media.Stream) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.derived[s]
+	return m.derived[s] || m.pending[s.Name]
 }
 
 // Running returns how many stages run.
@@ -87,10 +88,9 @@ func (m *Stages) Running() int {
 }
 
 type stage struct {
-	src, out *media.Stream
-	tc       codec.VideoTranscoder
-	cancel   context.CancelFunc
-	done     chan struct{}
+	src    *media.Stream
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // Start filters src with chain into a new stream src.Name+Suffix, until src
@@ -113,10 +113,13 @@ func (m *Stages) Start(src *media.Stream, chain Chain) (*media.Stream, error) {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d running", ErrTooManyStages, m.s.MaxStages)
 	}
-	st := &stage{src: src, done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	st := &stage{src: src, done: make(chan struct{}), cancel: cancel}
 	m.running[src] = st // reserve the slot
 	m.mu.Unlock()
 	fail := func(err error) (*media.Stream, error) {
+		cancel()
+		close(st.done)
 		m.mu.Lock()
 		delete(m.running, src)
 		m.mu.Unlock()
@@ -134,17 +137,21 @@ func (m *Stages) Start(src *media.Stream, chain Chain) (*media.Stream, error) {
 		c := *t
 		tracks[i] = &c
 	}
+	m.mu.Lock()
+	m.pending[src.Name+Suffix] = true
+	m.mu.Unlock()
 	out, err := m.reg.Publish(src.Name+Suffix, tracks, tc.RequestKeyframe)
+	m.mu.Lock()
+	delete(m.pending, src.Name+Suffix)
+	if err == nil {
+		m.derived[out] = true
+	}
+	m.mu.Unlock()
 	if err != nil {
 		tc.Close()
 		return fail(err)
 	}
 	out.Started = src.Started
-	ctx, cancel := context.WithCancel(context.Background())
-	st.out, st.tc, st.cancel = out, tc, cancel
-	m.mu.Lock()
-	m.derived[out] = true
-	m.mu.Unlock()
 	r := &run{src: src, out: out, video: vt, tc: tc, log: m.log.With("stream", out.Name)}
 	r.reader = src.Subscribe("filter", 0)
 	m.wg.Add(1)
@@ -167,7 +174,7 @@ func (m *Stages) Stop(src *media.Stream) {
 	m.mu.Lock()
 	st, ok := m.running[src]
 	m.mu.Unlock()
-	if ok && st.cancel != nil {
+	if ok {
 		st.cancel()
 		<-st.done
 	}
@@ -182,9 +189,7 @@ func (m *Stages) Close() {
 	}
 	m.mu.Unlock()
 	for _, st := range sts {
-		if st.cancel != nil {
-			st.cancel()
-		}
+		st.cancel()
 	}
 	m.wg.Wait()
 }

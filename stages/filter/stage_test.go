@@ -209,6 +209,9 @@ func TestStageNoLeaks(t *testing.T) {
 		reg.Unpublish(src)
 		waitGone(t, m)
 	}
+	if n := codec.LiveVideoCodecs(); n != 0 {
+		t.Errorf("%d video codecs still open after 50 stages", n)
+	}
 	for i := 0; runtime.NumGoroutine() > before; i++ {
 		if i > 200 {
 			buf := make([]byte, 1<<16)
