@@ -19,7 +19,7 @@ func TestE2EFilterRotate(t *testing.T) {
 		t.Skip("no codec support in this build")
 	}
 	checkNoLeaks(t)
-	g := startGateway(t, "streams:\n  - match: \"e2e/*\"\n    filters: [{rotate: 90}]\n")
+	g := startGateway(t, "streams:\n  - match: \"e2e/*\"\n    filters: [{rotate: 90}, {gain: 1.5}]\n")
 	base := "http://" + g.HTTPAddr().String()
 	const stream = "e2e/rot"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -55,8 +55,9 @@ func TestE2EFilterRotate(t *testing.T) {
 		return strings.Contains(pl, "#EXT-X-ENDLIST")
 	})
 	p := runProbe(t, hlsURL, false)
-	var ok bool
+	var ok, audio bool
 	for _, s := range p.Streams {
+		audio = audio || s.CodecType == "audio"
 		if s.CodecType == "video" {
 			ok = true
 			if s.CodecName != "h264" || s.Width != 240 || s.Height != 320 {
@@ -64,8 +65,8 @@ func TestE2EFilterRotate(t *testing.T) {
 			}
 		}
 	}
-	if !ok {
-		t.Fatal("no video in the filtered HLS")
+	if !ok || !audio {
+		t.Fatalf("filtered HLS: video %v, audio (gain 1.5) %v; want both", ok, audio)
 	}
 	if d := p.duration(); math.Abs(d-fixtureSeconds) > 1.5 {
 		t.Errorf("filtered duration %.2f s, want ≈ %.0f s", d, fixtureSeconds)

@@ -16,3 +16,6 @@ func NewVideoTranscoder(VideoSettings) (VideoTranscoder, error) { return nil, Er
 
 // LiveVideoCodecs is always 0 in a nocodec build.
 func LiveVideoCodecs() int { return 0 }
+
+// NewOpusFilter returns ErrNoCodecs in a nocodec build.
+func NewOpusFilter(string, int) (AudioTranscoder, error) { return nil, ErrNoCodecs }

@@ -97,8 +97,12 @@ type stage struct {
 // ends or Stop. It returns the filtered stream.
 func (m *Stages) Start(src *media.Stream, chain Chain) (*media.Stream, error) {
 	graph := chain.VideoGraph()
-	if a := chain.AudioGraph(); a != "" {
-		return nil, fmt.Errorf("%w: audio filters (gain) are not available yet", codec.ErrBadSettings)
+	agraph := chain.AudioGraph()
+	var at *media.Track
+	if agraph != "" {
+		if at = src.Track(media.KindAudio); at == nil || at.Codec != media.CodecOpus {
+			at = nil // nothing to apply the audio filters to
+		}
 	}
 	vt := src.Track(media.KindVideo)
 	if vt == nil || vt.Codec != media.CodecH264 {
@@ -132,6 +136,13 @@ func (m *Stages) Start(src *media.Stream, chain Chain) (*media.Stream, error) {
 	if err != nil {
 		return fail(err)
 	}
+	var atc codec.AudioTranscoder
+	if at != nil {
+		if atc, err = codec.NewOpusFilter(agraph, 0); err != nil {
+			tc.Close()
+			return fail(err)
+		}
+	}
 	tracks := make([]*media.Track, len(src.Tracks))
 	for i, t := range src.Tracks {
 		c := *t
@@ -149,10 +160,13 @@ func (m *Stages) Start(src *media.Stream, chain Chain) (*media.Stream, error) {
 	m.mu.Unlock()
 	if err != nil {
 		tc.Close()
+		if atc != nil {
+			atc.Close()
+		}
 		return fail(err)
 	}
 	out.Started = src.Started
-	r := &run{src: src, out: out, video: vt, tc: tc, log: m.log.With("stream", out.Name)}
+	r := &run{src: src, out: out, video: vt, tc: tc, audio: at, atc: atc, log: m.log.With("stream", out.Name)}
 	r.reader = src.Subscribe("filter", 0)
 	m.wg.Add(1)
 	go func() {
@@ -160,6 +174,9 @@ func (m *Stages) Start(src *media.Stream, chain Chain) (*media.Stream, error) {
 		defer close(st.done)
 		r.run(ctx)
 		tc.Close()
+		if atc != nil {
+			atc.Close()
+		}
 		m.reg.Unpublish(out)
 		m.mu.Lock()
 		delete(m.running, src)
@@ -198,6 +215,10 @@ type run struct {
 	src, out *media.Stream
 	video    *media.Track
 	tc       codec.VideoTranscoder
+	audio    *media.Track          // nil: audio passes unchanged
+	atc      codec.AudioTranscoder // the audio filters (gain)
+	aWrote   bool
+	aLast    int64
 	log      *slog.Logger
 	reader   *media.Reader
 
@@ -226,9 +247,26 @@ func (r *run) run(ctx context.Context) {
 		case errors.Is(err, media.ErrStreamEnded):
 			pkts, _ := r.tc.Flush()
 			r.write(pkts)
+			if r.atc != nil {
+				apkts, _ := r.atc.Flush()
+				r.writeAudio(apkts, time.Time{})
+			}
 			return
 		default:
 			return
+		}
+		if f.Track == r.audio {
+			ts := f.DTS
+			if f.Track.ClockRate != codec.AACSampleRate {
+				ts = ts * codec.AACSampleRate / int64(f.Track.ClockRate)
+			}
+			pkts, err := r.atc.Transcode(f.Data, ts)
+			if err != nil {
+				r.log.Warn("audio filter", "err", err)
+				continue
+			}
+			r.writeAudio(pkts, f.Time)
+			continue
 		}
 		if f.Track != r.video {
 			c := *f
@@ -316,5 +354,17 @@ func (r *run) write(pkts []codec.VideoPacket) {
 		}
 		r.wrote, r.lastDTS = true, p.DTS
 		r.out.Write(&media.Frame{Track: track, DTS: p.DTS, PTS: p.PTS, Keyframe: p.Keyframe, Config: r.cfg, Data: data, Time: r.lastTime})
+	}
+}
+
+func (r *run) writeAudio(pkts []codec.Packet, t time.Time) {
+	track := r.out.Tracks[r.audio.ID]
+	for _, p := range pkts {
+		ts := p.PTS * int64(track.ClockRate) / codec.AACSampleRate
+		if r.aWrote && ts <= r.aLast {
+			continue
+		}
+		r.aWrote, r.aLast = true, ts
+		r.out.Write(&media.Frame{Track: track, DTS: ts, PTS: ts, Keyframe: true, Data: p.Data, Time: t})
 	}
 }
