@@ -274,6 +274,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateStorage(bad)
 	c.validateFilters(bad)
+	c.validateMotion(bad)
 	return errors.Join(errs...)
 }
 

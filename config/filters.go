@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -159,6 +160,45 @@ func (c *Config) validateFilters(bad func(key, format string, a ...any)) {
 					bad(key, "%g is out of range (0, 10]", f.Gain)
 				}
 			}
+		}
+	}
+}
+
+// Motion turns on motion detection for a stream (`streams[].motion`): no
+// re-encode, events motion.start and motion.stop on /v1/events.
+type Motion struct {
+	// Sensitivity from 0 (exclusive: only big changes) to 1. Default 0.5.
+	Sensitivity float64 `yaml:"sensitivity"`
+	// Region is where to look, in fractions of the picture. Default whole.
+	Region MotionRegion `yaml:"region"`
+	// StopAfter is how long without motion ends it. Default 2s.
+	StopAfter time.Duration `yaml:"stop_after"`
+}
+
+// MotionRegion is a rectangle in fractions (0–1) of the picture.
+type MotionRegion struct {
+	X      float64 `yaml:"x"`
+	Y      float64 `yaml:"y"`
+	Width  float64 `yaml:"width"`
+	Height float64 `yaml:"height"`
+}
+
+func (c *Config) validateMotion(bad func(key, format string, a ...any)) {
+	for i, r := range c.Streams {
+		m := r.Motion
+		if m == nil {
+			continue
+		}
+		key := fmt.Sprintf("streams[%d].motion", i)
+		if m.Sensitivity < 0 || m.Sensitivity > 1 {
+			bad(key+".sensitivity", "%g is out of range 0-1", m.Sensitivity)
+		}
+		g := m.Region
+		if g.X < 0 || g.Y < 0 || g.Width < 0 || g.Height < 0 || g.X+g.Width > 1 || g.Y+g.Height > 1 {
+			bad(key+".region", "x, y, width, height are fractions of the picture: x+width and y+height at most 1")
+		}
+		if m.StopAfter < 0 || m.StopAfter > time.Hour {
+			bad(key+".stop_after", "%s is out of range 0-1h", m.StopAfter)
 		}
 	}
 }

@@ -26,6 +26,9 @@ streams:
 		fs[2].Crop.Height != 180 || fs[3].Text.Title != "Studio A" || fs[4].Image.X != -10 || fs[5].Gain != 1.5 {
 		t.Fatalf("%+v", fs)
 	}
+	if m, err := Load([]byte(`streams: [{motion: {sensitivity: 0.7, region: {x: 0.5, y: 0, width: 0.5, height: 1}}}]`), nil); err != nil || m.Streams[0].Motion.Region.X != 0.5 {
+		t.Fatalf("motion: %v", err)
+	}
 	if c.Filters.MaxStages != 2 || c.Filters.Bitrate != 1500000 {
 		t.Fatalf("%+v", c.Filters)
 	}
@@ -39,6 +42,9 @@ streams:
 		{`streams: [{filters: [{image: {path: /nonexistent.png}}]}]`, "filters[0].image.path"},
 		{`streams: [{filters: [{gain: 0}]}]`, "gain: 0 is out of range"},
 		{`filters: {max_stages: 0}`, "filters.max_stages"},
+		{`streams: [{motion: {sensitivity: 2}}]`, "streams[0].motion.sensitivity"},
+		{`streams: [{motion: {region: {x: 0.5, width: 0.6}}}]`, "streams[0].motion.region"},
+		{`streams: [{motion: {sensitivty: 1}}]`, "sensitivty"},
 	} {
 		_, err := Load([]byte(tc.doc), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -45,6 +45,7 @@ type Gateway struct {
 	Filters *filter.Stages
 
 	keyframeInterval time.Duration
+	motion           *motionDetectors // motion.go
 
 	cfg    *config.Config
 	log    *slog.Logger
@@ -139,6 +140,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.Restream.Attach(g.Registry)
 	g.startFilters()
+	g.startMotion()
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -200,6 +202,9 @@ func (g *Gateway) closeParts() {
 	g.Registry.Close()
 	if g.Filters != nil {
 		g.Filters.Close()
+	}
+	if g.motion != nil {
+		g.motion.close()
 	}
 	if g.Restream != nil {
 		g.Restream.Close()
