@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // accessUnits splits an Annex-B file into access units: each VCL NAL (one
@@ -118,4 +120,32 @@ func TestVideoTranscoderBadFilter(t *testing.T) {
 	if _, err := NewVideoTranscoder(VideoSettings{Filter: "nosuchfilter=1"}); err == nil {
 		t.Fatal("no error for an unknown filter")
 	}
+}
+
+// BenchmarkRotate320x240 measures decode + transpose + libx264 encode of
+// the 320x240 30 fps fixture; cores/stream is process CPU time per second of
+// video (x264 runs its own threads, so wall time would under-count).
+func BenchmarkRotate320x240(b *testing.B) {
+	t := &testing.T{}
+	aus := accessUnits(t, filepath.Join("..", "..", "testdata", "av.h264"))
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	frames := 0
+	for b.Loop() {
+		tc, err := NewVideoTranscoder(VideoSettings{Filter: "transpose=clock"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, au := range aus {
+			if _, err := tc.Transcode(au, int64(i)*3000); err != nil {
+				b.Fatal(err)
+			}
+		}
+		_, _ = tc.Flush()
+		tc.Close()
+		frames += len(aus)
+	}
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+	b.ReportMetric(cpu.Seconds()/(float64(frames)/30), "cores/stream")
 }
