@@ -181,7 +181,9 @@ func NewVideoTranscoder(s VideoSettings) (VideoTranscoder, error) {
 
 func checkGraph(desc string) error {
 	t := &videoTranscoder{s: VideoSettings{Filter: desc}}
-	err := t.buildGraph(320, 240, astiav.PixelFormatYuv420P)
+	// A large picture, so crops and overlays sized for real streams fit; a
+	// chain that does not fit the actual picture fails on its first frame.
+	err := t.buildGraph(3840, 2160, astiav.PixelFormatYuv420P)
 	t.freeGraph()
 	return err
 }

@@ -264,3 +264,25 @@ func TestStageText(t *testing.T) {
 		t.Fatalf("%d frames", len(got))
 	}
 }
+
+// TestStageCropTooBig: a crop larger than the picture ends the filtered
+// stream once instead of failing every frame.
+func TestStageCropTooBig(t *testing.T) {
+	reg := media.NewRegistry()
+	defer reg.Close()
+	m := New(reg, Settings{})
+	defer m.Close()
+	src, frames := publishFixture(t, reg, "big", "../../testdata/marker.h264")
+	out, err := m.Start(src, Chain{Crop{Width: 640, Height: 480}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := out.Subscribe("test", 0)
+	for _, f := range frames {
+		src.Write(f)
+	}
+	if got := readAll(t, r); len(got) != 0 {
+		t.Fatalf("%d frames from an impossible crop", len(got))
+	}
+	waitGone(t, m)
+}
