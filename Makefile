@@ -6,7 +6,7 @@
 GO       ?= go
 ARGS     ?=
 # Debian packages the cgo build needs: FFmpeg 5.1 libraries for stages/codec (go-astiav).
-CODEC_APT := pkg-config libavcodec-dev libavformat-dev libavfilter-dev libavutil-dev \
+CODEC_APT := pkg-config fonts-dejavu-core libavcodec-dev libavformat-dev libavfilter-dev libavutil-dev \
              libswresample-dev libswscale-dev libavdevice-dev
 # Debian packages the tests need: ffprobe checks every artefact; nginx-rtmp
 # is the real RTMP server of the restream tests; Chromium (driven by

@@ -43,6 +43,8 @@ type Config struct {
 	// Audio chooses the HLS/DASH/recording audio codec and configures the
 	// Opus→AAC transcode (used by those and by RTMP outputs).
 	Audio Audio `yaml:"audio"`
+	// Filters bounds the filter stages of `streams[].filters`.
+	Filters FilterStages `yaml:"filters"`
 }
 
 // Audio configures the AAC that whipcast makes from WebRTC's Opus, once per
@@ -271,6 +273,8 @@ func (c *Config) Validate() error {
 		bad("auth.jwt_secret", "must be at least 32 characters (HS256 key)")
 	}
 	c.validateStorage(bad)
+	c.validateFilters(bad)
+	c.validateMotion(bad)
 	return errors.Join(errs...)
 }
 

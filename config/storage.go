@@ -50,6 +50,12 @@ type StreamRule struct {
 	// Origin publishes the stream's live HLS and DASH to storage, for a CDN
 	// with the bucket as origin (docs/origin.md). Default false.
 	Origin bool `yaml:"origin"`
+	// Filters, when set, publish a filtered copy of the stream as
+	// {stream}/filtered (docs/configuration.md). Default none.
+	Filters []Filter `yaml:"filters"`
+	// Motion, when set, detects motion in the stream's video and sends
+	// motion.start/motion.stop events. Default off.
+	Motion *Motion `yaml:"motion"`
 }
 
 // Origin shapes the live HLS/DASH written to storage for streams whose rule

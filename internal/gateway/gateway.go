@@ -21,6 +21,7 @@ import (
 	"github.com/whipcast/whipcast/packager"
 	"github.com/whipcast/whipcast/stages"
 	"github.com/whipcast/whipcast/stages/codec"
+	"github.com/whipcast/whipcast/stages/filter"
 	"github.com/whipcast/whipcast/transmux"
 	"github.com/whipcast/whipcast/web"
 )
@@ -40,6 +41,11 @@ type Gateway struct {
 	Restream *outputs.Restream
 	// AAC is the Opus→AAC stage shared by HLS/DASH/recordings and RTMP.
 	AAC *stages.AAC
+	// Filters runs the `streams[].filters` stages (filters.go).
+	Filters *filter.Stages
+
+	keyframeInterval time.Duration
+	motion           *motionDetectors // motion.go
 
 	cfg    *config.Config
 	log    *slog.Logger
@@ -67,6 +73,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 			kfi = 2 * time.Second
 		}
 	}
+	g.keyframeInterval = kfi
 	in, err := ingest.NewServer(ingest.Config{
 		UDPPort:          cfg.WebRTC.Port,
 		ListenIP:         cfg.WebRTC.ListenIP,
@@ -132,6 +139,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		log.Warn("restream configured but this build has no codec support: only enhanced (E-RTMP Opus) RTMP outputs run")
 	}
 	g.Restream.Attach(g.Registry)
+	g.startFilters()
+	g.startMotion()
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -191,6 +200,12 @@ func (g *Gateway) closeParts() {
 		_ = g.ingest.Close()
 	}
 	g.Registry.Close()
+	if g.Filters != nil {
+		g.Filters.Close()
+	}
+	if g.motion != nil {
+		g.motion.close()
+	}
 	if g.Restream != nil {
 		g.Restream.Close()
 	}

@@ -7,3 +7,15 @@ const Available = false
 
 // NewOpusToAAC returns ErrNoCodecs in a nocodec build.
 func NewOpusToAAC(AACSettings) (AudioTranscoder, error) { return nil, ErrNoCodecs }
+
+// NewVideoDecoder returns ErrNoCodecs in a nocodec build.
+func NewVideoDecoder() (VideoDecoder, error) { return nil, ErrNoCodecs }
+
+// NewVideoTranscoder returns ErrNoCodecs in a nocodec build.
+func NewVideoTranscoder(VideoSettings) (VideoTranscoder, error) { return nil, ErrNoCodecs }
+
+// LiveVideoCodecs is always 0 in a nocodec build.
+func LiveVideoCodecs() int { return 0 }
+
+// NewOpusFilter returns ErrNoCodecs in a nocodec build.
+func NewOpusFilter(string, int) (AudioTranscoder, error) { return nil, ErrNoCodecs }
