@@ -342,4 +342,3 @@ func (c *Client) Close() error {
 	})
 	return c.closeErr
 }
-
