@@ -43,6 +43,8 @@ type Config struct {
 	// Audio chooses the HLS/DASH/recording audio codec and configures the
 	// Opus→AAC transcode (used by those and by RTMP outputs).
 	Audio Audio `yaml:"audio"`
+	// Rooms: config/rooms.go.
+	Rooms Rooms `yaml:"rooms"`
 }
 
 // Audio configures the AAC that whipcast makes from WebRTC's Opus, once per
@@ -271,6 +273,7 @@ func (c *Config) Validate() error {
 		bad("auth.jwt_secret", "must be at least 32 characters (HS256 key)")
 	}
 	c.validateStorage(bad)
+	c.validateRooms(bad)
 	return errors.Join(errs...)
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/outputs"
 	"github.com/whipcast/whipcast/packager"
+	"github.com/whipcast/whipcast/rooms"
 	"github.com/whipcast/whipcast/stages"
 	"github.com/whipcast/whipcast/stages/codec"
 	"github.com/whipcast/whipcast/transmux"
@@ -49,6 +50,7 @@ type Gateway struct {
 	dash   *packager.DASH // nil when dash.enabled is false
 	rec    *recording     // recorder.go
 	events *web.Bus       // api.go
+	rooms  *rooms.Manager // rooms.go
 	ln     net.Listener
 	srv    *http.Server
 }
@@ -80,6 +82,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		return nil, fmt.Errorf("webrtc port %d: %w", cfg.WebRTC.Port, err)
 	}
 	g.ingest = in
+	g.startRooms()
 
 	// One transmuxer per stream; every packager and output shares its CMAF.
 	g.cmaf = transmux.NewService(transmux.Settings{SegmentTarget: cfg.HLS.Segment, PartTarget: cfg.HLS.Part},
@@ -190,6 +193,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 func (g *Gateway) closeParts() {
 	if g.ingest != nil {
 		_ = g.ingest.Close()
+	}
+	if g.rooms != nil {
+		g.rooms.Close()
 	}
 	g.Registry.Close()
 	if g.Restream != nil {
