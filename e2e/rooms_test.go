@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -183,9 +184,9 @@ func TestE2ERooms(t *testing.T) {
 	}
 }
 
-// TestE2ERoomSoak joins and leaves a room 100 times (WHIP publish, then
-// DELETE), four participants at a time, and checks that every join and
-// leave was announced and that no goroutine is left behind.
+// TestE2ERoomSoak joins and leaves a room 100 times (WHIP publish, a WHEP
+// viewer, then DELETE), four participants at a time, and checks that every
+// join and leave was announced and that no goroutine is left behind.
 func TestE2ERoomSoak(t *testing.T) {
 	checkNoLeaks(t)
 	const workers, rounds = 4, 25
@@ -224,6 +225,7 @@ func TestE2ERoomSoak(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	baseline := runtime.NumGoroutine()
 
+	var endWait, playWait atomic.Int64
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -239,7 +241,26 @@ func TestE2ERoomSoak(t *testing.T) {
 					errs <- fmt.Errorf("worker %d round %d: %w", w, i, err)
 					return
 				}
-				if err := c.Close(); err != nil {
+				// Someone watches each join; half the time the viewer
+				// leaves first, half the time the stream ends under it.
+				t1 := time.Now()
+				v, err := whepclient.Play(ctx, strings.Replace(url, "/whip/", "/whep/", 1), "", whepclient.Options{LoopbackOnly: true})
+				if err != nil {
+					c.Close()
+					errs <- fmt.Errorf("worker %d round %d: WHEP: %w", w, i, err)
+					return
+				}
+				playWait.Add(int64(time.Since(t1)))
+				if i%2 == 0 {
+					err = errors.Join(v.Close(), c.Close())
+				} else {
+					err = c.Close()
+					t0 := time.Now()
+					<-v.Ended()
+					endWait.Add(int64(time.Since(t0)))
+					err = errors.Join(err, v.Close())
+				}
+				if err != nil {
 					errs <- fmt.Errorf("worker %d round %d: DELETE: %w", w, i, err)
 					return
 				}
@@ -248,6 +269,7 @@ func TestE2ERoomSoak(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	t.Logf("mean WHEP connect %v, mean end-of-stream to viewer ended %v", time.Duration(playWait.Load()/100), time.Duration(endWait.Load()/50))
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
