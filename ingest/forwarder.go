@@ -72,11 +72,13 @@ func (fw *forwarder) write(f *media.Frame) {
 	}
 }
 
-func (fw *forwarder) writeH264(f *media.Frame) {
-	b := fw.annexB[:0]
+// annexB appends f's access unit to dst in Annex-B form, with its SPS and
+// PPS in front when it is a keyframe, so a viewer can start decoding at any
+// keyframe.
+func annexB(dst []byte, f *media.Frame) []byte {
 	if f.Keyframe && f.Config != nil && len(f.Config.SPS) > 0 && len(f.Config.PPS) > 0 {
-		b = append(append(b, startCode...), f.Config.SPS...)
-		b = append(append(b, startCode...), f.Config.PPS...)
+		dst = append(append(dst, startCode...), f.Config.SPS...)
+		dst = append(append(dst, startCode...), f.Config.PPS...)
 	}
 	for d := f.Data; len(d) >= 4; {
 		n := int(binary.BigEndian.Uint32(d))
@@ -84,9 +86,14 @@ func (fw *forwarder) writeH264(f *media.Frame) {
 		if n <= 0 || n > len(d) {
 			break // malformed AVCC: send what was whole
 		}
-		b = append(append(b, startCode...), d[:n]...)
+		dst = append(append(dst, startCode...), d[:n]...)
 		d = d[n:]
 	}
+	return dst
+}
+
+func (fw *forwarder) writeH264(f *media.Frame) {
+	b := annexB(fw.annexB[:0], f)
 	fw.annexB = b
 	payloads := fw.h264.Payload(rtpMTU, b)
 	if len(payloads) == 0 {
