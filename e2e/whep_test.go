@@ -19,7 +19,10 @@ import (
 // 403.
 func TestE2EWHEP(t *testing.T) {
 	checkNoLeaks(t)
-	g := startGateway(t, "audio: {codec: opus}\nauth:\n  play_token: watch\n")
+	// The leading indent continues startGateway's webrtc: block. With a
+	// 30 s keyframe interval the publisher is sent PLIs only on demand, so
+	// the viewer's PLI can be seen arriving there.
+	g := startGateway(t, "  keyframe_interval: 30s\naudio: {codec: opus}\nauth:\n  play_token: watch\n")
 	base := "http://" + g.HTTPAddr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
@@ -94,8 +97,19 @@ func TestE2EWHEP(t *testing.T) {
 	if !strings.EqualFold(s.VideoCodec, "video/H264") || !strings.EqualFold(s.AudioCodec, "audio/opus") {
 		t.Errorf("codecs %s, %s", s.VideoCodec, s.AudioCodec)
 	}
-	if err := v.RequestKeyframe(); err != nil {
-		t.Errorf("PLI: %v", err)
+	// The viewer's PLIs reach the publisher, at most one a second.
+	time.Sleep(1100 * time.Millisecond) // past the PLI of the viewer's subscribe
+	before := pub.Stats().PLIs
+	for range 5 {
+		if err := v.RequestKeyframe(); err != nil {
+			t.Fatalf("PLI: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitFor(t, 3*time.Second, "the viewer's PLI at the publisher", func() bool { return pub.Stats().PLIs > before })
+	time.Sleep(300 * time.Millisecond)
+	if n := pub.Stats().PLIs - before; n > 1 {
+		t.Errorf("5 PLIs in 100 ms from one viewer became %d at the publisher, want 1", n)
 	}
 
 	// The publisher leaves: the viewer's session ends with the stream.
