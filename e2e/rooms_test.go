@@ -152,6 +152,13 @@ func TestE2ERooms(t *testing.T) {
 		}
 	}
 
+	_, metrics := get(t, base+"/metrics")
+	for _, want := range []string{"whipcast_whep_viewers 2", "whipcast_rooms 1"} {
+		if !strings.Contains(metrics, "\n"+want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
 	// Leaving: alice's viewer ends with her stream; the room ends once
 	// empty for its grace period.
 	if err := pubs["alice"].Close(); err != nil {

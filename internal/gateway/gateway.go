@@ -146,6 +146,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	handlers.HLS, handlers.DASH = g.hls, dash
 	handlers.WHIP = ingest.NewWHIPHandler(in, g.auth().PublishAuth(), log.With("component", "whip"))
 	handlers.WHEP = ingest.NewWHEPHandler(in, g.auth().PlayAuth(), log.With("component", "whep"))
+	g.registerPlaybackMetrics(handlers.Metrics)
 	g.srv = &http.Server{
 		Handler:           web.NewHandler(handlers, log.With("component", "http")),
 		ReadHeaderTimeout: 10 * time.Second,

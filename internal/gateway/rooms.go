@@ -1,6 +1,11 @@
 package gateway
 
 import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/whipcast/whipcast/rooms"
 	"github.com/whipcast/whipcast/web"
 )
@@ -26,4 +31,25 @@ func (g *Gateway) startRooms() {
 		Logger: g.log.With("component", "rooms"),
 	})
 	g.rooms.Attach(g.Registry)
+}
+
+// registerPlaybackMetrics adds the WHEP and rooms gauges to the gateway's
+// metrics registry.
+func (g *Gateway) registerPlaybackMetrics(m *web.Metrics) {
+	if m == nil {
+		return
+	}
+	m.Registry().MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "whipcast_whep_viewers", Help: "WebRTC (WHEP) playback sessions.",
+		}, func() float64 { return float64(g.ingest.Viewers()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "whipcast_rooms", Help: "Rooms that exist.",
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			l, _ := g.rooms.List(ctx)
+			return float64(len(l))
+		}),
+	)
 }
