@@ -56,3 +56,13 @@ func TestForwarderWaitsForKeyframe(t *testing.T) {
 		t.Errorf("after lag: %d video, %d audio sent, %d skipped; want 3, 2, 5", fw.vFrames, fw.aFrames, fw.skipped)
 	}
 }
+
+func TestH264SendFmtp(t *testing.T) {
+	if got := h264SendFmtp(nil); got != "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f" {
+		t.Errorf("no SPS yet: %s", got)
+	}
+	high := &media.Config{SPS: []byte{0x67, 0x64, 0x00, 0x1f, 0xac}}
+	if got := h264SendFmtp(high); got != "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64001f" {
+		t.Errorf("High 3.1: %s", got)
+	}
+}

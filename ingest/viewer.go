@@ -210,10 +210,18 @@ func (v *Viewer) Trickle(sdpFragment string) error {
 	return addTrickle(v.pc, v.offer.iceUfrag, sdpFragment)
 }
 
-// h264SendFmtp is the H.264 the viewer is offered to receive. pion matches it
-// loosely against the viewer's offer (profile_idc and packetization-mode),
-// and decoders take any profile in practice: the stream goes out as it came.
-const h264SendFmtp = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+// h264SendFmtp is the H.264 the viewer is asked to receive: the stream's
+// own profile-level-id (RFC 6184 §8.1) read from its SPS once it has one,
+// else constrained baseline. pion matches it against the viewer's offer by
+// profile_idc and packetization-mode and falls back to any H.264 the viewer
+// takes: the stream goes out as it came either way.
+func h264SendFmtp(cfg *media.Config) string {
+	plid := "42e01f"
+	if cfg != nil && len(cfg.SPS) >= 4 {
+		plid = fmt.Sprintf("%02x%02x%02x", cfg.SPS[1], cfg.SPS[2], cfg.SPS[3])
+	}
+	return "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=" + plid
+}
 
 func (v *Viewer) negotiate(ctx context.Context, offer string) (string, error) {
 	pc, err := v.srv.api.NewPeerConnection(webrtc.Configuration{})
@@ -236,7 +244,8 @@ func (v *Viewer) negotiate(ctx context.Context, offer string) (string, error) {
 	}
 	fw := &forwarder{}
 	if t := v.stream.Track(media.KindVideo); t != nil && t.Codec == media.CodecH264 && v.offer.video {
-		fw.video, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: h264SendFmtp}, "video", "whipcast")
+		fmtp := h264SendFmtp(v.stream.LastConfig(t))
+		fw.video, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: fmtp}, "video", "whipcast")
 		if err != nil {
 			return "", err
 		}
