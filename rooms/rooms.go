@@ -33,6 +33,8 @@ var (
 	// ErrBadName is returned for a room name that is not one stream-name
 	// segment ([A-Za-z0-9_-]{1,64}).
 	ErrBadName = errors.New("bad room name")
+	// ErrBadGrace is returned by Create for a negative grace period.
+	ErrBadGrace = errors.New("bad grace period")
 	// ErrExists is returned by Create for a name already in use.
 	ErrExists = errors.New("room already exists")
 	// ErrNotFound is returned for an unknown room.
@@ -225,7 +227,7 @@ func (m *Manager) Create(ctx context.Context, name string, grace time.Duration) 
 		return Info{}, err
 	}
 	if grace < 0 {
-		return Info{}, fmt.Errorf("%w: negative grace", ErrBadName)
+		return Info{}, fmt.Errorf("%w: %s is negative", ErrBadGrace, grace)
 	}
 	if grace == 0 {
 		grace = m.set.Grace

@@ -51,7 +51,7 @@ func (s roomSpec) grace() (time.Duration, error) {
 func roomError(w http.ResponseWriter, err error) {
 	e := &apiError{http.StatusInternalServerError, "internal", err.Error()}
 	switch {
-	case errors.Is(err, rooms.ErrBadName):
+	case errors.Is(err, rooms.ErrBadName), errors.Is(err, rooms.ErrBadGrace):
 		e.status, e.code = http.StatusBadRequest, "bad_request"
 	case errors.Is(err, rooms.ErrExists):
 		e.status, e.code = http.StatusConflict, "room_exists"
