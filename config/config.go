@@ -45,6 +45,8 @@ type Config struct {
 	Audio Audio `yaml:"audio"`
 	// Filters bounds the filter stages of `streams[].filters`.
 	Filters FilterStages `yaml:"filters"`
+	// Rooms: config/rooms.go.
+	Rooms Rooms `yaml:"rooms"`
 }
 
 // Audio configures the AAC that whipcast makes from WebRTC's Opus, once per
@@ -275,6 +277,7 @@ func (c *Config) Validate() error {
 	c.validateStorage(bad)
 	c.validateFilters(bad)
 	c.validateMotion(bad)
+	c.validateRooms(bad)
 	return errors.Join(errs...)
 }
 

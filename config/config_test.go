@@ -56,6 +56,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{doc: "dash:\n  target_latency: 100ms\n", want: "dash.target_latency"},
 		{doc: "log:\n  level: loud\n", want: "log.level"},
 		{doc: "audio:\n  codec: mp3\n", want: "audio.codec"},
+		{doc: "rooms:\n  max: 0\n", want: "rooms.max"},
+		{doc: "rooms:\n  grace: 10ms\n", want: "rooms.grace"},
 		{doc: "audio:\n  codec: AAC\n", want: "audio.codec"},
 		{doc: "audio:\n  codecs: aac\n", want: "field codecs not found"},
 		{env: "WHIPCAST_HTTP_ADRESS=x", want: "names no key"},

@@ -77,9 +77,10 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*Session
+	viewers  map[string]*Viewer // WHEP playbacks (viewer.go)
 	closed   bool
 	nacks    atomic.Uint64  // NACKs sent, counted by nackCounter
-	wg       sync.WaitGroup // session supervisors
+	wg       sync.WaitGroup // session and viewer supervisors
 
 	closeOnce sync.Once
 }
@@ -95,6 +96,7 @@ func NewServer(cfg Config, reg *media.Registry) (*Server, error) {
 		keyframeInterval: cfg.KeyframeInterval,
 		mediaTimeout:     cfg.MediaTimeout,
 		sessions:         make(map[string]*Session),
+		viewers:          make(map[string]*Viewer),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -309,6 +311,26 @@ func (s *Server) remove(sess *Session) {
 	s.mu.Unlock()
 }
 
+// CloseStream ends the publish of stream, if any, and waits until it is
+// gone (a room being deleted ends its participants). It reports whether a
+// publish was ended.
+func (s *Server) CloseStream(stream string) bool {
+	s.mu.Lock()
+	var found *Session
+	for _, x := range s.sessions {
+		if x.name == stream {
+			found = x
+			break
+		}
+	}
+	s.mu.Unlock()
+	if found == nil {
+		return false
+	}
+	found.Close()
+	return true
+}
+
 // Close ends every session, closes the muxes and waits for all goroutines.
 // Safe to call more than once.
 func (s *Server) Close() error {
@@ -319,8 +341,15 @@ func (s *Server) Close() error {
 		for _, x := range s.sessions {
 			ss = append(ss, x)
 		}
+		vs := make([]*Viewer, 0, len(s.viewers))
+		for _, x := range s.viewers {
+			vs = append(vs, x)
+		}
 		s.mu.Unlock()
 		for _, x := range ss {
+			x.end(ErrServerClosed)
+		}
+		for _, x := range vs {
 			x.end(ErrServerClosed)
 		}
 		s.wg.Wait()

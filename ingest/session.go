@@ -371,25 +371,5 @@ func (s *Session) Trickle(sdpFragment string) error {
 		return ErrSessionNotFound
 	default:
 	}
-	f, err := parseTrickle(sdpFragment)
-	if err != nil {
-		return err
-	}
-	if f.iceUfrag != "" && s.offer.iceUfrag != "" && f.iceUfrag != s.offer.iceUfrag {
-		return ErrICERestart
-	}
-	for _, c := range f.candidates {
-		init := webrtc.ICECandidateInit{Candidate: c.candidate}
-		if c.mid != "" {
-			mid := c.mid
-			init.SDPMid = &mid
-		} else {
-			var zero uint16
-			init.SDPMLineIndex = &zero
-		}
-		if err := s.pc.AddICECandidate(init); err != nil {
-			return fmt.Errorf("%w: %v", ErrBadTrickle, err)
-		}
-	}
-	return nil
+	return addTrickle(s.pc, s.offer.iceUfrag, sdpFragment)
 }

@@ -3,6 +3,8 @@ package ingest
 import (
 	"fmt"
 	"strings"
+
+	"github.com/pion/webrtc/v4"
 )
 
 // maxTrickleSize bounds a trickle-ice-sdpfrag body.
@@ -69,4 +71,31 @@ func parseTrickle(frag string) (trickleFragment, error) {
 		}
 	}
 	return f, nil
+}
+
+// addTrickle adds the candidates of an RFC 8840 fragment to pc (WHIP and
+// WHEP PATCH). A fragment whose ice-ufrag differs from the offer's asks for
+// an ICE restart, which is not supported: ErrICERestart.
+func addTrickle(pc *webrtc.PeerConnection, offerUfrag, sdpFragment string) error {
+	f, err := parseTrickle(sdpFragment)
+	if err != nil {
+		return err
+	}
+	if f.iceUfrag != "" && offerUfrag != "" && f.iceUfrag != offerUfrag {
+		return ErrICERestart
+	}
+	for _, c := range f.candidates {
+		init := webrtc.ICECandidateInit{Candidate: c.candidate}
+		if c.mid != "" {
+			mid := c.mid
+			init.SDPMid = &mid
+		} else {
+			var zero uint16
+			init.SDPMLineIndex = &zero
+		}
+		if err := pc.AddICECandidate(init); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadTrickle, err)
+		}
+	}
+	return nil
 }

@@ -111,15 +111,20 @@ func (h *whipHandler) methodNotAllowed(w http.ResponseWriter, allow string) {
 }
 
 func (h *whipHandler) authorize(w http.ResponseWriter, r *http.Request, stream string) bool {
-	if h.auth == nil {
+	return authorize(w, r, h.auth, stream, "whip")
+}
+
+// authorize runs an auth callback and answers 401 or 403 when it refuses.
+func authorize(w http.ResponseWriter, r *http.Request, auth func(*http.Request, string) error, stream, realm string) bool {
+	if auth == nil {
 		return true
 	}
-	err := h.auth(r, stream)
+	err := auth(r, stream)
 	switch {
 	case err == nil:
 		return true
 	case errors.Is(err, ErrUnauthorized):
-		w.Header().Set("WWW-Authenticate", `Bearer realm="whip"`)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`"`)
 		httpError(w, http.StatusUnauthorized, "unauthorized")
 	default:
 		httpError(w, http.StatusForbidden, "forbidden")

@@ -80,6 +80,8 @@ type APIOptions struct {
 	Outputs Outputs
 	// Ingest returns a live stream's WebRTC receive counters.
 	Ingest func(stream string) (ingest.Stats, bool)
+	// Rooms serves /v1/rooms (api_rooms.go).
+	Rooms Rooms
 	// Events feeds GET /v1/events.
 	Events *Bus
 	// Auth guards every /v1 route (Auth.Admin).
@@ -126,6 +128,10 @@ func NewAPI(opt APIOptions) *API {
 		{"GET", "/v1/streams/{stream}", a.getStream},
 		{"GET", "/v1/recordings", a.listRecordings},
 		{"GET", "/v1/recordings/{key}", a.getRecordingObject},
+		{"GET", "/v1/rooms", a.listRooms},
+		{"POST", "/v1/rooms", a.createRoom},
+		{"GET", "/v1/rooms/{room}", a.getRoom},
+		{"DELETE", "/v1/rooms/{room}", a.deleteRoom},
 	}
 	return a
 }

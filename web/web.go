@@ -19,6 +19,9 @@ import (
 type Handlers struct {
 	// WHIP serves /whip/ (RFC 9725); it sees paths with the prefix stripped.
 	WHIP http.Handler
+	// WHEP serves /whep/ (draft-ietf-wish-whep playback); it sees paths with
+	// the prefix stripped and does its own play auth.
+	WHEP http.Handler
 	// HLS serves /hls/; it sees paths with the prefix stripped.
 	HLS http.Handler
 	// DASH serves /dash/; it sees paths with the prefix stripped. When set,
@@ -55,6 +58,9 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 			whip = h.Metrics.countPublish(whip)
 		}
 		mux.Handle("/whip/", http.StripPrefix("/whip/", whip))
+	}
+	if h.WHEP != nil {
+		mux.Handle("/whep/", http.StripPrefix("/whep/", h.WHEP))
 	}
 	if h.HLS != nil {
 		mux.Handle("/hls/", http.StripPrefix("/hls/", media("hls", h.HLS)))
@@ -98,7 +104,8 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 const index = `whipcast: WebRTC in, broadcast out.
 
   publish   POST /whip/{stream}              (WHIP, RFC 9725; Content-Type: application/sdp)
-  watch     GET  /hls/{stream}/index.m3u8    (Low-Latency HLS)
+  watch     POST /whep/{stream}              (WHEP, WebRTC playback; Content-Type: application/sdp)
+            GET  /hls/{stream}/index.m3u8    (Low-Latency HLS)
             GET  /dash/{stream}/manifest.mpd (low-latency MPEG-DASH)
   health    GET  /healthz, /readyz
 `

@@ -22,6 +22,9 @@ func (g *Gateway) auth() *web.Auth {
 func (g *Gateway) webHandlers() web.Handlers {
 	auth := g.auth()
 	opt := web.APIOptions{Streams: g.Registry, Events: g.events, Auth: auth, Logger: g.log.With("component", "api")}
+	if g.rooms != nil {
+		opt.Rooms = g.rooms
+	}
 	if g.Restream != nil {
 		opt.Outputs = restreamOutputs{g.Restream}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/outputs"
 	"github.com/whipcast/whipcast/packager"
+	"github.com/whipcast/whipcast/rooms"
 	"github.com/whipcast/whipcast/stages"
 	"github.com/whipcast/whipcast/stages/codec"
 	"github.com/whipcast/whipcast/stages/filter"
@@ -55,6 +56,7 @@ type Gateway struct {
 	dash   *packager.DASH // nil when dash.enabled is false
 	rec    *recording     // recorder.go
 	events *web.Bus       // api.go
+	rooms  *rooms.Manager // rooms.go
 	ln     net.Listener
 	srv    *http.Server
 }
@@ -87,6 +89,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		return nil, fmt.Errorf("webrtc port %d: %w", cfg.WebRTC.Port, err)
 	}
 	g.ingest = in
+	g.startRooms()
 
 	// One transmuxer per stream; every packager and output shares its CMAF.
 	g.cmaf = transmux.NewService(transmux.Settings{SegmentTarget: cfg.HLS.Segment, PartTarget: cfg.HLS.Part},
@@ -151,6 +154,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	handlers := g.webHandlers() // api.go
 	handlers.HLS, handlers.DASH = g.hls, dash
 	handlers.WHIP = ingest.NewWHIPHandler(in, g.auth().PublishAuth(), log.With("component", "whip"))
+	handlers.WHEP = ingest.NewWHEPHandler(in, g.auth().PlayAuth(), log.With("component", "whep"))
+	g.registerPlaybackMetrics(handlers.Metrics)
 	g.srv = &http.Server{
 		Handler:           web.NewHandler(handlers, log.With("component", "http")),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -198,6 +203,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 func (g *Gateway) closeParts() {
 	if g.ingest != nil {
 		_ = g.ingest.Close()
+	}
+	if g.rooms != nil {
+		g.rooms.Close()
 	}
 	g.Registry.Close()
 	if g.Filters != nil {

@@ -1,0 +1,389 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/whipcast/whipcast/media"
+)
+
+const (
+	// viewerConnectTimeout ends a viewer whose ICE/DTLS never completes.
+	viewerConnectTimeout = 15 * time.Second
+	// viewerPLIInterval rate-limits the keyframe requests one viewer's PLIs
+	// and FIRs turn into: a lossy viewer must not make the publisher send
+	// keyframes back to back for every other reader.
+	viewerPLIInterval = time.Second
+	// viewerLagFrames is the reader backlog (about 1.5 s of 30 fps video plus
+	// 50 fps Opus) past which a viewer skips to the next keyframe instead of
+	// sending stale media late.
+	viewerLagFrames = 120
+)
+
+// Viewer is one WHEP playback (draft-ietf-wish-whep): a PeerConnection that
+// sends a live Stream's H.264 and Opus to a viewer as they came, with no
+// transcoding. It starts at a keyframe, turns the viewer's PLIs into
+// (rate-limited) keyframe requests, skips to the next keyframe when it falls
+// behind, and ends when the stream ends, the peer leaves or Close is called.
+type Viewer struct {
+	srv    *Server
+	id     string
+	name   string
+	offer  playOffer
+	stream *media.Stream
+	pc     *webrtc.PeerConnection
+	fw     *forwarder
+
+	ctx       context.Context // cancelled by end
+	cancel    context.CancelFunc
+	connected chan struct{}
+	connOnce  sync.Once
+	endOnce   sync.Once
+	endErr    error
+	done      chan struct{}
+
+	wg sync.WaitGroup // RTCP readers, added before run starts
+}
+
+// playOffer is what checkPlayOffer learns from a WHEP offer.
+type playOffer struct {
+	iceUfrag     string
+	video, audio bool // the offer has a receiving m-line of that kind
+}
+
+// checkPlayOffer validates a WHEP offer before anything is allocated: it
+// must parse and have at least one audio or video m-line that can receive.
+func checkPlayOffer(offer string) (playOffer, error) {
+	var info playOffer
+	if len(offer) == 0 {
+		return info, fmt.Errorf("%w: empty", ErrBadOffer)
+	}
+	if len(offer) > maxOfferSize {
+		return info, fmt.Errorf("%w: larger than %d bytes", ErrBadOffer, maxOfferSize)
+	}
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(offer); err != nil {
+		return info, fmt.Errorf("%w: %v", ErrBadOffer, err)
+	}
+	if v, ok := sd.Attribute("ice-ufrag"); ok {
+		info.iceUfrag = v
+	}
+	for _, md := range sd.MediaDescriptions {
+		if md == nil {
+			continue
+		}
+		if info.iceUfrag == "" {
+			if v, ok := md.Attribute("ice-ufrag"); ok {
+				info.iceUfrag = v
+			}
+		}
+		if md.MediaName.Port.Value == 0 && !hasAttr(md, "bundle-only") {
+			continue
+		}
+		if hasAttr(md, "sendonly") || hasAttr(md, "inactive") {
+			continue
+		}
+		switch md.MediaName.Media {
+		case "video":
+			info.video = true
+		case "audio":
+			info.audio = true
+		}
+	}
+	if !info.video && !info.audio {
+		return info, fmt.Errorf("%w: no receiving audio or video m-line", ErrBadOffer)
+	}
+	return info, nil
+}
+
+// Play starts a WHEP playback of the live stream from an SDP offer and
+// returns the viewer and the SDP answer (all our candidates included). It
+// wraps media.ErrStreamNotFound when the stream is not live. On error nothing
+// is left behind.
+func (s *Server) Play(ctx context.Context, stream, offerSDP string) (*Viewer, string, error) {
+	if err := media.ValidateName(stream); err != nil {
+		return nil, "", err
+	}
+	info, err := checkPlayOffer(offerSDP)
+	if err != nil {
+		return nil, "", err
+	}
+	st, ok := s.reg.Get(stream)
+	if !ok {
+		return nil, "", fmt.Errorf("%w: %q", media.ErrStreamNotFound, stream)
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, "", ErrServerClosed
+	}
+	vctx, cancel := context.WithCancel(context.Background())
+	v := &Viewer{srv: s, id: newID(), name: stream, offer: info, stream: st,
+		ctx: vctx, cancel: cancel, connected: make(chan struct{}), done: make(chan struct{})}
+	answer, err := v.negotiate(ctx, offerSDP)
+	if err != nil {
+		v.abort()
+		return nil, "", err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		v.abort()
+		return nil, "", ErrServerClosed
+	}
+	s.viewers[v.id] = v
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		v.run()
+	}()
+	s.log.Info("ingest: playback started", "stream", stream, "session", v.id)
+	return v, answer, nil
+}
+
+// Viewer returns the live playback session with that id.
+func (s *Server) Viewer(id string) (*Viewer, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.viewers[id]
+	return v, ok
+}
+
+// Viewers returns how many playback sessions are live.
+func (s *Server) Viewers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.viewers)
+}
+
+// ID returns the session id used in the WHEP session URL.
+func (v *Viewer) ID() string { return v.id }
+
+// Stream returns the name of the stream being played.
+func (v *Viewer) Stream() string { return v.name }
+
+// Done is closed once the viewer has ended and cleaned up.
+func (v *Viewer) Done() <-chan struct{} { return v.done }
+
+// Err returns why the viewer ended (ErrSessionClosed for Close,
+// media.ErrStreamEnded when the publisher left), or nil while it runs.
+func (v *Viewer) Err() error {
+	select {
+	case <-v.done:
+		return v.endErr
+	default:
+		return nil
+	}
+}
+
+// Close ends the playback (WHEP DELETE) and waits for its goroutines. Safe
+// to call more than once.
+func (v *Viewer) Close() {
+	v.end(ErrSessionClosed)
+	<-v.done
+}
+
+// end asks run to tear down; it never blocks, so pion callbacks may call it.
+func (v *Viewer) end(err error) {
+	v.endOnce.Do(func() {
+		v.endErr = err
+		v.cancel()
+	})
+}
+
+// Trickle adds the remote ICE candidates of an RFC 8840 fragment (WHEP
+// PATCH); see Session.Trickle.
+func (v *Viewer) Trickle(sdpFragment string) error {
+	if v.ctx.Err() != nil {
+		return ErrSessionNotFound
+	}
+	return addTrickle(v.pc, v.offer.iceUfrag, sdpFragment)
+}
+
+// h264SendFmtp is the H.264 the viewer is asked to receive: the stream's
+// own profile-level-id (RFC 6184 §8.1) read from its SPS once it has one,
+// else constrained baseline. pion matches it against the viewer's offer by
+// profile_idc and packetization-mode and falls back to any H.264 the viewer
+// takes: the stream goes out as it came either way.
+func h264SendFmtp(cfg *media.Config) string {
+	plid := "42e01f"
+	if cfg != nil && len(cfg.SPS) >= 4 {
+		plid = fmt.Sprintf("%02x%02x%02x", cfg.SPS[1], cfg.SPS[2], cfg.SPS[3])
+	}
+	return "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=" + plid
+}
+
+func (v *Viewer) negotiate(ctx context.Context, offer string) (string, error) {
+	pc, err := v.srv.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return "", fmt.Errorf("ingest: new peer connection: %w", err)
+	}
+	v.pc = pc
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			v.connOnce.Do(func() { close(v.connected) })
+		case webrtc.PeerConnectionStateFailed:
+			v.end(errors.New("ingest: connection failed"))
+		case webrtc.PeerConnectionStateClosed:
+			v.end(errors.New("ingest: connection closed by peer"))
+		}
+	})
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+	}
+	fw := &forwarder{}
+	if t := v.stream.Track(media.KindVideo); t != nil && t.Codec == media.CodecH264 && v.offer.video {
+		fmtp := h264SendFmtp(v.stream.LastConfig(t))
+		fw.video, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: fmtp}, "video", "whipcast")
+		if err != nil {
+			return "", err
+		}
+	}
+	if t := v.stream.Track(media.KindAudio); t != nil && t.Codec == media.CodecOpus && v.offer.audio {
+		fw.audio, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "whipcast")
+		if err != nil {
+			return "", err
+		}
+	}
+	if fw.video == nil && fw.audio == nil {
+		return "", fmt.Errorf("%w: the stream has no track the offer can receive", ErrBadOffer)
+	}
+	for _, t := range []*webrtc.TrackLocalStaticRTP{fw.video, fw.audio} {
+		if t == nil {
+			continue
+		}
+		sender, err := pc.AddTrack(t)
+		if err != nil {
+			return "", fmt.Errorf("ingest: add track: %w", err)
+		}
+		isVideo := t == fw.video
+		v.wg.Add(1)
+		go func() {
+			defer v.wg.Done()
+			v.readRTCP(sender, isVideo)
+		}()
+	}
+	v.fw = fw
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+	}
+	if fw.video != nil && !strings.Contains(strings.ToLower(answer.SDP), "h264/90000") {
+		return "", ErrNoVideoCodec
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return "", fmt.Errorf("ingest: set local description: %w", err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultGatherTimeout)
+		defer cancel()
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", fmt.Errorf("ingest: ICE gathering: %w", ctx.Err())
+	}
+	return pc.LocalDescription().SDP, nil
+}
+
+// readRTCP turns the viewer's PLIs and FIRs into keyframe requests, at most
+// one per viewerPLIInterval. Reading also feeds the NACK responder.
+func (v *Viewer) readRTCP(sender *webrtc.RTPSender, video bool) {
+	var last time.Time
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		if !video {
+			continue
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				if now := time.Now(); now.Sub(last) >= viewerPLIInterval {
+					last = now
+					v.stream.RequestKeyframe()
+				}
+			}
+		}
+	}
+}
+
+// abort undoes a Play that failed before the viewer ran.
+func (v *Viewer) abort() {
+	if v.pc != nil {
+		_ = v.pc.Close()
+	}
+	v.wg.Wait()
+	v.end(ErrSessionClosed)
+	close(v.done)
+}
+
+// run waits for the connection, then forwards the stream's frames until the
+// viewer ends.
+func (v *Viewer) run() {
+	defer v.teardown()
+	t := time.NewTimer(viewerConnectTimeout)
+	select {
+	case <-v.connected:
+		t.Stop()
+	case <-v.ctx.Done():
+		t.Stop()
+		return
+	case <-t.C:
+		v.end(errors.New("ingest: viewer did not connect"))
+		return
+	case <-v.stream.Done():
+		t.Stop()
+		v.end(media.ErrStreamEnded)
+		return
+	}
+	r := v.stream.Subscribe("whep:"+v.id, 0)
+	defer func() { r.Close() }()
+	v.fw.waitKey = v.fw.video != nil
+	for {
+		f, err := r.Read(v.ctx)
+		switch {
+		case errors.Is(err, media.ErrReaderTooSlow):
+			// Dropped by the stream: start again from the next keyframe.
+			r.Close()
+			r = v.stream.Subscribe("whep:"+v.id, 0)
+			v.fw.waitKey = v.fw.video != nil
+			continue
+		case err != nil:
+			v.end(err)
+			return
+		}
+		if v.fw.video != nil && !v.fw.waitKey && r.Len() > viewerLagFrames {
+			v.fw.waitKey = true
+			v.stream.RequestKeyframe()
+		}
+		v.fw.write(f)
+	}
+}
+
+func (v *Viewer) teardown() {
+	_ = v.pc.Close()
+	v.wg.Wait()
+	v.srv.mu.Lock()
+	if v.srv.viewers[v.id] == v {
+		delete(v.srv.viewers, v.id)
+	}
+	v.srv.mu.Unlock()
+	v.srv.log.Info("ingest: playback ended", "stream", v.name, "session", v.id, "reason", v.endErr)
+	close(v.done)
+}

@@ -1,0 +1,139 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/whipcast/whipcast/media"
+)
+
+// NewWHEPHandler serves WHEP (draft-ietf-wish-whep) playback for s, mounted
+// like the WHIP handler: http.StripPrefix("/whep/", h). The URL scheme is
+// WHIP's (see NewWHIPHandler):
+//
+//	POST   /whep/{stream}               start watching (application/sdp offer, recvonly) → 201, Location, answer
+//	PATCH  /whep/{stream}?session={id}  trickle ICE (application/trickle-ice-sdpfrag) → 204
+//	DELETE /whep/{stream}?session={id}  stop watching → 200
+//	OPTIONS any                          CORS preflight → 204
+//
+// Status codes: stream not live → 404; malformed offer, no receiving
+// m-line, or no H.264 the viewer can take → 400; the rest as WHIP.
+//
+// auth, when not nil, is the play check (web.Auth.PlayAuth: a play token
+// or a JWT with perm "play"), called for POST, PATCH and DELETE.
+func NewWHEPHandler(s *Server, auth func(r *http.Request, stream string) error, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &whepHandler{srv: s, auth: auth, log: log}
+}
+
+type whepHandler struct {
+	srv  *Server
+	auth func(r *http.Request, stream string) error
+	log  *slog.Logger
+}
+
+func (h *whepHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setCORS(w.Header())
+	stream := strings.TrimPrefix(r.URL.Path, "/")
+	id := r.URL.Query().Get("session")
+	allow := "POST, OPTIONS"
+	if id != "" {
+		allow = "PATCH, DELETE, OPTIONS"
+	}
+	switch {
+	case r.Method == http.MethodOptions:
+		w.Header().Set("Allow", "POST, PATCH, DELETE, OPTIONS")
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodPost && id == "":
+		h.post(w, r, stream)
+	case (r.Method == http.MethodPatch || r.Method == http.MethodDelete) && id != "":
+		h.session(w, r, stream, id)
+	default:
+		w.Header().Set("Allow", allow)
+		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
+	}
+}
+
+func (h *whepHandler) post(w http.ResponseWriter, r *http.Request, stream string) {
+	if err := media.ValidateName(stream); err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !authorize(w, r, h.auth, stream, "whep") {
+		return
+	}
+	offer, ok := readBody(w, r, "application/sdp")
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
+	defer cancel()
+	v, answer, err := h.srv.Play(ctx, stream, offer)
+	if err != nil {
+		code := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, media.ErrStreamNotFound):
+			code = http.StatusNotFound
+		case errors.Is(err, media.ErrBadName), errors.Is(err, ErrBadOffer), errors.Is(err, ErrNoVideoCodec):
+			code = http.StatusBadRequest
+		case errors.Is(err, ErrServerClosed):
+			code = http.StatusServiceUnavailable
+		}
+		if code == http.StatusInternalServerError {
+			h.log.Error("whep: play failed", "stream", stream, "err", err)
+		}
+		httpError(w, code, err.Error())
+		return
+	}
+	w.Header().Set("Location", requestPath(r)+"?session="+url.QueryEscape(v.ID()))
+	w.Header().Set("ETag", etag(v.ID()))
+	w.Header().Set("Content-Type", "application/sdp")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, answer)
+}
+
+func (h *whepHandler) session(w http.ResponseWriter, r *http.Request, stream, id string) {
+	v, ok := h.srv.Viewer(id)
+	if !ok || v.Stream() != stream {
+		httpError(w, http.StatusNotFound, "session not found")
+		return
+	}
+	if !authorize(w, r, h.auth, stream, "whep") {
+		return
+	}
+	if r.Method == http.MethodDelete {
+		v.Close()
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	im := strings.TrimSpace(r.Header.Get("If-Match"))
+	if im == "*" {
+		httpError(w, http.StatusUnprocessableEntity, ErrICERestart.Error())
+		return
+	}
+	if im != "" && im != etag(id) {
+		httpError(w, http.StatusPreconditionFailed, "If-Match does not match the session ETag")
+		return
+	}
+	frag, ok := readBody(w, r, "application/trickle-ice-sdpfrag")
+	if !ok {
+		return
+	}
+	switch err := v.Trickle(frag); {
+	case err == nil:
+		w.WriteHeader(http.StatusNoContent)
+	case errors.Is(err, ErrICERestart):
+		httpError(w, http.StatusUnprocessableEntity, err.Error())
+	case errors.Is(err, ErrSessionNotFound):
+		httpError(w, http.StatusNotFound, err.Error())
+	default:
+		httpError(w, http.StatusBadRequest, err.Error())
+	}
+}
