@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"path"
 	"sort"
@@ -103,8 +104,8 @@ func (a *API) listRecordings(w http.ResponseWriter, r *http.Request, _ map[strin
 }
 
 // getRecordingObject serves one stored object with Range support (players
-// seek in the MP4). The object is read whole: recordings are read rarely
-// and storage.Store has no ranged reads.
+// seek in the MP4). Stores that can (local disk, S3) stream it with ranged
+// reads instead of holding an hour of recording in memory.
 func (a *API) getRecordingObject(w http.ResponseWriter, r *http.Request, v map[string]string) {
 	if a.opt.Store == nil {
 		writeError(w, notImplemented("recordings"))
@@ -119,7 +120,20 @@ func (a *API) getRecordingObject(w http.ResponseWriter, r *http.Request, v map[s
 		writeError(w, &apiError{http.StatusNotFound, "not_found", "no such recording object"})
 		return
 	}
-	b, err := a.opt.Store.Get(r.Context(), key)
+	var body io.ReadSeeker
+	var err error
+	if op, ok := a.opt.Store.(storage.Opener); ok {
+		var obj storage.Object
+		if obj, err = op.Open(r.Context(), key); err == nil {
+			defer obj.Close()
+			body = obj
+		}
+	} else {
+		var b []byte
+		if b, err = a.opt.Store.Get(r.Context(), key); err == nil {
+			body = bytes.NewReader(b)
+		}
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		writeError(w, &apiError{http.StatusNotFound, "not_found", "no such recording object"})
 		return
@@ -131,5 +145,5 @@ func (a *API) getRecordingObject(w http.ResponseWriter, r *http.Request, v map[s
 	}
 	w.Header().Set("Content-Type", storage.TypeByKey(key))
 	w.Header().Set("Cache-Control", "private, max-age=3600")
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+	http.ServeContent(w, r, "", time.Time{}, body)
 }
