@@ -113,27 +113,5 @@ func (h *whepHandler) session(w http.ResponseWriter, r *http.Request, stream, id
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	im := strings.TrimSpace(r.Header.Get("If-Match"))
-	if im == "*" {
-		httpError(w, http.StatusUnprocessableEntity, ErrICERestart.Error())
-		return
-	}
-	if im != "" && im != etag(id) {
-		httpError(w, http.StatusPreconditionFailed, "If-Match does not match the session ETag")
-		return
-	}
-	frag, ok := readBody(w, r, "application/trickle-ice-sdpfrag")
-	if !ok {
-		return
-	}
-	switch err := v.Trickle(frag); {
-	case err == nil:
-		w.WriteHeader(http.StatusNoContent)
-	case errors.Is(err, ErrICERestart):
-		httpError(w, http.StatusUnprocessableEntity, err.Error())
-	case errors.Is(err, ErrSessionNotFound):
-		httpError(w, http.StatusNotFound, err.Error())
-	default:
-		httpError(w, http.StatusBadRequest, err.Error())
-	}
+	serveTrickle(w, r, id, v.Trickle)
 }

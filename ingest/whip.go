@@ -214,7 +214,13 @@ func (h *whipHandler) session(w http.ResponseWriter, r *http.Request, stream, id
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	// PATCH: trickle ICE. If-Match "*" announces an ICE restart.
+	serveTrickle(w, r, id, sess.Trickle)
+}
+
+// serveTrickle answers a PATCH on a WHIP or WHEP session resource: an
+// RFC 8840 trickle-ice-sdpfrag body → 204; If-Match "*" (an ICE restart,
+// not supported) → 422 as RFC 9725 4.3.1 says; a stale ETag → 412.
+func serveTrickle(w http.ResponseWriter, r *http.Request, id string, trickle func(frag string) error) {
 	im := strings.TrimSpace(r.Header.Get("If-Match"))
 	if im == "*" {
 		httpError(w, http.StatusUnprocessableEntity, ErrICERestart.Error())
@@ -228,7 +234,7 @@ func (h *whipHandler) session(w http.ResponseWriter, r *http.Request, stream, id
 	if !ok {
 		return
 	}
-	switch err := sess.Trickle(frag); {
+	switch err := trickle(frag); {
 	case err == nil:
 		w.WriteHeader(http.StatusNoContent)
 	case errors.Is(err, ErrICERestart):
