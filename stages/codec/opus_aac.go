@@ -70,16 +70,9 @@ func NewOpusToAAC(s AACSettings) (AudioTranscoder, error) {
 		return nil, fmt.Errorf("codec: opus→aac: %s: %w", what, err)
 	}
 
-	dc := astiav.FindDecoder(astiav.CodecIDOpus)
-	if dc == nil {
-		return fail("find decoder", errors.New("FFmpeg has no Opus decoder"))
-	}
-	t.dec = astiav.AllocCodecContext(dc)
-	t.dec.SetSampleRate(AACSampleRate)
-	t.dec.SetChannelLayout(astiav.ChannelLayoutStereo)
-	t.dec.SetTimeBase(astiav.NewRational(1, AACSampleRate))
-	if err := t.dec.Open(dc, nil); err != nil {
-		return fail("open decoder", err)
+	var err error
+	if t.dec, err = openOpusDecoder(); err != nil {
+		return fail("opus decoder", err)
 	}
 
 	ec := astiav.FindEncoderByName("aac")
@@ -105,7 +98,6 @@ func NewOpusToAAC(s AACSettings) (AudioTranscoder, error) {
 	}
 
 	t.graph = astiav.AllocFilterGraph()
-	var err error
 	t.src, err = t.graph.NewFilterContext(astiav.FindFilterByName("abuffer"), "in", astiav.FilterArgs{
 		"time_base":      "1/" + strconv.Itoa(AACSampleRate),
 		"sample_rate":    strconv.Itoa(AACSampleRate),
@@ -270,4 +262,23 @@ func (t *opusToAAC) Close() error {
 	t.fframe.Free()
 	t.out.Free()
 	return nil
+}
+
+// openOpusDecoder opens libavcodec's Opus decoder for WebRTC's 48 kHz stereo
+// Opus; every Opus transcoder starts with it. A non-nil context is returned
+// only on success.
+func openOpusDecoder() (*astiav.CodecContext, error) {
+	dc := astiav.FindDecoder(astiav.CodecIDOpus)
+	if dc == nil {
+		return nil, errors.New("FFmpeg has no Opus decoder")
+	}
+	dec := astiav.AllocCodecContext(dc)
+	dec.SetSampleRate(AACSampleRate)
+	dec.SetChannelLayout(astiav.ChannelLayoutStereo)
+	dec.SetTimeBase(astiav.NewRational(1, AACSampleRate))
+	if err := dec.Open(dc, nil); err != nil {
+		dec.Free()
+		return nil, err
+	}
+	return dec, nil
 }

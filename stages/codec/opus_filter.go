@@ -28,16 +28,9 @@ func NewOpusFilter(filter string, bitrate int) (AudioTranscoder, error) {
 		_ = t.Close()
 		return nil, fmt.Errorf("codec: opus filter: %s: %w", what, err)
 	}
-	dc := astiav.FindDecoder(astiav.CodecIDOpus)
-	if dc == nil {
-		return fail("find decoder", errors.New("FFmpeg has no Opus decoder"))
-	}
-	t.dec = astiav.AllocCodecContext(dc)
-	t.dec.SetSampleRate(AACSampleRate)
-	t.dec.SetChannelLayout(astiav.ChannelLayoutStereo)
-	t.dec.SetTimeBase(astiav.NewRational(1, AACSampleRate))
-	if err := t.dec.Open(dc, nil); err != nil {
-		return fail("open decoder", err)
+	var err error
+	if t.dec, err = openOpusDecoder(); err != nil {
+		return fail("opus decoder", err)
 	}
 	ec := astiav.FindEncoderByName("libopus")
 	if ec == nil {
@@ -57,7 +50,6 @@ func NewOpusFilter(filter string, bitrate int) (AudioTranscoder, error) {
 		frameSize = 960
 	}
 	t.graph = astiav.AllocFilterGraph()
-	var err error
 	t.src, err = t.graph.NewFilterContext(astiav.FindFilterByName("abuffer"), "in", astiav.FilterArgs{
 		"time_base":      "1/" + strconv.Itoa(AACSampleRate),
 		"sample_rate":    strconv.Itoa(AACSampleRate),
