@@ -2,8 +2,10 @@
 // publish with WHIP to {room}/{participant} and watch each other with WHEP
 // on the same names (SFU-style forwarding, no transcoding). The signalling is
 // WHIP and WHEP themselves; this package only decides who is in which room,
-// tells listeners about joins, leaves and ends, and ends a room that stayed
-// empty past its grace period.
+// tells listeners about joins, leaves, mutes and ends, and ends a room that
+// stayed empty past its grace period. Watch (watch.go) gives the room
+// signalling socket one room's snapshot and events; Mute records what a
+// participant said it muted.
 //
 // A Manager is a small actor: one goroutine owns every room and runs the
 // commands sent to it, so no lock guards room state.
@@ -54,8 +56,8 @@ type Settings struct {
 	// last participant left) before it ends, when Create is given none
 	// (config rooms.grace). Default DefaultGrace.
 	Grace time.Duration
-	// OnEvent receives joins, leaves and ends, on the Manager's goroutine;
-	// it must not block. Nil: none.
+	// OnEvent receives joins, leaves, mutes and ends, on the Manager's
+	// goroutine; it must not block. Nil: none.
 	OnEvent func(Event)
 	// Kick ends a participant's publish (its stream name) when its room is
 	// deleted. It is called off the Manager's goroutine and may block.
@@ -72,9 +74,12 @@ const (
 	Joined EventType = iota + 1
 	Left
 	Ended
+	Muted
+	Unmuted
 )
 
-// String is the events-socket name: room.joined, room.left, room.ended.
+// String is the events-socket name: room.joined, room.left, room.ended,
+// room.muted, room.unmuted.
 func (t EventType) String() string {
 	switch t {
 	case Joined:
@@ -83,16 +88,22 @@ func (t EventType) String() string {
 		return "room.left"
 	case Ended:
 		return "room.ended"
+	case Muted:
+		return "room.muted"
+	case Unmuted:
+		return "room.unmuted"
 	}
 	return fmt.Sprintf("EventType(%d)", int(t))
 }
 
-// Event is a join, a leave or the end of a room.
+// Event is a join, a leave, a mute or the end of a room.
 type Event struct {
 	Type EventType
 	Room string
-	// Participant is set for Joined and Left.
+	// Participant is set for Joined, Left, Muted and Unmuted.
 	Participant string
+	// Kind is "audio" or "video" for Muted and Unmuted.
+	Kind string
 	// Reason says why a room ended (empty, deleted, shutdown).
 	Reason string
 }
@@ -117,6 +128,9 @@ type Info struct {
 	Participants []string `json:"participants"`
 	// EmptySince is when the room became empty; absent while someone is in.
 	EmptySince *time.Time `json:"empty_since,omitempty"`
+	// Muted maps each participant that said it muted something (Mute) to
+	// the kinds it muted ("audio", "video"); absent when nobody did.
+	Muted map[string][]string `json:"muted,omitempty"`
 }
 
 type room struct {
@@ -124,6 +138,7 @@ type room struct {
 	grace        time.Duration
 	created      time.Time
 	participants map[string]*media.Stream
+	muted        map[string]map[string]bool // participant → kind → muted (watch.go)
 	emptySince   time.Time
 	timer        *time.Timer
 	gen          int // which empty period the timer belongs to
@@ -135,6 +150,7 @@ func (r *room) info() Info {
 		in.Participants = append(in.Participants, p)
 	}
 	slices.Sort(in.Participants)
+	in.Muted = r.mutedInfo()
 	if len(r.participants) == 0 {
 		t := r.emptySince
 		in.EmptySince = &t
@@ -153,12 +169,14 @@ type Manager struct {
 	closeOnce sync.Once
 
 	// Owned by the actor goroutine.
-	rooms map[string]*room
+	rooms    map[string]*room
+	watchers map[string]map[*Watcher]struct{} // by room name (watch.go)
 }
 
 // New starts a Manager. Close stops it.
 func New(set Settings) *Manager {
-	m := &Manager{set: set, log: set.Logger, cmds: make(chan func()), quit: make(chan struct{}), rooms: map[string]*room{}}
+	m := &Manager{set: set, log: set.Logger, cmds: make(chan func()), quit: make(chan struct{}),
+		rooms: map[string]*room{}, watchers: map[string]map[*Watcher]struct{}{}}
 	if m.set.Max <= 0 {
 		m.set.Max = DefaultMax
 	}
@@ -187,6 +205,7 @@ func (m *Manager) run() {
 					r.timer.Stop()
 				}
 			}
+			m.closeWatchers()
 			return
 		}
 	}
@@ -210,6 +229,7 @@ func (m *Manager) emit(e Event) {
 	if m.set.OnEvent != nil {
 		m.set.OnEvent(e)
 	}
+	m.notifyWatchers(e)
 }
 
 // ValidName checks a room name: one stream-name segment.
@@ -244,7 +264,7 @@ func (m *Manager) Create(ctx context.Context, name string, grace time.Duration) 
 			return
 		}
 		now := time.Now()
-		r := &room{name: name, grace: grace, created: now, participants: map[string]*media.Stream{}}
+		r := &room{name: name, grace: grace, created: now, participants: map[string]*media.Stream{}, muted: map[string]map[string]bool{}}
 		m.rooms[name] = r
 		m.becameEmpty(r, now)
 		in = r.info()
@@ -282,6 +302,7 @@ func (m *Manager) end(r *room, reason string) []string {
 		m.emit(Event{Type: Left, Room: r.name, Participant: p, Reason: reason})
 	}
 	clear(r.participants)
+	clear(r.muted)
 	delete(m.rooms, r.name)
 	m.emit(Event{Type: Ended, Room: r.name, Reason: reason})
 	m.log.Info("rooms: ended", "room", r.name, "reason", reason)
@@ -369,6 +390,7 @@ func (m *Manager) streamStarted(s *media.Stream) {
 			m.emit(Event{Type: Left, Room: name, Participant: p, Reason: "replaced"})
 		}
 		r.participants[p] = s
+		delete(r.muted, p)
 		if r.timer != nil {
 			r.timer.Stop()
 		}
@@ -392,6 +414,7 @@ func (m *Manager) streamStarted(s *media.Stream) {
 				return // the room ended or the slot was taken over
 			}
 			delete(r.participants, p)
+			delete(r.muted, p)
 			m.emit(Event{Type: Left, Room: name, Participant: p})
 			if len(r.participants) == 0 {
 				m.becameEmpty(r, time.Now())
@@ -401,7 +424,8 @@ func (m *Manager) streamStarted(s *media.Stream) {
 }
 
 // Close stops the Manager and waits for its goroutines. Rooms are dropped
-// without events. Safe to call more than once.
+// without events; every Watcher's channel is closed. Safe to call more than
+// once.
 func (m *Manager) Close() {
 	m.closeOnce.Do(func() {
 		close(m.quit)
