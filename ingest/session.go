@@ -373,3 +373,15 @@ func (s *Session) Trickle(sdpFragment string) error {
 	}
 	return addTrickle(s.pc, s.offer.iceUfrag, sdpFragment)
 }
+
+// AddCandidate adds one remote ICE candidate (an RTCIceCandidateInit, as
+// the room socket relays it); an empty candidate ends the candidates. The
+// errors are Trickle's.
+func (s *Session) AddCandidate(c webrtc.ICECandidateInit) error {
+	select {
+	case <-s.endCh:
+		return ErrSessionNotFound
+	default:
+	}
+	return addCandidate(s.pc, s.offer.iceUfrag, c)
+}

@@ -93,9 +93,27 @@ func addTrickle(pc *webrtc.PeerConnection, offerUfrag, sdpFragment string) error
 			var zero uint16
 			init.SDPMLineIndex = &zero
 		}
-		if err := pc.AddICECandidate(init); err != nil {
-			return fmt.Errorf("%w: %v", ErrBadTrickle, err)
+		if err := addCandidate(pc, offerUfrag, init); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// addCandidate adds one remote candidate as a browser's onicecandidate
+// gives it (RTCIceCandidateInit: the room socket), or one line of a
+// trickle fragment. An empty candidate is the end of candidates. A
+// usernameFragment other than the offer's asks for an ICE restart:
+// ErrICERestart.
+func addCandidate(pc *webrtc.PeerConnection, offerUfrag string, c webrtc.ICECandidateInit) error {
+	if c.UsernameFragment != nil && *c.UsernameFragment != "" && offerUfrag != "" && *c.UsernameFragment != offerUfrag {
+		return ErrICERestart
+	}
+	if len(c.Candidate) > maxTrickleSize {
+		return fmt.Errorf("%w: candidate larger than %d bytes", ErrBadTrickle, maxTrickleSize)
+	}
+	if err := pc.AddICECandidate(c); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadTrickle, err)
 	}
 	return nil
 }

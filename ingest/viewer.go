@@ -210,6 +210,14 @@ func (v *Viewer) Trickle(sdpFragment string) error {
 	return addTrickle(v.pc, v.offer.iceUfrag, sdpFragment)
 }
 
+// AddCandidate adds one remote ICE candidate; see Session.AddCandidate.
+func (v *Viewer) AddCandidate(c webrtc.ICECandidateInit) error {
+	if v.ctx.Err() != nil {
+		return ErrSessionNotFound
+	}
+	return addCandidate(v.pc, v.offer.iceUfrag, c)
+}
+
 // h264SendFmtp is the H.264 the viewer is asked to receive: the stream's
 // own profile-level-id (RFC 6184 §8.1) read from its SPS once it has one,
 // else constrained baseline. pion matches it against the viewer's offer by

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -77,15 +76,7 @@ func (h *whepHandler) post(w http.ResponseWriter, r *http.Request, stream string
 	defer cancel()
 	v, answer, err := h.srv.Play(ctx, stream, offer)
 	if err != nil {
-		code := http.StatusInternalServerError
-		switch {
-		case errors.Is(err, media.ErrStreamNotFound):
-			code = http.StatusNotFound
-		case errors.Is(err, media.ErrBadName), errors.Is(err, ErrBadOffer), errors.Is(err, ErrNoVideoCodec):
-			code = http.StatusBadRequest
-		case errors.Is(err, ErrServerClosed):
-			code = http.StatusServiceUnavailable
-		}
+		code := ErrorStatus(err)
 		if code == http.StatusInternalServerError {
 			h.log.Error("whep: play failed", "stream", stream, "err", err)
 		}

@@ -168,16 +168,7 @@ func (h *whipHandler) post(w http.ResponseWriter, r *http.Request, stream string
 	defer cancel()
 	sess, answer, err := h.srv.Publish(ctx, stream, offer)
 	if err != nil {
-		code := http.StatusInternalServerError
-		switch {
-		case errors.Is(err, media.ErrBadName), errors.Is(err, ErrBadOffer),
-			errors.Is(err, ErrNoVideoCodec), errors.Is(err, ErrNoAudioCodec):
-			code = http.StatusBadRequest
-		case errors.Is(err, media.ErrStreamBusy):
-			code = http.StatusConflict
-		case errors.Is(err, ErrServerClosed), errors.Is(err, media.ErrRegistryClosed):
-			code = http.StatusServiceUnavailable
-		}
+		code := ErrorStatus(err)
 		if code == http.StatusInternalServerError {
 			h.log.Error("whip: publish failed", "stream", stream, "err", err)
 		}
@@ -234,14 +225,32 @@ func serveTrickle(w http.ResponseWriter, r *http.Request, id string, trickle fun
 	if !ok {
 		return
 	}
-	switch err := trickle(frag); {
-	case err == nil:
-		w.WriteHeader(http.StatusNoContent)
-	case errors.Is(err, ErrICERestart):
-		httpError(w, http.StatusUnprocessableEntity, err.Error())
-	case errors.Is(err, ErrSessionNotFound):
-		httpError(w, http.StatusNotFound, err.Error())
-	default:
-		httpError(w, http.StatusBadRequest, err.Error())
+	if err := trickle(frag); err != nil {
+		httpError(w, ErrorStatus(err), err.Error())
+		return
 	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ErrorStatus is the HTTP status of an error of Publish, Play, Trickle or
+// AddCandidate, shared by WHIP, WHEP and the room socket so that each
+// refusal reads the same everywhere: 400 a bad name, offer or candidate; 404
+// a stream that is not live or an unknown session; 409 a stream already
+// published; 422 an ICE restart (RFC 9725 §4.3.1); 503 shutting down; 500
+// anything else.
+func ErrorStatus(err error) int {
+	switch {
+	case errors.Is(err, media.ErrBadName), errors.Is(err, ErrBadOffer), errors.Is(err, ErrNoVideoCodec),
+		errors.Is(err, ErrNoAudioCodec), errors.Is(err, ErrBadTrickle):
+		return http.StatusBadRequest
+	case errors.Is(err, media.ErrStreamNotFound), errors.Is(err, ErrSessionNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, media.ErrStreamBusy):
+		return http.StatusConflict
+	case errors.Is(err, ErrICERestart):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, ErrServerClosed), errors.Is(err, media.ErrRegistryClosed):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }
