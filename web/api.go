@@ -82,6 +82,9 @@ type APIOptions struct {
 	Ingest func(stream string) (ingest.Stats, bool)
 	// Rooms serves /v1/rooms (api_rooms.go).
 	Rooms Rooms
+	// RoomMedia makes the WebRTC sessions of the room socket
+	// (/v1/rooms/{room}/ws, roomsocket.go). Nil: that route is 501.
+	RoomMedia RoomMedia
 	// Events feeds GET /v1/events.
 	Events *Bus
 	// Auth guards every /v1 route (Auth.Admin).
@@ -132,6 +135,7 @@ func NewAPI(opt APIOptions) *API {
 		{"POST", "/v1/rooms", a.createRoom},
 		{"GET", "/v1/rooms/{room}", a.getRoom},
 		{"DELETE", "/v1/rooms/{room}", a.deleteRoom},
+		{"GET", roomSocketPath, a.roomSocket},
 	}
 	return a
 }
@@ -158,6 +162,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Set("Access-Control-Allow-Origin", "*")
+	// The room socket takes a participant's publish credential, not the
+	// admin token.
+	if vars, ok := matchPath(roomSocketPath, r.URL.Path); ok && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		a.roomSocket(w, r, vars)
+		return
+	}
 	if e := a.opt.Auth.admin(r); e != nil {
 		if e.status == http.StatusUnauthorized {
 			h.Set("WWW-Authenticate", `Bearer realm="whipcast"`)

@@ -12,12 +12,15 @@ import (
 	"github.com/whipcast/whipcast/rooms"
 )
 
-// Rooms creates, lists and deletes rooms; *rooms.Manager is one.
+// Rooms creates, lists and deletes rooms, and gives the room socket one
+// room's snapshot and events (Watch) and relays mutes; *rooms.Manager is one.
 type Rooms interface {
 	Create(ctx context.Context, name string, grace time.Duration) (rooms.Info, error)
 	List(ctx context.Context) ([]rooms.Info, error)
 	Get(ctx context.Context, name string) (rooms.Info, error)
 	Delete(ctx context.Context, name string) error
+	Watch(ctx context.Context, name string) (rooms.Info, *rooms.Watcher, error)
+	Mute(ctx context.Context, name, participant, kind string, muted bool) error
 }
 
 var _ Rooms = (*rooms.Manager)(nil)

@@ -23,7 +23,7 @@ func (g *Gateway) webHandlers() web.Handlers {
 	auth := g.auth()
 	opt := web.APIOptions{Streams: g.Registry, Events: g.events, Auth: auth, Logger: g.log.With("component", "api")}
 	if g.rooms != nil {
-		opt.Rooms = g.rooms
+		opt.Rooms, opt.RoomMedia = g.rooms, g.ingest
 	}
 	if g.Restream != nil {
 		opt.Outputs = restreamOutputs{g.Restream}

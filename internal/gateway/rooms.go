@@ -25,6 +25,9 @@ func (g *Gateway) startRooms() {
 			if e.Reason != "" {
 				data["reason"] = e.Reason
 			}
+			if e.Kind != "" { // room.muted, room.unmuted
+				data["kind"] = e.Kind
+			}
 			g.events.Publish(web.Event{Type: e.Type.String(), Stream: e.Stream(), Data: data})
 		},
 		Kick:   func(stream string) { g.ingest.CloseStream(stream) },
