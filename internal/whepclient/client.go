@@ -27,6 +27,10 @@ type Options struct {
 	LoopbackOnly bool
 	// HTTPClient is used for the WHEP requests. Default http.DefaultClient.
 	HTTPClient *http.Client
+	// Signal, when set, takes the SDP offer and returns the answer in place
+	// of the WHEP POST (another signalling channel, e.g. the room socket);
+	// the endpoint is then unused and Close sends no DELETE.
+	Signal func(ctx context.Context, offer string) (answer string, err error)
 }
 
 // Stats is what the viewer received.
@@ -141,7 +145,12 @@ func Play(ctx context.Context, endpoint, token string, opts Options) (*Client, e
 	case <-ctx.Done():
 		return fail(ctx.Err())
 	}
-	answer, err := c.post(ctx, endpoint, pc.LocalDescription().SDP)
+	var answer string
+	if opts.Signal != nil {
+		answer, err = opts.Signal(ctx, pc.LocalDescription().SDP)
+	} else {
+		answer, err = c.post(ctx, endpoint, pc.LocalDescription().SDP)
+	}
 	if err != nil {
 		return fail(err)
 	}

@@ -38,6 +38,10 @@ type Options struct {
 	FPS int
 	// HTTPClient is used for the WHIP requests. Default http.DefaultClient.
 	HTTPClient *http.Client
+	// Signal, when set, takes the SDP offer and returns the answer in place
+	// of the WHIP POST (another signalling channel, e.g. the room socket);
+	// the endpoint is then unused and Close sends no DELETE.
+	Signal func(ctx context.Context, offer string) (answer string, err error)
 }
 
 // Stats counts what was sent.
@@ -171,7 +175,12 @@ func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath s
 	case <-ctx.Done():
 		return fail(ctx.Err())
 	}
-	answer, loc, err := c.post(ctx, endpoint, pc.LocalDescription().SDP)
+	var answer, loc string
+	if opts.Signal != nil {
+		answer, err = opts.Signal(ctx, pc.LocalDescription().SDP)
+	} else {
+		answer, loc, err = c.post(ctx, endpoint, pc.LocalDescription().SDP)
+	}
 	if err != nil {
 		return fail(err)
 	}
