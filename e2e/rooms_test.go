@@ -191,15 +191,21 @@ func TestE2ERooms(t *testing.T) {
 	}
 }
 
-// TestE2ERoomSoak joins and leaves a room 100 times (WHIP publish, a WHEP
-// viewer, then DELETE), four participants at a time, and checks that every
-// join and leave was announced and that no goroutine is left behind.
+// TestE2ERoomSoak joins and leaves a room 200 times (a publish, a WHEP
+// viewer, then the leave), eight participants at a time, and checks that
+// every join and leave was announced and that neither goroutines nor heap
+// grow. Every fourth round joins over the room socket (publish over the
+// socket, leave by closing it) instead of WHIP POST and DELETE.
 func TestE2ERoomSoak(t *testing.T) {
 	checkNoLeaks(t)
-	const workers, rounds = 4, 25
+	const workers, rounds = 8, 25
+	// heapSlack is the heap growth allowed over the soak: far above what a
+	// leak-free run shows (a few MiB of pools and caches), far below what
+	// 200 leaked PeerConnections would hold.
+	const heapSlack = 20 << 20
 	g := startGateway(t, "audio: {codec: opus}\n")
 	base := "http://" + g.HTTPAddr().String()
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
 	defer cancel()
 	if code, _ := apiCall(t, "POST", base+"/v1/rooms", `{"name": "soak"}`); code != http.StatusCreated {
 		t.Fatalf("create room: %d", code)
@@ -231,8 +237,9 @@ func TestE2ERoomSoak(t *testing.T) {
 	runtime.GC()
 	time.Sleep(200 * time.Millisecond)
 	baseline := runtime.NumGoroutine()
+	heapBefore := heapInuse()
 
-	var endWait, playWait atomic.Int64
+	var endWait, endCount, playWait atomic.Int64
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -241,30 +248,54 @@ func TestE2ERoomSoak(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			url := fmt.Sprintf("%s/whip/soak/p%d", base, w)
+			var err error
 			for i := 0; i < rounds; i++ {
-				c, err := whipclient.Publish(ctx, url, "", fixtureVideo, fixtureAudio,
-					whipclient.Options{LoopbackOnly: true, MaxDuration: 100 * time.Millisecond})
+				popts := whipclient.Options{LoopbackOnly: true, MaxDuration: 100 * time.Millisecond}
+				var leave func()
+				if i%4 == 3 {
+					leave, err = soakSocket(ctx, base, fmt.Sprintf("p%d", w), &popts)
+					if err != nil {
+						errs <- fmt.Errorf("worker %d round %d: room socket: %w", w, i, err)
+						return
+					}
+				}
+				c, err := whipclient.Publish(ctx, url, "", fixtureVideo, fixtureAudio, popts)
 				if err != nil {
+					if leave != nil {
+						leave()
+					}
 					errs <- fmt.Errorf("worker %d round %d: %w", w, i, err)
 					return
 				}
-				// Someone watches each join; half the time the viewer
-				// leaves first, half the time the stream ends under it.
+				// Someone watches each join; the viewer leaves first or the
+				// stream ends under it (a DELETE or the socket closing).
 				t1 := time.Now()
 				v, err := whepclient.Play(ctx, strings.Replace(url, "/whip/", "/whep/", 1), "", whepclient.Options{LoopbackOnly: true})
 				if err != nil {
+					if leave != nil {
+						leave()
+					}
 					c.Close()
 					errs <- fmt.Errorf("worker %d round %d: WHEP: %w", w, i, err)
 					return
 				}
 				playWait.Add(int64(time.Since(t1)))
-				if i%2 == 0 {
+				switch {
+				case leave != nil:
+					leave() // closing the socket ends the publish
+					t0 := time.Now()
+					err = waitEnded(v)
+					endWait.Add(int64(time.Since(t0)))
+					endCount.Add(1)
+					err = errors.Join(err, v.Close(), c.Close())
+				case i%2 == 0:
 					err = errors.Join(v.Close(), c.Close())
-				} else {
+				default:
 					err = c.Close()
 					t0 := time.Now()
-					<-v.Ended()
+					err = errors.Join(err, waitEnded(v))
 					endWait.Add(int64(time.Since(t0)))
+					endCount.Add(1)
 					err = errors.Join(err, v.Close())
 				}
 				if err != nil {
@@ -276,12 +307,13 @@ func TestE2ERoomSoak(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	t.Logf("mean WHEP connect %v, mean end-of-stream to viewer ended %v", time.Duration(playWait.Load()/100), time.Duration(endWait.Load()/50))
+	t.Logf("mean WHEP connect %v, mean end-of-stream to viewer ended %v",
+		time.Duration(playWait.Load()/(workers*rounds)), time.Duration(endWait.Load()/max(endCount.Load(), 1)))
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "100 room.joined and 100 room.left", func() bool {
+	waitFor(t, 5*time.Second, "a room.joined and a room.left per round", func() bool {
 		return joined.Load() == workers*rounds && left.Load() == workers*rounds
 	})
 	http.DefaultClient.CloseIdleConnections()
@@ -294,8 +326,13 @@ func TestE2ERoomSoak(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Logf("soak: %d joins/leaves in %v (%.0f ms each, %d at a time); goroutines %d before, %d after",
-		workers*rounds, elapsed.Round(time.Millisecond), float64(elapsed.Milliseconds())*workers/float64(workers*rounds), workers, baseline, now)
+	heapAfter := heapInuse()
+	t.Logf("soak: %d joins/leaves in %v (%.0f ms each, %d at a time); goroutines %d before, %d after; heap in use %.1f MiB before, %.1f MiB after (%+.1f MiB)",
+		workers*rounds, elapsed.Round(time.Millisecond), float64(elapsed.Milliseconds())*workers/float64(workers*rounds), workers, baseline, now,
+		mib(heapBefore), mib(heapAfter), mib(heapAfter)-mib(heapBefore))
+	if heapAfter > heapBefore+heapSlack {
+		t.Errorf("heap grew by %.1f MiB over the soak, more than %d MiB", mib(heapAfter)-mib(heapBefore), heapSlack>>20)
+	}
 	if now > baseline {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("%d goroutines more than before the soak:\n%s", now-baseline, buf[:runtime.Stack(buf, true)])
@@ -306,3 +343,71 @@ func TestE2ERoomSoak(t *testing.T) {
 	ws.Close(websocket.StatusNormalClosure, "")
 	<-counted
 }
+
+// soakSocket opens the room socket for participant of room "soak" and
+// points popts' signalling at it. Once the answer is in, a reader drops the
+// server's later messages until the socket closes. leave closes the socket
+// (the participant's leave) and waits for that reader.
+func soakSocket(ctx context.Context, base, participant string, popts *whipclient.Options) (leave func(), err error) {
+	ws, _, err := websocket.Dial(ctx, strings.Replace(base, "http", "ws", 1)+"/v1/rooms/soak/ws?participant="+participant, nil)
+	if err != nil {
+		return nil, err
+	}
+	ws.SetReadLimit(1 << 20)
+	var reader sync.WaitGroup
+	popts.Signal = func(ctx context.Context, offer string) (string, error) {
+		b, _ := json.Marshal(map[string]string{"type": "publish", "sdp": offer})
+		if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+			return "", err
+		}
+		for {
+			_, b, err := ws.Read(ctx)
+			if err != nil {
+				return "", err
+			}
+			var m struct{ Type, SDP, Message string }
+			_ = json.Unmarshal(b, &m)
+			switch m.Type {
+			case "answer":
+				reader.Add(1)
+				go func() {
+					defer reader.Done()
+					for {
+						if _, _, err := ws.Read(context.Background()); err != nil {
+							return
+						}
+					}
+				}()
+				return m.SDP, nil
+			case "error":
+				return "", errors.New(m.Message)
+			}
+		}
+	}
+	return func() {
+		ws.Close(websocket.StatusNormalClosure, "")
+		ws.CloseNow()
+		reader.Wait()
+	}, nil
+}
+
+// waitEnded waits, boundedly, for a viewer to see its stream end.
+func waitEnded(v *whepclient.Client) error {
+	select {
+	case <-v.Ended():
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("the viewer outlived the stream")
+	}
+}
+
+// heapInuse is the live heap after a full collection.
+func heapInuse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
