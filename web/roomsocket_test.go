@@ -154,3 +154,42 @@ func TestRoomSocket(t *testing.T) {
 		t.Fatalf("%d goroutines left:\n%s", n-before-2, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestRoomSocketJWT: a JWT's sub names the room and participant it may
+// publish as, exactly as for WHIP.
+func TestRoomSocketJWT(t *testing.T) {
+	m := rooms.New(rooms.Settings{Grace: time.Minute})
+	defer m.Close()
+	if _, err := m.Create(context.Background(), "r", 0); err != nil {
+		t.Fatal(err)
+	}
+	secret := "0123456789abcdef0123456789abcdef"
+	a := NewAPI(APIOptions{Streams: fakeStreams{}, Rooms: m, RoomMedia: refusingMedia{}, Auth: &Auth{JWTSecret: secret}})
+	hs := httptest.NewServer(a)
+	defer hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		sub, perm, participant string
+		want                   int
+	}{
+		{"r/alice", "publish", "alice", http.StatusSwitchingProtocols},
+		{"r/*", "publish", "bob", http.StatusSwitchingProtocols},
+		{"r/alice", "publish", "bob", http.StatusForbidden},
+		{"r/alice", "play", "alice", http.StatusForbidden},
+		{"other/*", "publish", "alice", http.StatusForbidden},
+	} {
+		tok, err := SignJWT(map[string]any{"sub": c.sub, "perm": c.perm}, []byte(secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/rooms/r/ws?participant=" + c.participant + "&token=" + tok
+		ws, resp, err := websocket.Dial(ctx, u, nil)
+		if resp == nil || resp.StatusCode != c.want {
+			t.Errorf("sub %s perm %s as %s: %v %v, want %d", c.sub, c.perm, c.participant, resp, err, c.want)
+		}
+		if err == nil {
+			ws.Close(websocket.StatusNormalClosure, "")
+		}
+	}
+}
