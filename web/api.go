@@ -82,6 +82,10 @@ type APIOptions struct {
 	Ingest func(stream string) (ingest.Stats, bool)
 	// Rooms serves /v1/rooms (api_rooms.go).
 	Rooms Rooms
+	// Filters serves /v1/streams/{stream}/filters (api_stages.go).
+	Filters StreamFilters
+	// Motion serves /v1/streams/{stream}/motion (api_stages.go).
+	Motion StreamMotion
 	// Events feeds GET /v1/events.
 	Events *Bus
 	// Auth guards every /v1 route (Auth.Admin).
@@ -125,6 +129,12 @@ func NewAPI(opt APIOptions) *API {
 		{"GET", "/v1/streams/{stream}/outputs", a.listOutputs},
 		{"POST", "/v1/streams/{stream}/outputs", a.addOutput},
 		{"DELETE", "/v1/streams/{stream}/outputs/{id}", a.removeOutput},
+		{"GET", "/v1/streams/{stream}/filters", a.getFilters},
+		{"PUT", "/v1/streams/{stream}/filters", a.putFilters},
+		{"DELETE", "/v1/streams/{stream}/filters", a.deleteFilters},
+		{"GET", "/v1/streams/{stream}/motion", a.getMotion},
+		{"PUT", "/v1/streams/{stream}/motion", a.putMotion},
+		{"DELETE", "/v1/streams/{stream}/motion", a.deleteMotion},
 		{"GET", "/v1/streams/{stream}", a.getStream},
 		{"GET", "/v1/recordings", a.listRecordings},
 		{"GET", "/v1/recordings/{key}", a.getRecordingObject},
@@ -152,7 +162,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	if r.Method == http.MethodOptions {
 		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
 		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
 		w.WriteHeader(http.StatusNoContent)
 		return

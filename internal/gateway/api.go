@@ -29,6 +29,9 @@ func (g *Gateway) webHandlers() web.Handlers {
 		opt.Outputs = restreamOutputs{g.Restream}
 	}
 	opt.Ingest = g.ingest.StreamStats
+	if codec.Available { // without codecs the routes answer 501
+		opt.Filters, opt.Motion = g.filterChains, g.motion
+	}
 	mopt := web.MetricsOptions{Streams: g.Registry, Events: g.events}
 	if g.rec != nil {
 		opt.Recorder, opt.Store, opt.StorePrefix = g.rec.rec, g.rec.store, g.rec.prefix

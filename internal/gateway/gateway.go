@@ -47,6 +47,7 @@ type Gateway struct {
 
 	keyframeInterval time.Duration
 	motion           *motionDetectors // motion.go
+	filterChains     *filterChains    // filters.go
 
 	cfg    *config.Config
 	log    *slog.Logger

@@ -81,6 +81,17 @@ func (m *Stages) IsFiltered(s *media.Stream) bool {
 	return m.derived[s] || m.pending[s.Name]
 }
 
+// Has reports whether a stage filters src.
+func (m *Stages) Has(src *media.Stream) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.running[src]
+	return ok
+}
+
+// MaxStages is Settings.MaxStages with its default applied.
+func (m *Stages) MaxStages() int { return m.s.MaxStages }
+
 // Running returns how many stages run.
 func (m *Stages) Running() int {
 	m.mu.Lock()
