@@ -286,6 +286,11 @@ func TestE2EMotionWebhook(t *testing.T) {
 		!strings.Contains(out["error"].(string), "webhook") {
 		t.Fatalf("PUT bad webhook: %d %v", code, out)
 	}
+	waitFor(t, 5*time.Second, "the delivery in /metrics", func() bool {
+		_, m := get(t, base+"/metrics")
+		return strings.Contains(m, `whipcast_motion_webhook_events_total{result="delivered"} `) &&
+			!strings.Contains(m, `whipcast_motion_webhook_events_total{result="delivered"} 0`)
+	})
 	if code, _ := adminCall(t, base, admin, "PUT", "/v1/streams/e2e/none/motion", `{}`); code != http.StatusNotFound {
 		t.Fatalf("PUT unknown stream: %d", code)
 	}

@@ -28,6 +28,11 @@ type motionDetectors struct {
 	mu  sync.Mutex
 	m   map[*media.Stream]*motionRun // by stream
 	wg  sync.WaitGroup               // the watchers
+	// hooks are the webhook senders not yet closed, ended the sum of the
+	// counters of closed ones: the metric stays monotonic across replaces
+	// and stream ends.
+	hooks map[*webhook.Sender]struct{}
+	ended webhook.Stats
 }
 
 type motionRun struct {
@@ -42,7 +47,7 @@ type motionRun struct {
 // for one, forwarding its events to the events bus (and the rule's
 // webhook) as motion.start and motion.stop.
 func (g *Gateway) startMotion() {
-	g.motion = &motionDetectors{g: g, m: map[*media.Stream]*motionRun{}}
+	g.motion = &motionDetectors{g: g, m: map[*media.Stream]*motionRun{}, hooks: map[*webhook.Sender]struct{}{}}
 	g.Registry.OnPublish(func(s *media.Stream) {
 		if g.Filters != nil && g.Filters.IsFiltered(s) {
 			return
@@ -102,6 +107,9 @@ func (md *motionDetectors) start(s *media.Stream, cfg config.Motion, source stri
 	run.d = d
 	md.mu.Lock()
 	md.m[s] = run
+	if run.hook != nil {
+		md.hooks[run.hook] = struct{}{}
+	}
 	md.mu.Unlock()
 	md.wg.Add(1)
 	go func() {
@@ -113,6 +121,13 @@ func (md *motionDetectors) start(s *media.Stream, cfg config.Motion, source stri
 		md.mu.Lock()
 		if md.m[s] == run {
 			delete(md.m, s)
+		}
+		if run.hook != nil {
+			st := run.hook.Stats()
+			md.ended.Delivered += st.Delivered
+			md.ended.Failed += st.Failed
+			md.ended.Dropped += st.Dropped
+			delete(md.hooks, run.hook)
 		}
 		md.mu.Unlock()
 	}()
@@ -131,6 +146,20 @@ func (md *motionDetectors) get(s *media.Stream) (*motionRun, bool) {
 		}
 	}
 	return r, ok
+}
+
+// webhookStats sums the webhook counters of every detector so far.
+func (md *motionDetectors) webhookStats() webhook.Stats {
+	md.mu.Lock()
+	defer md.mu.Unlock()
+	sum := md.ended
+	for h := range md.hooks {
+		st := h.Stats()
+		sum.Delivered += st.Delivered
+		sum.Failed += st.Failed
+		sum.Dropped += st.Dropped
+	}
+	return sum
 }
 
 func (md *motionDetectors) close() {
