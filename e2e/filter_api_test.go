@@ -181,6 +181,24 @@ func TestE2EFilterAPI(t *testing.T) {
 		t.Fatalf("%d stages after a replace, want 1", n)
 	}
 
+	// Motion on the same live stream, through the API only.
+	const mpath = "/v1/streams/" + stream + "/motion"
+	if code, out := call("PUT", mpath, `{"sensitivity":0.6,"region":{"x":0,"y":0,"width":1,"height":0.5},"stop_after":"3s"}`); code != http.StatusOK || out["source"] != "api" || out["stop_after"] != "3s" {
+		t.Fatalf("PUT motion: %d %v", code, out)
+	}
+	if code, out := call("GET", mpath, ""); code != http.StatusOK || out["sensitivity"] != 0.6 {
+		t.Fatalf("GET motion: %d %v", code, out)
+	}
+	if code, out := call("PUT", mpath, `{"sensitivity":2}`); code != http.StatusBadRequest || out["code"] != "bad_motion" {
+		t.Fatalf("PUT bad motion: %d %v", code, out)
+	}
+	if code, _ := call("DELETE", mpath, ""); code != http.StatusNoContent {
+		t.Fatalf("DELETE motion: %d", code)
+	}
+	if code, out := call("GET", mpath, ""); code != http.StatusNotFound || out["code"] != "no_motion" {
+		t.Fatalf("GET motion after DELETE: %d %v", code, out)
+	}
+
 	// DELETE: the filtered stream ends; its HLS goes after the grace.
 	if code, _ := call("DELETE", fpath, ""); code != http.StatusNoContent {
 		t.Fatalf("DELETE: %d", code)
