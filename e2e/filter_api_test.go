@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -58,7 +59,11 @@ func TestE2EFilterAPI(t *testing.T) {
 	}
 	checkNoLeaks(t)
 	const admin = "adm1n"
-	g := startGateway(t, "auth:\n  admin_token: "+admin+"\nhls:\n  grace: 1s\n")
+	imageDir, err := filepath.Abs("../testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, "auth:\n  admin_token: "+admin+"\nhls:\n  grace: 1s\nfilters:\n  max_stages: 1\n  image_dir: "+imageDir+"\n")
 	base := "http://" + g.HTTPAddr().String()
 	call := func(method, path, body string) (int, map[string]any) {
 		t.Helper()
@@ -73,6 +78,12 @@ func TestE2EFilterAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
+	// A second live stream, to meet filters.max_stages (1) with.
+	other, err := whipclient.Publish(ctx, base+"/whip/e2e/other", "", fixtureVideo, fixtureAudio, whipclient.Options{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
 	waitFor(t, 5*time.Second, "the source's first keyframe", func() bool {
 		src, ok := g.Registry.Get(stream)
 		if !ok {
@@ -97,7 +108,8 @@ func TestE2EFilterAPI(t *testing.T) {
 		{fpath, `[{"rotate":45}]`, 400, "bad_filter", "filters[0].rotate: 45 is not 90, 180 or 270"},
 		{fpath, `[{"rotate":90},{"blur":2}]`, 400, "bad_filter", `filters[1]: unknown filter "blur"`},
 		{fpath, `[{"text":{"title":"x","colour":"red"}}]`, 400, "bad_filter", `filters[0].text: unknown key "colour"`},
-		{fpath, `[{"image":{"path":"/etc/passwd"}}]`, 400, "bad_filter", "filters.image_dir"},
+		{fpath, `[{"image":{"path":"/etc/passwd"}}]`, 400, "bad_filter", "filters[0].image.path: is outside filters.image_dir"},
+		{fpath, `[{"image":{"path":"../go.mod"}}]`, 400, "bad_filter", "filters[0].image.path: is outside filters.image_dir"},
 		{fpath, `[{"crop":{"x":0,"y":0,"width":640,"height":480}}]`, 422, "filter_unfit", "does not fit the 320x240 picture"},
 		{"/v1/streams/e2e/nope/filters", `[{"rotate":90}]`, 404, "stream_not_found", "not live"},
 	} {
@@ -160,13 +172,22 @@ func TestE2EFilterAPI(t *testing.T) {
 			t.Errorf("source video %dx%d, want 320x240 unchanged", s.Width, s.Height)
 		}
 	}
+	// filters.max_stages is 1: a second stream is refused, a filtered
+	// stream is never filtered again.
+	if code, out := call("PUT", "/v1/streams/e2e/other/filters", `[{"rotate":180}]`); code != http.StatusConflict || out["code"] != "filter_limit" {
+		t.Errorf("PUT past filters.max_stages: %d %v, want 409 filter_limit", code, out)
+	}
+	if code, out := call("PUT", "/v1/streams/"+stream+"/filtered/filters", `[{"rotate":180}]`); code != http.StatusBadRequest {
+		t.Errorf("PUT on the filtered stream: %d %v, want 400", code, out)
+	}
 	code, out = call("GET", fpath, "")
 	if fs, _ := out["filters"].([]any); code != http.StatusOK || len(fs) != 1 || fs[0].(map[string]any)["rotate"] != 90.0 {
 		t.Fatalf("GET: %d %v", code, out)
 	}
 
-	// Replace: the filtered stream restarts with the new chain.
-	if code, out := call("PUT", fpath, `[{"scale":"160x120"},{"text":{"title":"api","clock":true}}]`); code != http.StatusOK {
+	// Replace (not counted twice against max_stages 1): the filtered stream
+	// restarts with the new chain, a logo from filters.image_dir included.
+	if code, out := call("PUT", fpath, `[{"scale":"160x120"},{"text":{"title":"api","clock":true}},{"image":{"path":"logo.png","x":-4,"y":4}}]`); code != http.StatusOK {
 		t.Fatalf("PUT replace: %d %v", code, out)
 	}
 	waitFor(t, 5*time.Second, "a new {stream}/filtered at 160x120", func() bool {
