@@ -1,0 +1,306 @@
+//go:build !nocodec
+
+package composite
+
+import (
+	"context"
+	"errors"
+	"math"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/stages"
+	"github.com/whipcast/whipcast/stages/codec"
+)
+
+// colour is a test picture colour in BT.601 limited-range YCbCr.
+type colour struct{ y, cb, cr byte }
+
+var (
+	red   = colour{81, 90, 240}
+	green = colour{145, 54, 34}
+	blue  = colour{41, 240, 110}
+)
+
+// source publishes a participant: a solid picture of c (320x240, 30 fps,
+// H.264) and a tone of freq Hz (Opus), in real time, until stop.
+type source struct {
+	s    *media.Stream
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func startSource(t *testing.T, reg *media.Registry, name string, c colour, freq float64) *source {
+	t.Helper()
+	venc, err := codec.NewVideoEncoder(codec.VideoSettings{Bitrate: 300000, KeyframeInterval: codec.VideoClockRate}, 320, 240, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aenc, err := codec.NewOpusEncoder(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracks := []*media.Track{
+		{Kind: media.KindVideo, Codec: media.CodecH264, ClockRate: 90000},
+		{Kind: media.KindAudio, Codec: media.CodecOpus, ClockRate: 48000, Channels: 2},
+	}
+	s, err := reg.Publish(name, tracks, venc.RequestKeyframe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	src := &source{s: s, stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(src.done)
+		defer reg.Unpublish(s)
+		defer venc.Close()
+		defer aenc.Close()
+		pic := codec.NewPicture(320, 240)
+		pic.Fill(c.y, c.cb, c.cr)
+		vout := &stages.H264Out{Out: s, Track: s.Tracks[0]}
+		start := time.Now()
+		var vn, an int64
+		pcm := make([]float32, 2*960)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-tick.C:
+				el := now.Sub(start)
+				for ; time.Duration(vn)*time.Second/30 <= el; vn++ {
+					pic.PTS = vn * 3000
+					pkts, _ := venc.Encode(pic)
+					for _, p := range pkts {
+						_ = vout.Write(p, start.Add(time.Duration(p.PTS)*time.Second/90000))
+					}
+				}
+				for ; time.Duration(an)*20*time.Millisecond <= el; an++ {
+					for i := 0; i < 960; i++ {
+						v := float32(0.3 * math.Sin(2*math.Pi*freq*float64(an*960+int64(i))/48000))
+						pcm[2*i], pcm[2*i+1] = v, v
+					}
+					pkts, _ := aenc.Encode(pcm, an*960)
+					for _, p := range pkts {
+						ts := an * 960
+						s.Write(&media.Frame{Track: s.Tracks[1], DTS: ts, PTS: ts, Keyframe: true, Data: p.Data, Time: start.Add(time.Duration(ts) * time.Second / 48000)})
+					}
+				}
+			}
+		}
+	}()
+	return src
+}
+
+func (s *source) close() {
+	s.stop()
+	<-s.done
+}
+
+// watcher decodes the composite's output: the latest picture and the audio
+// of the last second.
+type watcher struct {
+	mu    sync.Mutex
+	pic   *codec.Picture
+	pcm   []float32
+	video int
+	done  chan struct{}
+}
+
+func watch(t *testing.T, out *media.Stream) *watcher {
+	t.Helper()
+	vdec, err := codec.NewVideoDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	adec, err := codec.NewOpusDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &watcher{done: make(chan struct{})}
+	r := out.Subscribe("test", 0)
+	go func() {
+		defer close(w.done)
+		defer vdec.Close()
+		defer adec.Close()
+		var au []byte
+		for {
+			f, err := r.Read(context.Background())
+			if err != nil {
+				return
+			}
+			switch f.Track.Kind {
+			case media.KindVideo:
+				if au, err = stages.AnnexB(au, f); err != nil {
+					continue
+				}
+				pics, _ := vdec.Decode(au, f.PTS)
+				w.mu.Lock()
+				for _, p := range pics {
+					w.pic = p
+					w.video++
+				}
+				w.mu.Unlock()
+			case media.KindAudio:
+				w.mu.Lock()
+				w.pcm, _ = adec.Decode(w.pcm, f.Data)
+				if n := len(w.pcm) - 2*48000; n > 0 {
+					w.pcm = append(w.pcm[:0], w.pcm[n:]...)
+				}
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+func (w *watcher) snapshot() (*codec.Picture, []float32) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pic, append([]float32(nil), w.pcm...)
+}
+
+func near(p *codec.Picture, x, y int, c colour) bool {
+	d := func(a, b byte) float64 { return math.Abs(float64(a) - float64(b)) }
+	cw := (p.Width + 1) / 2
+	return d(p.Y[y*p.Width+x], c.y) < 12 && d(p.Cb[(y/2)*cw+x/2], c.cb) < 12 && d(p.Cr[(y/2)*cw+x/2], c.cr) < 12
+}
+
+// TestCompositeThreeParticipants: three participants (red 440 Hz, green
+// 660 Hz, blue 880 Hz) are laid out in the grid's three tiles and all three
+// tones are in the mix; when green leaves, the grid has two tiles (red,
+// blue) within 2 s and 660 Hz is gone.
+func TestCompositeThreeParticipants(t *testing.T) {
+	goroutines := runtime.NumGoroutine()
+	reg := media.NewRegistry()
+	defer reg.Close()
+	m := NewManager(reg, 1, nil)
+	defer m.Close()
+	a := startSource(t, reg, "room/a", red, 440)
+	defer a.close()
+	b := startSource(t, reg, "room/b", green, 660)
+	defer b.close()
+	c := startSource(t, reg, "room/c", blue, 880)
+	defer c.close()
+
+	s := Settings{Width: 640, Height: 360, FPS: 30}
+	info, err := m.Start("room", s, []*media.Stream{a.s, b.s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Stream != "room/composite" || info.Width != 640 || info.Layout != Grid {
+		t.Fatalf("info %+v", info)
+	}
+	m.Join("room", c.s)
+	if _, err := m.Start("other", s, nil); !errors.Is(err, ErrTooMany) {
+		t.Fatalf("second composite over the limit: %v", err)
+	}
+	out, ok := reg.Get("room/composite")
+	if !ok {
+		t.Fatal("room/composite not published")
+	}
+	w := watch(t, out)
+
+	three := Tiles(Grid, 3, 640, 360)
+	want3 := []colour{red, green, blue}
+	check := func(tiles []Rect, want []colour, tones, silent []float64) bool {
+		pic, pcm := w.snapshot()
+		if pic == nil || len(pcm) < 2*24000 {
+			return false
+		}
+		for i, r := range tiles {
+			x, y := r.Center()
+			if !near(pic, x, y, want[i]) {
+				return false
+			}
+		}
+		for _, f := range tones {
+			if goertzel(pcm[len(pcm)-2*24000:], f) < 0.15 {
+				return false
+			}
+		}
+		for _, f := range silent {
+			if goertzel(pcm[len(pcm)-2*24000:], f) > 0.02 {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !check(three, want3, []float64{440, 660, 880}, nil) {
+		if time.Now().After(deadline) {
+			pic, pcm := w.snapshot()
+			t.Fatalf("no three-tile picture with three tones: picture %v, %d samples, info %+v", pic != nil, len(pcm)/2, m.running["room"].info())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got, _ := m.Get("room"); len(got.Participants) != 3 {
+		t.Fatalf("participants %v", got.Participants)
+	}
+
+	b.close()
+	left := time.Now()
+	two := Tiles(Grid, 2, 640, 360)
+	for !check(two, []colour{red, blue}, []float64{440, 880}, []float64{660}) {
+		if time.Since(left) > 5*time.Second {
+			t.Fatal("no two-tile picture without 660 Hz 5 s after green left")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("two tiles and no 660 Hz %v after the leave", time.Since(left))
+	// The bound; the test's own polling and the 0.5 s audio window
+	// are inside it.
+	if d := time.Since(left); d > 2*time.Second+500*time.Millisecond {
+		t.Errorf("layout change took %v", d)
+	}
+	pic, _ := w.snapshot()
+	// Between the two tiles' pictures there is only background.
+	if !near(pic, 320, 20, colour{16, 128, 128}) {
+		t.Errorf("background at the top centre is not black")
+	}
+
+	if err := m.Stop("room"); err != nil {
+		t.Fatal(err)
+	}
+	<-w.done
+	if _, ok := reg.Get("room/composite"); ok {
+		t.Fatal("room/composite still published after Stop")
+	}
+	if err := m.Stop("room"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second Stop: %v", err)
+	}
+	a.close()
+	c.close()
+	if n := codec.LiveVideoCodecs(); n != 0 {
+		t.Fatalf("%d video codecs still open", n)
+	}
+	waitGoroutines(t, goroutines)
+}
+
+func waitGoroutines(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > want {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines, want %d:\n%s", runtime.NumGoroutine(), want, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestSettings(t *testing.T) {
+	var s Settings
+	if err := s.Normalize(); err != nil || s.Width != 1280 || s.Height != 720 || s.FPS != 30 || s.Layout != Grid {
+		t.Fatalf("defaults %+v %v", s, err)
+	}
+	for _, bad := range []Settings{{Layout: "mosaic"}, {Width: 641, Height: 360}, {FPS: 100}, {VideoBitrate: 10}} {
+		if err := bad.Normalize(); !errors.Is(err, ErrBadSettings) {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+}
