@@ -82,6 +82,8 @@ type APIOptions struct {
 	Ingest func(stream string) (ingest.Stats, bool)
 	// Rooms serves /v1/rooms (api_rooms.go).
 	Rooms Rooms
+	// Composites serves /v1/rooms/{room}/composite (api_composite.go).
+	Composites Composites
 	// Events feeds GET /v1/events.
 	Events *Bus
 	// Auth guards every /v1 route (Auth.Admin).
@@ -132,6 +134,9 @@ func NewAPI(opt APIOptions) *API {
 		{"POST", "/v1/rooms", a.createRoom},
 		{"GET", "/v1/rooms/{room}", a.getRoom},
 		{"DELETE", "/v1/rooms/{room}", a.deleteRoom},
+		{"GET", "/v1/rooms/{room}/composite", a.getComposite},
+		{"POST", "/v1/rooms/{room}/composite", a.startComposite},
+		{"DELETE", "/v1/rooms/{room}/composite", a.stopComposite},
 	}
 	return a
 }

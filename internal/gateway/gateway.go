@@ -20,6 +20,7 @@ import (
 	"github.com/whipcast/whipcast/outputs"
 	"github.com/whipcast/whipcast/packager"
 	"github.com/whipcast/whipcast/rooms"
+	"github.com/whipcast/whipcast/stages/composite"
 	"github.com/whipcast/whipcast/stages"
 	"github.com/whipcast/whipcast/stages/codec"
 	"github.com/whipcast/whipcast/stages/filter"
@@ -57,6 +58,8 @@ type Gateway struct {
 	rec    *recording     // recorder.go
 	events *web.Bus       // api.go
 	rooms  *rooms.Manager // rooms.go
+	// composites mixes rooms into {room}/composite (composite.go).
+	composites *composite.Manager
 	ln     net.Listener
 	srv    *http.Server
 }
@@ -90,6 +93,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.ingest = in
 	g.startRooms()
+	g.startComposites()
 
 	// One transmuxer per stream; every packager and output shares its CMAF.
 	g.cmaf = transmux.NewService(transmux.Settings{SegmentTarget: cfg.HLS.Segment, PartTarget: cfg.HLS.Part},
@@ -206,6 +210,9 @@ func (g *Gateway) closeParts() {
 	}
 	if g.rooms != nil {
 		g.rooms.Close()
+	}
+	if g.composites != nil {
+		g.composites.Close()
 	}
 	g.Registry.Close()
 	if g.Filters != nil {

@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/rooms"
 	"github.com/whipcast/whipcast/stages"
 	"github.com/whipcast/whipcast/stages/codec"
 )
 
 // Name is the participant slot a composite publishes in: {room}/composite.
-// Rooms reserve it, so no participant can take it.
-const Name = "composite"
+// Rooms reserve it, so it never counts as a participant.
+const Name = rooms.Composite
 
 // Errors.
 var (
@@ -124,10 +125,27 @@ type Manager struct {
 	max int
 	log *slog.Logger
 
+	onStop func(Info)
+
 	mu      sync.Mutex
-	running map[string]*Composite // by room
+	running map[string]*Composite // by room; nil while its codecs open
+	closed  bool
 	wg      sync.WaitGroup
 }
+
+// ErrClosed is returned by Start once the Manager is closed.
+var ErrClosed = errors.New("composites closed")
+
+// get returns room's running composite, or nil.
+func (m *Manager) get(room string) *Composite {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.running[room]
+}
+
+// OnStop sets a function called, on the composite's goroutine, after a
+// composite has stopped and unpublished its stream. Set it before Start.
+func (m *Manager) OnStop(fn func(Info)) { m.onStop = fn }
 
 // NewManager makes a Manager that publishes composites in reg; max bounds how
 // many run at once (each decodes every participant and encodes one picture
@@ -146,6 +164,10 @@ func (m *Manager) Start(room string, s Settings, participants []*media.Stream) (
 		return Info{}, err
 	}
 	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return Info{}, ErrClosed
+	}
 	if _, ok := m.running[room]; ok {
 		m.mu.Unlock()
 		return Info{}, ErrExists
@@ -154,16 +176,23 @@ func (m *Manager) Start(room string, s Settings, participants []*media.Stream) (
 		m.mu.Unlock()
 		return Info{}, fmt.Errorf("%w: rooms.max_composites is %d", ErrTooMany, m.max)
 	}
-	c := &Composite{room: room, s: s, log: m.log.With("stream", room+"/"+Name)}
-	m.running[room] = c // reserve the slot while the codecs open
+	m.running[room] = nil // reserve the slot while the codecs open
 	m.mu.Unlock()
-	if err := c.open(m.reg); err != nil {
-		m.mu.Lock()
+	c := &Composite{room: room, s: s, log: m.log.With("stream", room+"/"+Name)}
+	err := c.open(m.reg)
+	m.mu.Lock()
+	if err == nil && m.closed {
+		err = ErrClosed
+		c.close(m.reg)
+	}
+	if err != nil {
 		delete(m.running, room)
 		m.mu.Unlock()
 		return Info{}, err
 	}
+	m.running[room] = c
 	m.wg.Add(1)
+	m.mu.Unlock()
 	go func() {
 		defer m.wg.Done()
 		c.run(participants)
@@ -173,6 +202,9 @@ func (m *Manager) Start(room string, s Settings, participants []*media.Stream) (
 			delete(m.running, room)
 		}
 		m.mu.Unlock()
+		if m.onStop != nil {
+			m.onStop(c.info())
+		}
 	}()
 	return c.info(), nil
 }
@@ -180,32 +212,33 @@ func (m *Manager) Start(room string, s Settings, participants []*media.Stream) (
 // Join adds a participant's stream to its room's composite, if the room has
 // one. The composite's own stream is never added.
 func (m *Manager) Join(room string, s *media.Stream) {
-	m.mu.Lock()
-	c := m.running[room]
-	m.mu.Unlock()
-	if c != nil && c.out != nil && s != c.out {
+	if c := m.get(room); c != nil && s != c.out {
 		c.join(s)
 	}
 }
 
 // Stop ends room's composite and waits for it.
 func (m *Manager) Stop(room string) error {
-	m.mu.Lock()
-	c := m.running[room]
-	m.mu.Unlock()
-	if c == nil || c.out == nil {
+	c := m.get(room)
+	if c == nil {
 		return ErrNotFound
 	}
 	c.stop()
 	return nil
 }
 
+// End makes room's composite stop, without waiting (for callers that must
+// not block, such as the rooms' event handler).
+func (m *Manager) End(room string) {
+	if c := m.get(room); c != nil {
+		c.cancel()
+	}
+}
+
 // Get describes room's composite.
 func (m *Manager) Get(room string) (Info, error) {
-	m.mu.Lock()
-	c := m.running[room]
-	m.mu.Unlock()
-	if c == nil || c.out == nil {
+	c := m.get(room)
+	if c == nil {
 		return Info{}, ErrNotFound
 	}
 	return c.info(), nil
@@ -221,16 +254,13 @@ func (m *Manager) Running() int {
 // Close stops every composite and waits. Safe to call more than once.
 func (m *Manager) Close() {
 	m.mu.Lock()
-	cs := make([]*Composite, 0, len(m.running))
+	m.closed = true
 	for _, c := range m.running {
-		cs = append(cs, c)
-	}
-	m.mu.Unlock()
-	for _, c := range cs {
-		if c.out != nil {
+		if c != nil {
 			c.cancel()
 		}
 	}
+	m.mu.Unlock()
 	m.wg.Wait()
 }
 
@@ -306,6 +336,14 @@ func (c *Composite) open(reg Publisher) error {
 	c.pcm = make(chan samples, 256)
 	c.out = out
 	return nil
+}
+
+// close undoes open for a composite that will not run.
+func (c *Composite) close(reg Publisher) {
+	reg.Unpublish(c.out)
+	c.cancel()
+	c.venc.Close()
+	c.aenc.Close()
 }
 
 // requestKeyframe is the output stream's keyframe request: a new viewer or
