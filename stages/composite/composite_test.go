@@ -5,6 +5,7 @@ package composite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"runtime"
 	"sync"
@@ -303,4 +304,73 @@ func TestSettings(t *testing.T) {
 			t.Errorf("%+v: %v", bad, err)
 		}
 	}
+}
+
+// TestCompositeJoinLeaveSoak: 200 participants join a running composite,
+// send a moment of picture and sound, and leave; afterwards the only codecs
+// open are the composite's own, goroutines are back where they were, and
+// the heap has not grown with the joins.
+func TestCompositeJoinLeaveSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("soak")
+	}
+	c := makeClip(t, 160, 120, 10, 30, 200000)
+	reg := media.NewRegistry()
+	defer reg.Close()
+	m := NewManager(reg, 1, nil)
+	defer m.Close()
+	goroutines := runtime.NumGoroutine()
+	if _, err := m.Start("soak", Settings{Width: 320, Height: 180, FPS: 15}, nil); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := reg.Get("soak/" + Name)
+	w := watch(t, out)
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse
+	}
+	var before uint64
+	const rounds = 200
+	start := time.Now()
+	for i := 0; i < rounds; i++ {
+		if i == 20 { // past the first joins' one-time allocations
+			before = heap()
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		s, done := replay(ctx, t, reg, fmt.Sprintf("soak/p%d", i%7), c)
+		m.Join("soak", s)
+		time.Sleep(30 * time.Millisecond)
+		cancel()
+		<-done
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s; composite %+v", what, m.running["soak"].info())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("participants left", func() bool { in, _ := m.Get("soak"); return len(in.Participants) == 0 })
+	waitFor("decoders released", func() bool { return codec.LiveVideoCodecs() == 2 }) // the composite's encoder, the watcher's decoder
+	after := heap()
+	t.Logf("%d joins and leaves in %v; heap in use %d KiB at join 20, %d KiB after %d", rounds, time.Since(start).Round(time.Millisecond), before>>10, after>>10, rounds)
+	if after > before+16<<20 {
+		t.Errorf("heap grew from %d to %d KiB over %d joins", before>>10, after>>10, rounds-20)
+	}
+	w.mu.Lock()
+	frames := w.video
+	w.mu.Unlock()
+	if frames < 15 {
+		t.Errorf("the composite made %d pictures during the soak", frames)
+	}
+	if err := m.Stop("soak"); err != nil {
+		t.Fatal(err)
+	}
+	<-w.done
+	waitGoroutines(t, goroutines)
 }
