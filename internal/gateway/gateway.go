@@ -20,9 +20,9 @@ import (
 	"github.com/whipcast/whipcast/outputs"
 	"github.com/whipcast/whipcast/packager"
 	"github.com/whipcast/whipcast/rooms"
-	"github.com/whipcast/whipcast/stages/composite"
 	"github.com/whipcast/whipcast/stages"
 	"github.com/whipcast/whipcast/stages/codec"
+	"github.com/whipcast/whipcast/stages/composite"
 	"github.com/whipcast/whipcast/stages/filter"
 	"github.com/whipcast/whipcast/transmux"
 	"github.com/whipcast/whipcast/web"
@@ -60,8 +60,8 @@ type Gateway struct {
 	rooms  *rooms.Manager // rooms.go
 	// composites mixes rooms into {room}/composite (composite.go).
 	composites *composite.Manager
-	ln     net.Listener
-	srv    *http.Server
+	ln         net.Listener
+	srv        *http.Server
 }
 
 // New opens the HTTP listener and the WebRTC media port and wires the parts.
