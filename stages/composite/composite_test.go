@@ -35,6 +35,10 @@ type source struct {
 }
 
 func startSource(t *testing.T, reg *media.Registry, name string, c colour, freq float64) *source {
+	return startSourceAmp(t, reg, name, c, freq, 0.3)
+}
+
+func startSourceAmp(t *testing.T, reg *media.Registry, name string, c colour, freq, amp float64) *source {
 	t.Helper()
 	venc, err := codec.NewVideoEncoder(codec.VideoSettings{Bitrate: 300000, KeyframeInterval: codec.VideoClockRate}, 320, 240, 30)
 	if err != nil {
@@ -82,7 +86,7 @@ func startSource(t *testing.T, reg *media.Registry, name string, c colour, freq 
 				}
 				for ; time.Duration(an)*20*time.Millisecond <= el; an++ {
 					for i := 0; i < 960; i++ {
-						v := float32(0.3 * math.Sin(2*math.Pi*freq*float64(an*960+int64(i))/48000))
+						v := float32(amp * math.Sin(2*math.Pi*freq*float64(an*960+int64(i))/48000))
 						pcm[2*i], pcm[2*i+1] = v, v
 					}
 					pkts, _ := aenc.Encode(pcm, an*960)
@@ -373,4 +377,45 @@ func TestCompositeJoinLeaveSoak(t *testing.T) {
 	}
 	<-w.done
 	waitGoroutines(t, goroutines)
+}
+
+// TestCompositeSpeakerLayout: with the speaker layout the loudest
+// participant takes the big tile, whatever its join order, and the others
+// are thumbnails below.
+func TestCompositeSpeakerLayout(t *testing.T) {
+	reg := media.NewRegistry()
+	defer reg.Close()
+	m := NewManager(reg, 1, nil)
+	defer m.Close()
+	quiet1 := startSourceAmp(t, reg, "talk/a", red, 440, 0.01)
+	defer quiet1.close()
+	quiet2 := startSourceAmp(t, reg, "talk/b", green, 660, 0.01)
+	defer quiet2.close()
+	loud := startSourceAmp(t, reg, "talk/c", blue, 880, 0.5)
+	defer loud.close()
+	if _, err := m.Start("talk", Settings{Layout: Speaker, Width: 640, Height: 360, FPS: 30}, []*media.Stream{quiet1.s, quiet2.s, loud.s}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := reg.Get("talk/" + Name)
+	w := watch(t, out)
+	tiles := Tiles(Speaker, 3, 640, 360)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		in, _ := m.Get("talk")
+		pic, _ := w.snapshot()
+		if len(in.Participants) == 3 && in.Participants[0] == "c" && pic != nil {
+			x0, y0 := tiles[0].Center()
+			x1, y1 := tiles[1].Center()
+			x2, y2 := tiles[2].Center()
+			if near(pic, x0, y0, blue) && near(pic, x1, y1, red) && near(pic, x2, y2, green) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the loud participant is not the speaker: %+v", in)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = m.Stop("talk")
+	<-w.done
 }
