@@ -419,3 +419,59 @@ func TestCompositeSpeakerLayout(t *testing.T) {
 	_ = m.Stop("talk")
 	<-w.done
 }
+
+// TestCompositeResolutionChange: a participant whose picture turns from
+// landscape to portrait mid-stream (a phone rotated) stays in its tile,
+// fitted the new way, and the composite carries on.
+func TestCompositeResolutionChange(t *testing.T) {
+	reg := media.NewRegistry()
+	defer reg.Close()
+	m := NewManager(reg, 1, nil)
+	defer m.Close()
+	tracks := []*media.Track{{Kind: media.KindVideo, Codec: media.CodecH264, ClockRate: 90000}}
+	s, err := reg.Publish("rot/phone", tracks, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Start("rot", Settings{Width: 640, Height: 360, FPS: 30}, []*media.Stream{s}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := reg.Get("rot/" + Name)
+	w := watch(t, out)
+	vout := &stages.H264Out{Out: s, Track: s.Tracks[0]}
+	start := time.Now()
+	n := int64(0)
+	send := func(width, height int, d time.Duration) {
+		enc, err := codec.NewVideoEncoder(codec.VideoSettings{Bitrate: 300000}, width, height, 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer enc.Close()
+		pic := codec.NewPicture(width, height)
+		pic.Fill(red.y, red.cb, red.cr)
+		for end := time.Now().Add(d); time.Now().Before(end); n++ {
+			pic.PTS = n * 3000
+			pkts, _ := enc.Encode(pic)
+			for _, p := range pkts {
+				_ = vout.Write(p, start.Add(time.Duration(n)*time.Second/30))
+			}
+			time.Sleep(time.Until(start.Add(time.Duration(n+1) * time.Second / 30)))
+		}
+	}
+	// Landscape fills the 640x360 canvas's height: red at x=40 (inside a
+	// 480x360 picture centred at 80..560).
+	send(320, 240, 1500*time.Millisecond)
+	if pic, _ := w.snapshot(); pic == nil || !near(pic, 100, 180, red) {
+		t.Fatal("landscape picture not in the tile")
+	}
+	// Portrait: 202x360 centred (218..420): x=100 is now background, the
+	// centre still red.
+	send(240, 320, 1500*time.Millisecond)
+	pic, _ := w.snapshot()
+	if !near(pic, 320, 180, red) || !near(pic, 100, 180, colour{16, 128, 128}) {
+		t.Fatalf("portrait picture not fitted: centre %d, x=100 %d", pic.Luma(320, 180), pic.Luma(100, 180))
+	}
+	reg.Unpublish(s)
+	_ = m.Stop("rot")
+	<-w.done
+}
