@@ -185,7 +185,10 @@ func TestE2EComposite(t *testing.T) {
 	}
 	checkNoLeaks(t)
 	const W, H = 640, 360
-	g := startGateway(t, "rooms:\n  max_composites: 1\n")
+	// The composite is a stream like any: here it is also pushed to a real
+	// RTMP server (nginx-rtmp) by a streams rule on its name.
+	n := startNginx(t)
+	g := startGateway(t, fmt.Sprintf("rooms:\n  max_composites: 1\nstreams:\n  - match: \"*/composite\"\n    restream: [%q]\n", n.url("live/partymix")))
 	base := "http://" + g.HTTPAddr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -359,4 +362,14 @@ func TestE2EComposite(t *testing.T) {
 		return code == http.StatusNotFound
 	})
 	waitFor(t, 5*time.Second, "codecs released", func() bool { return codec.LiveVideoCodecs() == 0 })
+
+	// What nginx recorded of the composite: h264 + aac, decodes from its
+	// first frame, as long as the composite ran (~12 s).
+	waitFor(t, 5*time.Second, "restream stopped", func() bool { return len(g.Restream.Status("party/composite")) == 0 })
+	n.stop()
+	recs := n.recordings()
+	if len(recs) != 1 {
+		t.Fatalf("nginx recorded %d files of the composite, want 1", len(recs))
+	}
+	checkFLVRecording(t, recs[0], 8, 30)
 }
