@@ -2,7 +2,6 @@ package composite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -19,18 +18,6 @@ import (
 // Name is the participant slot a composite publishes in: {room}/composite.
 // Rooms reserve it, so it never counts as a participant.
 const Name = rooms.Composite
-
-// Errors.
-var (
-	// ErrTooMany is wrapped when rooms.max_composites composites run.
-	ErrTooMany = errors.New("too many composites")
-	// ErrExists is returned when the room already has a composite.
-	ErrExists = errors.New("room already has a composite")
-	// ErrNotFound is returned for a room without a composite.
-	ErrNotFound = errors.New("room has no composite")
-	// ErrBadSettings wraps a setting out of range.
-	ErrBadSettings = errors.New("bad composite settings")
-)
 
 // Settings shape one composite. Zero values mean the defaults.
 type Settings struct {
@@ -132,9 +119,6 @@ type Manager struct {
 	closed  bool
 	wg      sync.WaitGroup
 }
-
-// ErrClosed is returned by Start once the Manager is closed.
-var ErrClosed = errors.New("composites closed")
 
 // get returns room's running composite, or nil.
 func (m *Manager) get(room string) *Composite {
