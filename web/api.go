@@ -86,6 +86,8 @@ type APIOptions struct {
 	Filters StreamFilters
 	// Motion serves /v1/streams/{stream}/motion (api_stages.go).
 	Motion StreamMotion
+	// Composites serves /v1/rooms/{room}/composite (api_composite.go).
+	Composites Composites
 	// Events feeds GET /v1/events.
 	Events *Bus
 	// Auth guards every /v1 route (Auth.Admin).
@@ -142,6 +144,9 @@ func NewAPI(opt APIOptions) *API {
 		{"POST", "/v1/rooms", a.createRoom},
 		{"GET", "/v1/rooms/{room}", a.getRoom},
 		{"DELETE", "/v1/rooms/{room}", a.deleteRoom},
+		{"GET", "/v1/rooms/{room}/composite", a.getComposite},
+		{"POST", "/v1/rooms/{room}/composite", a.startComposite},
+		{"DELETE", "/v1/rooms/{room}/composite", a.stopComposite},
 	}
 	return a
 }

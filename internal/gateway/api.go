@@ -24,6 +24,7 @@ func (g *Gateway) webHandlers() web.Handlers {
 	opt := web.APIOptions{Streams: g.Registry, Events: g.events, Auth: auth, Logger: g.log.With("component", "api")}
 	if g.rooms != nil {
 		opt.Rooms = g.rooms
+		opt.Composites = compositeAPI{g}
 	}
 	if g.Restream != nil {
 		opt.Outputs = restreamOutputs{g.Restream}
