@@ -379,6 +379,10 @@ type mixer struct {
 
 const audioBlock = 960 // 20 ms at 48 kHz, the Opus frame
 
+// staleAfter is how long a participant's last picture stays on screen when
+// no newer one comes.
+const staleAfter = time.Second
+
 func (c *Composite) run(participants []*media.Stream) {
 	defer close(c.done)
 	m := &mixer{Composite: c, canvas: codec.NewPicture(c.s.Width, c.s.Height), frame: -1, lim: newLimiter(),
@@ -518,10 +522,12 @@ func (m *mixer) video(now time.Time) {
 			}
 		}
 		if j >= 0 {
-			in.current = in.queue[j].pic
+			in.current, in.currentAt = in.queue[j].pic, in.queue[j].at
 			in.queue = slices.Delete(in.queue, 0, j+1)
 		}
-		if in.current != nil {
+		// A camera turned off (a muted track sends nothing) leaves the
+		// tile black rather than frozen on its last picture.
+		if in.current != nil && show.Sub(in.currentAt) < staleAfter {
 			blit(m.canvas, in.current, m.tiles[i])
 		}
 	}

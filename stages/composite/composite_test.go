@@ -475,3 +475,57 @@ func TestCompositeResolutionChange(t *testing.T) {
 	_ = m.Stop("rot")
 	<-w.done
 }
+
+// TestCompositeCameraOff: a participant whose video stops while it stays
+// in the room (camera turned off) gets a black tile within about a second,
+// not a frozen picture.
+func TestCompositeCameraOff(t *testing.T) {
+	reg := media.NewRegistry()
+	defer reg.Close()
+	m := NewManager(reg, 1, nil)
+	defer m.Close()
+	tracks := []*media.Track{{Kind: media.KindVideo, Codec: media.CodecH264, ClockRate: 90000}}
+	s, err := reg.Publish("cam/off", tracks, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Unpublish(s)
+	if _, err := m.Start("cam", Settings{Width: 320, Height: 240, FPS: 30}, []*media.Stream{s}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := reg.Get("cam/" + Name)
+	w := watch(t, out)
+	enc, err := codec.NewVideoEncoder(codec.VideoSettings{Bitrate: 300000}, 320, 240, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	vout := &stages.H264Out{Out: s, Track: s.Tracks[0]}
+	pic := codec.NewPicture(320, 240)
+	pic.Fill(green.y, green.cb, green.cr)
+	start := time.Now()
+	for n := int64(0); n < 45; n++ {
+		pic.PTS = n * 3000
+		pkts, _ := enc.Encode(pic)
+		for _, p := range pkts {
+			_ = vout.Write(p, start.Add(time.Duration(n)*time.Second/30))
+		}
+		time.Sleep(time.Until(start.Add(time.Duration(n+1) * time.Second / 30)))
+	}
+	if p, _ := w.snapshot(); p == nil || !near(p, 160, 120, green) {
+		t.Fatal("the picture is not shown while it comes")
+	}
+	stopped := time.Now()
+	for {
+		if p, _ := w.snapshot(); near(p, 160, 120, colour{16, 128, 128}) {
+			break
+		}
+		if time.Since(stopped) > 3*time.Second {
+			t.Fatal("the tile still shows the last picture 3 s after the video stopped")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("tile black %v after the video stopped", time.Since(stopped).Round(10*time.Millisecond))
+	_ = m.Stop("cam")
+	<-w.done
+}

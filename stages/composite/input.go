@@ -23,10 +23,11 @@ type input struct {
 	box atomic.Int64
 
 	// Owned by the mixer goroutine.
-	queue   []picture
-	current *codec.Picture
-	pcm     *pcmBuffer
-	gone    bool
+	queue     []picture
+	current   *codec.Picture
+	currentAt time.Time
+	pcm       *pcmBuffer
+	gone      bool
 }
 
 // clock maps a sender's capture times to the gateway's clock. The offset is
