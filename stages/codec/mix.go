@@ -257,20 +257,11 @@ func NewOpusEncoder(bitrate int) (PCMEncoder, error) {
 	if bitrate < 16000 || bitrate > 512000 {
 		return nil, fmt.Errorf("%w: Opus bitrate %d is out of range 16k-512k", ErrBadSettings, bitrate)
 	}
-	ec := astiav.FindEncoderByName("libopus")
-	if ec == nil {
-		return nil, errors.New("codec: FFmpeg has no libopus encoder")
+	enc, err := openOpusEncoder(bitrate)
+	if err != nil {
+		return nil, fmt.Errorf("codec: %w", err)
 	}
-	e := &opusEncoder{enc: astiav.AllocCodecContext(ec), frame: astiav.AllocFrame(), out: astiav.AllocPacket()}
-	e.enc.SetSampleFormat(astiav.SampleFormatFlt)
-	e.enc.SetSampleRate(AACSampleRate)
-	e.enc.SetChannelLayout(astiav.ChannelLayoutStereo)
-	e.enc.SetBitRate(int64(bitrate))
-	e.enc.SetTimeBase(astiav.NewRational(1, AACSampleRate))
-	if err := e.enc.Open(ec, nil); err != nil {
-		_ = e.Close()
-		return nil, fmt.Errorf("codec: open libopus: %w", err)
-	}
+	e := &opusEncoder{enc: enc, frame: astiav.AllocFrame(), out: astiav.AllocPacket()}
 	e.size = e.enc.FrameSize()
 	if e.size <= 0 {
 		e.size = 960
@@ -327,4 +318,25 @@ func (e *opusEncoder) Close() error {
 	e.out.Free()
 	e.out = nil
 	return nil
+}
+
+// openOpusEncoder opens libopus for 48 kHz stereo interleaved float input
+// at bitrate: the encoder of the audio filters and of composites. A non-nil
+// context is returned only on success.
+func openOpusEncoder(bitrate int) (*astiav.CodecContext, error) {
+	ec := astiav.FindEncoderByName("libopus")
+	if ec == nil {
+		return nil, errors.New("FFmpeg has no libopus encoder")
+	}
+	enc := astiav.AllocCodecContext(ec)
+	enc.SetSampleFormat(astiav.SampleFormatFlt)
+	enc.SetSampleRate(AACSampleRate)
+	enc.SetChannelLayout(astiav.ChannelLayoutStereo)
+	enc.SetBitRate(int64(bitrate))
+	enc.SetTimeBase(astiav.NewRational(1, AACSampleRate))
+	if err := enc.Open(ec, nil); err != nil {
+		enc.Free()
+		return nil, fmt.Errorf("open libopus: %w", err)
+	}
+	return enc, nil
 }
