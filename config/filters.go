@@ -1,11 +1,11 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -18,6 +18,12 @@ type FilterStages struct {
 	MaxStages int `yaml:"max_stages"`
 	// Bitrate of the H.264 encoder of filtered streams. Default 1500k.
 	Bitrate Bitrate `yaml:"bitrate"`
+	// ImageDir is the only directory image filters set through the API
+	// may read from (paths resolved inside it, symlinks included). Default
+	// "": the API refuses image filters, so an API caller can never make
+	// the gateway open an arbitrary server file. Config entries are not
+	// bound by it.
+	ImageDir string `yaml:"image_dir"`
 }
 
 // Filter is one `streams[].filters` entry: a mapping with exactly one of
@@ -40,27 +46,27 @@ type Filter struct {
 
 // FilterCrop is the rectangle a crop filter keeps.
 type FilterCrop struct {
-	X      int `yaml:"x"`
-	Y      int `yaml:"y"`
-	Width  int `yaml:"width"`
-	Height int `yaml:"height"`
+	X      int `yaml:"x" json:"x"`
+	Y      int `yaml:"y" json:"y"`
+	Width  int `yaml:"width" json:"width"`
+	Height int `yaml:"height" json:"height"`
 }
 
 // FilterText is a text overlay: a title at the top left and/or the clock at
 // the bottom left.
 type FilterText struct {
-	Title string `yaml:"title"`
-	Clock bool   `yaml:"clock"`
+	Title string `yaml:"title" json:"title,omitempty"`
+	Clock bool   `yaml:"clock" json:"clock,omitempty"`
 	// Size is the font size in pixels. Default 24.
-	Size int `yaml:"size"`
+	Size int `yaml:"size" json:"size,omitempty"`
 }
 
 // FilterImage overlays an image file; negative x/y count from the right and
 // bottom edges.
 type FilterImage struct {
-	Path string `yaml:"path"`
-	X    int    `yaml:"x"`
-	Y    int    `yaml:"y"`
+	Path string `yaml:"path" json:"path"`
+	X    int    `yaml:"x" json:"x"`
+	Y    int    `yaml:"y" json:"y"`
 }
 
 // Kind is the entry's key: rotate, scale, crop, text, image or gain.
@@ -125,80 +131,82 @@ func (c *Config) validateFilters(bad func(key, format string, a ...any)) {
 	if c.Filters.Bitrate < 100000 || c.Filters.Bitrate > 50000000 {
 		bad("filters.bitrate", "%d is out of range 100k-50M", c.Filters.Bitrate)
 	}
+	if d := c.Filters.ImageDir; d != "" {
+		if st, err := os.Stat(d); err != nil || !st.IsDir() {
+			bad("filters.image_dir", "%q is not a directory", d)
+		}
+	}
 	for i, r := range c.Streams {
 		for j, f := range r.Filters {
-			key := fmt.Sprintf("streams[%d].filters[%d].%s", i, j, f.kind)
-			switch f.kind {
-			case "rotate":
-				if f.Rotate != 90 && f.Rotate != 180 && f.Rotate != 270 {
-					bad(key, "%d is not 90, 180 or 270", f.Rotate)
-				}
-			case "scale":
-				if f.ScaleWidth < 16 || f.ScaleHeight < 16 || f.ScaleWidth > 7680 || f.ScaleHeight > 4320 || f.ScaleWidth%2+f.ScaleHeight%2 != 0 {
-					bad(key, "%dx%d: width and height must be even, 16x16-7680x4320", f.ScaleWidth, f.ScaleHeight)
-				}
-			case "crop":
-				cr := f.Crop
-				if cr.X < 0 || cr.Y < 0 || cr.Width < 16 || cr.Height < 16 || cr.Width%2+cr.Height%2 != 0 {
-					bad(key, "x and y must be ≥ 0, width and height even and ≥ 16")
-				}
-			case "text":
-				if f.Text.Title == "" && !f.Text.Clock {
-					bad(key, "needs a title or clock: true")
-				}
-				if f.Text.Size < 0 || f.Text.Size > 500 {
-					bad(key+".size", "%d is out of range 0-500", f.Text.Size)
-				}
-			case "image":
-				if f.Image.Path == "" {
-					bad(key+".path", "must not be empty")
-				} else if st, err := os.Stat(f.Image.Path); err != nil || st.IsDir() {
-					bad(key+".path", "%q is not a readable file", f.Image.Path)
-				}
-			case "gain":
-				if f.Gain <= 0 || f.Gain > 10 {
-					bad(key, "%g is out of range (0, 10]", f.Gain)
-				}
+			if err := f.Validate(); err != nil {
+				badField(bad, fmt.Sprintf("streams[%d].filters[%d]", i, j), err)
 			}
 		}
 	}
 }
 
-// Motion turns on motion detection for a stream (`streams[].motion`): no
-// re-encode, events motion.start and motion.stop on /v1/events.
-type Motion struct {
-	// Sensitivity from 0 (exclusive: only big changes) to 1. Default 0.5.
-	Sensitivity float64 `yaml:"sensitivity"`
-	// Region is where to look, in fractions of the picture. Default whole.
-	Region MotionRegion `yaml:"region"`
-	// StopAfter is how long without motion ends it. Default 2s.
-	StopAfter time.Duration `yaml:"stop_after"`
+// FieldError is a value that does not validate. Key names it relative to
+// what was validated (e.g. "rotate" or "image.path" of a filter entry), so
+// the config names streams[0].filters[2].rotate and the API filters[2].rotate.
+type FieldError struct {
+	Key, Msg string
 }
 
-// MotionRegion is a rectangle in fractions (0–1) of the picture.
-type MotionRegion struct {
-	X      float64 `yaml:"x"`
-	Y      float64 `yaml:"y"`
-	Width  float64 `yaml:"width"`
-	Height float64 `yaml:"height"`
-}
+func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
 
-func (c *Config) validateMotion(bad func(key, format string, a ...any)) {
-	for i, r := range c.Streams {
-		m := r.Motion
-		if m == nil {
-			continue
-		}
-		key := fmt.Sprintf("streams[%d].motion", i)
-		if m.Sensitivity < 0 || m.Sensitivity > 1 {
-			bad(key+".sensitivity", "%g is out of range 0-1", m.Sensitivity)
-		}
-		g := m.Region
-		if g.X < 0 || g.Y < 0 || g.Width < 0 || g.Height < 0 || g.X+g.Width > 1 || g.Y+g.Height > 1 {
-			bad(key+".region", "x, y, width, height are fractions of the picture: x+width and y+height at most 1")
-		}
-		if m.StopAfter < 0 || m.StopAfter > time.Hour {
-			bad(key+".stop_after", "%s is out of range 0-1h", m.StopAfter)
-		}
+// badField reports err (from Filter.Validate or Motion.Validate) under
+// prefix; a FieldError keeps its own key.
+func badField(bad func(key, format string, a ...any), prefix string, err error) {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		bad(prefix+"."+fe.Key, "%s", fe.Msg)
+		return
 	}
+	bad(prefix, "%v", err)
+}
+
+// Validate checks one filter entry; the config and the API
+// (PUT /v1/streams/{stream}/filters) both use it. The error is a
+// *FieldError naming the entry's key. An image path must name a readable
+// file; where API paths may point is checked first by ResolveImagePath.
+func (f Filter) Validate() error {
+	bad := func(key, format string, a ...any) error {
+		return &FieldError{Key: key, Msg: fmt.Sprintf(format, a...)}
+	}
+	key := f.kind
+	switch f.kind {
+	case "rotate":
+		if f.Rotate != 90 && f.Rotate != 180 && f.Rotate != 270 {
+			return bad(key, "%d is not 90, 180 or 270", f.Rotate)
+		}
+	case "scale":
+		if f.ScaleWidth < 16 || f.ScaleHeight < 16 || f.ScaleWidth > 7680 || f.ScaleHeight > 4320 || f.ScaleWidth%2+f.ScaleHeight%2 != 0 {
+			return bad(key, "%dx%d: width and height must be even, 16x16-7680x4320", f.ScaleWidth, f.ScaleHeight)
+		}
+	case "crop":
+		cr := f.Crop
+		if cr.X < 0 || cr.Y < 0 || cr.Width < 16 || cr.Height < 16 || cr.Width%2+cr.Height%2 != 0 {
+			return bad(key, "x and y must be ≥ 0, width and height even and ≥ 16")
+		}
+	case "text":
+		if f.Text.Title == "" && !f.Text.Clock {
+			return bad(key, "needs a title or clock: true")
+		}
+		if f.Text.Size < 0 || f.Text.Size > 500 {
+			return bad(key+".size", "%d is out of range 0-500", f.Text.Size)
+		}
+	case "image":
+		if f.Image.Path == "" {
+			return bad(key+".path", "must not be empty")
+		} else if st, err := os.Stat(f.Image.Path); err != nil || !st.Mode().IsRegular() {
+			return bad(key+".path", "%q is not a readable file", f.Image.Path)
+		}
+	case "gain":
+		if f.Gain <= 0 || f.Gain > 10 {
+			return bad(key, "%g is out of range (0, 10]", f.Gain)
+		}
+	default:
+		return bad("filter", "unknown filter %q (rotate, scale, crop, text, image, gain)", f.kind)
+	}
+	return nil
 }

@@ -355,12 +355,17 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	return err
 }
 
+// Composite is the reserved participant slot of a room's composite stream,
+// {room}/composite: it is never a participant, so the composite neither
+// counts as someone in the room nor keeps an empty room alive.
+const Composite = "composite"
+
 // Participant splits a stream name into room and participant when it names
-// a participant slot: exactly two segments. Whether the room exists is the
-// Manager's business.
+// a participant slot: exactly two segments, the second not Composite.
+// Whether the room exists is the Manager's business.
 func Participant(stream string) (room, participant string, ok bool) {
 	room, participant, ok = strings.Cut(stream, "/")
-	if !ok || room == "" || participant == "" || strings.Contains(participant, "/") {
+	if !ok || room == "" || participant == "" || strings.Contains(participant, "/") || participant == Composite {
 		return "", "", false
 	}
 	return room, participant, true

@@ -85,6 +85,12 @@ type APIOptions struct {
 	// RoomMedia makes the WebRTC sessions of the room socket
 	// (/v1/rooms/{room}/ws, roomsocket.go). Nil: that route is 501.
 	RoomMedia RoomMedia
+	// Filters serves /v1/streams/{stream}/filters (api_stages.go).
+	Filters StreamFilters
+	// Motion serves /v1/streams/{stream}/motion (api_stages.go).
+	Motion StreamMotion
+	// Composites serves /v1/rooms/{room}/composite (api_composite.go).
+	Composites Composites
 	// Events feeds GET /v1/events.
 	Events *Bus
 	// Auth guards every /v1 route (Auth.Admin).
@@ -128,6 +134,12 @@ func NewAPI(opt APIOptions) *API {
 		{"GET", "/v1/streams/{stream}/outputs", a.listOutputs},
 		{"POST", "/v1/streams/{stream}/outputs", a.addOutput},
 		{"DELETE", "/v1/streams/{stream}/outputs/{id}", a.removeOutput},
+		{"GET", "/v1/streams/{stream}/filters", a.getFilters},
+		{"PUT", "/v1/streams/{stream}/filters", a.putFilters},
+		{"DELETE", "/v1/streams/{stream}/filters", a.deleteFilters},
+		{"GET", "/v1/streams/{stream}/motion", a.getMotion},
+		{"PUT", "/v1/streams/{stream}/motion", a.putMotion},
+		{"DELETE", "/v1/streams/{stream}/motion", a.deleteMotion},
 		{"GET", "/v1/streams/{stream}", a.getStream},
 		{"GET", "/v1/recordings", a.listRecordings},
 		{"GET", "/v1/recordings/{key}", a.getRecordingObject},
@@ -136,6 +148,9 @@ func NewAPI(opt APIOptions) *API {
 		{"GET", "/v1/rooms/{room}", a.getRoom},
 		{"DELETE", "/v1/rooms/{room}", a.deleteRoom},
 		{"GET", roomSocketPath, a.roomSocket},
+		{"GET", "/v1/rooms/{room}/composite", a.getComposite},
+		{"POST", "/v1/rooms/{room}/composite", a.startComposite},
+		{"DELETE", "/v1/rooms/{room}/composite", a.stopComposite},
 	}
 	return a
 }
@@ -156,7 +171,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	if r.Method == http.MethodOptions {
 		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
 		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
 		w.WriteHeader(http.StatusNoContent)
 		return

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/whipcast/whipcast/rooms"
+	"github.com/whipcast/whipcast/stages/composite"
 )
 
 // Rooms creates, lists and deletes rooms, and gives the room socket one
@@ -30,6 +31,9 @@ var _ Rooms = (*rooms.Manager)(nil)
 type roomSpec struct {
 	Name  string          `json:"name"`
 	Grace json.RawMessage `json:"grace,omitempty"`
+	// Composite, when present, starts the room's composite with these
+	// settings ({} for the defaults) as the room is created.
+	Composite *composite.Settings `json:"composite,omitempty"`
 }
 
 func (s roomSpec) grace() (time.Duration, error) {
@@ -98,10 +102,23 @@ func (a *API) createRoom(w http.ResponseWriter, r *http.Request, _ map[string]st
 		writeError(w, &apiError{http.StatusBadRequest, "bad_request", err.Error()})
 		return
 	}
+	if spec.Composite != nil && a.opt.Composites == nil {
+		writeError(w, notImplemented("composites"))
+		return
+	}
 	in, err := a.opt.Rooms.Create(r.Context(), spec.Name, grace)
 	if err != nil {
 		roomError(w, err)
 		return
+	}
+	if spec.Composite != nil {
+		if _, err := a.opt.Composites.Start(r.Context(), in.Name, *spec.Composite); err != nil {
+			// All or nothing: the room is not left behind without the
+			// composite that was asked for.
+			_ = a.opt.Rooms.Delete(context.WithoutCancel(r.Context()), in.Name)
+			compositeError(w, err)
+			return
+		}
 	}
 	w.Header().Set("Location", "/v1/rooms/"+in.Name)
 	writeJSON(w, http.StatusCreated, in)

@@ -24,11 +24,15 @@ func (g *Gateway) webHandlers() web.Handlers {
 	opt := web.APIOptions{Streams: g.Registry, Events: g.events, Auth: auth, Logger: g.log.With("component", "api")}
 	if g.rooms != nil {
 		opt.Rooms, opt.RoomMedia = g.rooms, g.ingest
+		opt.Composites = compositeAPI{g}
 	}
 	if g.Restream != nil {
 		opt.Outputs = restreamOutputs{g.Restream}
 	}
 	opt.Ingest = g.ingest.StreamStats
+	if codec.Available { // without codecs the routes answer 501
+		opt.Filters, opt.Motion = g.filterChains, g.motion
+	}
 	mopt := web.MetricsOptions{Streams: g.Registry, Events: g.events}
 	if g.rec != nil {
 		opt.Recorder, opt.Store, opt.StorePrefix = g.rec.rec, g.rec.store, g.rec.prefix

@@ -1,12 +1,38 @@
 package gateway
 
 import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
 	"github.com/whipcast/whipcast/config"
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/stages/codec"
 	"github.com/whipcast/whipcast/stages/filter"
 	"github.com/whipcast/whipcast/web"
 )
+
+// filterChains remembers the chain of each running filter stage, for
+// GET /v1/streams/{stream}/filters, and serialises the API's changes (a
+// replace is a stop then a start, which must not interleave with another).
+type filterChains struct {
+	g *Gateway
+	// api serialises the API's changes; mu guards m only, briefly, so a
+	// publish (whose hook records a config chain) never waits on an API
+	// replace.
+	api sync.Mutex
+	mu  sync.Mutex
+	// m is by source stream; an entry whose stage has ended (its source
+	// ended) is pruned when next looked at.
+	m map[*media.Stream]filterRun
+}
+
+type filterRun struct {
+	chain   []config.Filter
+	source  string // "config" or "api"
+	started time.Time
+}
 
 // startFilters runs a filter stage for every published stream whose rule
 // has filters; it publishes {stream}/filtered and ends with the source.
@@ -16,6 +42,7 @@ func (g *Gateway) startFilters() {
 		Video:     codec.VideoSettings{Bitrate: int(g.cfg.Filters.Bitrate), KeyframeInterval: int64(g.keyframeInterval.Seconds() * codec.VideoClockRate)},
 		Logger:    g.log.With("component", "filter"),
 	})
+	g.filterChains = &filterChains{g: g, m: map[*media.Stream]filterRun{}}
 	g.Registry.OnPublish(func(s *media.Stream) {
 		if g.Filters.IsFiltered(s) {
 			return // never filter a filtered stream again
@@ -27,7 +54,9 @@ func (g *Gateway) startFilters() {
 		if _, err := g.Filters.Start(s, filterChain(r.Filters)); err != nil {
 			g.log.Error("filters not applied; the stream runs unfiltered", "stream", s.Name, "err", err)
 			g.events.Publish(web.Event{Type: "filter.failed", Stream: s.Name, Data: map[string]any{"error": err.Error()}})
+			return
 		}
+		g.filterChains.set(s, filterRun{chain: r.Filters, source: "config", started: time.Now().UTC()})
 	})
 }
 
@@ -50,4 +79,142 @@ func filterChain(fs []config.Filter) filter.Chain {
 		}
 	}
 	return c
+}
+
+// fitChain checks a chain against the stream's picture: H.264 video to
+// filter, and each crop inside the picture that reaches it (after rotates,
+// scales and earlier crops). Before the first keyframe the size is unknown
+// and only the codec is checked.
+func fitChain(s *media.Stream, chain []config.Filter) error {
+	vt := s.Track(media.KindVideo)
+	if vt == nil || vt.Codec != media.CodecH264 {
+		return errors.New("the stream has no H.264 video to filter")
+	}
+	c := s.LastConfig(vt)
+	if c == nil {
+		return nil
+	}
+	w, h := c.Width, c.Height
+	for i, f := range chain {
+		switch f.Kind() {
+		case "rotate":
+			if f.Rotate != 180 {
+				w, h = h, w
+			}
+		case "scale":
+			w, h = f.ScaleWidth, f.ScaleHeight
+		case "crop":
+			cr := f.Crop
+			if cr.X+cr.Width > w || cr.Y+cr.Height > h {
+				return fmt.Errorf("filters[%d].crop: %dx%d at (%d,%d) does not fit the %dx%d picture it gets", i, cr.Width, cr.Height, cr.X, cr.Y, w, h)
+			}
+			w, h = cr.Width, cr.Height
+		}
+	}
+	return nil
+}
+
+func (fc *filterChains) set(s *media.Stream, r filterRun) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	fc.m[s] = r
+}
+
+func (fc *filterChains) forget(s *media.Stream) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	delete(fc.m, s)
+}
+
+// running returns s's stage, pruning ended ones.
+func (fc *filterChains) running(s *media.Stream) (filterRun, bool) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	for src := range fc.m {
+		if !fc.g.Filters.Has(src) {
+			delete(fc.m, src)
+		}
+	}
+	r, ok := fc.m[s]
+	return r, ok
+}
+
+func (fc *filterChains) status(s *media.Stream, r filterRun) web.FilterStatus {
+	return web.FilterStatus{Stream: s.Name, Output: s.Name + filter.Suffix, Filters: r.chain, Source: r.source, Started: r.started}
+}
+
+// Filters implements web.StreamFilters.
+func (fc *filterChains) Filters(stream string) (web.FilterStatus, bool) {
+	s, ok := fc.g.Registry.Get(stream)
+	if !ok {
+		return web.FilterStatus{}, false
+	}
+	r, ok := fc.running(s)
+	if !ok {
+		return web.FilterStatus{}, false
+	}
+	return fc.status(s, r), true
+}
+
+// SetFilters implements web.StreamFilters: validate everything first, then
+// stop the running stage (its {stream}/filtered ends) and start the new one
+// (a new {stream}/filtered begins).
+func (fc *filterChains) SetFilters(stream string, body []byte) (web.FilterStatus, error) {
+	s, ok := fc.g.Registry.Get(stream)
+	if !ok {
+		return web.FilterStatus{}, web.ErrStreamNotLive
+	}
+	if fc.g.Filters.IsFiltered(s) {
+		return web.FilterStatus{}, fmt.Errorf("%w: %s is a filtered stream; change its source's filters", web.ErrBadSpec, stream)
+	}
+	chain, err := config.ParseFilters(body, fc.g.cfg.Filters.ImageDir)
+	if err != nil {
+		return web.FilterStatus{}, fmt.Errorf("%w: %w", web.ErrBadSpec, err)
+	}
+	if err := fitChain(s, chain); err != nil {
+		return web.FilterStatus{}, fmt.Errorf("%w: %w", web.ErrUnfit, err)
+	}
+	fc.api.Lock()
+	defer fc.api.Unlock()
+	replacing := fc.g.Filters.Has(s)
+	if !replacing && fc.g.Filters.Running() >= fc.g.Filters.MaxStages() {
+		return web.FilterStatus{}, fmt.Errorf("%w: %d streams are filtered (filters.max_stages)", web.ErrFilterLimit, fc.g.Filters.MaxStages())
+	}
+	if replacing {
+		fc.g.Filters.Stop(s)
+		fc.forget(s)
+	}
+	if _, err := fc.g.Filters.Start(s, filterChain(chain)); err != nil {
+		switch {
+		case errors.Is(err, filter.ErrTooManyStages):
+			err = fmt.Errorf("%w: %w", web.ErrFilterLimit, err)
+		case errors.Is(err, filter.ErrNoVideo), errors.Is(err, codec.ErrBadSettings):
+			err = fmt.Errorf("%w: %w", web.ErrUnfit, err)
+		}
+		if replacing {
+			err = fmt.Errorf("%w (the previous filters were stopped; the stream now runs unfiltered)", err)
+		}
+		return web.FilterStatus{}, err
+	}
+	r := filterRun{chain: chain, source: "api", started: time.Now().UTC()}
+	fc.set(s, r)
+	fc.g.log.Info("filters set through the API", "stream", stream, "replaced", replacing)
+	return fc.status(s, r), nil
+}
+
+// StopFilters implements web.StreamFilters.
+func (fc *filterChains) StopFilters(stream string) error {
+	s, ok := fc.g.Registry.Get(stream)
+	if !ok {
+		return web.ErrStreamNotLive
+	}
+	fc.api.Lock()
+	defer fc.api.Unlock()
+	if !fc.g.Filters.Has(s) {
+		return fmt.Errorf("%w: no filters run on stream %s", web.ErrNotRunning, stream)
+	}
+	fc.g.Filters.Stop(s)
+	fc.forget(s)
+	fc.g.log.Info("filters stopped through the API", "stream", stream)
+	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/whipcast/whipcast/rooms"
 	"github.com/whipcast/whipcast/stages"
 	"github.com/whipcast/whipcast/stages/codec"
+	"github.com/whipcast/whipcast/stages/composite"
 	"github.com/whipcast/whipcast/stages/filter"
 	"github.com/whipcast/whipcast/transmux"
 	"github.com/whipcast/whipcast/web"
@@ -47,6 +48,7 @@ type Gateway struct {
 
 	keyframeInterval time.Duration
 	motion           *motionDetectors // motion.go
+	filterChains     *filterChains    // filters.go
 
 	cfg    *config.Config
 	log    *slog.Logger
@@ -57,8 +59,10 @@ type Gateway struct {
 	rec    *recording     // recorder.go
 	events *web.Bus       // api.go
 	rooms  *rooms.Manager // rooms.go
-	ln     net.Listener
-	srv    *http.Server
+	// composites mixes rooms into {room}/composite (composite.go).
+	composites *composite.Manager
+	ln         net.Listener
+	srv        *http.Server
 }
 
 // New opens the HTTP listener and the WebRTC media port and wires the parts.
@@ -90,6 +94,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.ingest = in
 	g.startRooms()
+	g.startComposites()
 
 	// One transmuxer per stream; every packager and output shares its CMAF.
 	g.cmaf = transmux.NewService(transmux.Settings{SegmentTarget: cfg.HLS.Segment, PartTarget: cfg.HLS.Part},
@@ -206,6 +211,9 @@ func (g *Gateway) closeParts() {
 	}
 	if g.rooms != nil {
 		g.rooms.Close()
+	}
+	if g.composites != nil {
+		g.composites.Close()
 	}
 	g.Registry.Close()
 	if g.Filters != nil {

@@ -20,6 +20,7 @@ var (
 	descOutState   = prometheus.NewDesc("whipcast_output_state", "1 for the current state of each RTMP destination.", []string{"stream", "id", "state"}, nil)
 	descOutConns   = prometheus.NewDesc("whipcast_output_connects_total", "Successful connections of each RTMP destination (reconnects are connects beyond the first).", []string{"stream", "id"}, nil)
 	descOutResyncs = prometheus.NewDesc("whipcast_output_resyncs_total", "Times an RTMP destination fell behind and skipped to the next keyframe.", []string{"stream", "id"}, nil)
+	descWebhook    = prometheus.NewDesc("whipcast_motion_webhook_events_total", "Motion webhook events by result: delivered, failed (after retries), dropped (queue full).", []string{"result"}, nil)
 )
 
 // gatewayCollector reads ingest and output counters at scrape time, so the
@@ -27,7 +28,7 @@ var (
 type gatewayCollector struct{ g *Gateway }
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRTPPackets, descRTPBytes, descLost, descPLIs, descKeyframes, descKFI, descNACKs, descOutState, descOutConns, descOutResyncs} {
+	for _, d := range []*prometheus.Desc{descRTPPackets, descRTPBytes, descLost, descPLIs, descKeyframes, descKFI, descNACKs, descOutState, descOutConns, descOutResyncs, descWebhook} {
 		ch <- d
 	}
 }
@@ -42,6 +43,12 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descKFI, prometheus.GaugeValue, st.KeyframeInterval.Seconds(), st.Stream)
 	}
 	ch <- prometheus.MustNewConstMetric(descNACKs, prometheus.CounterValue, float64(c.g.ingest.NACKsSent()))
+	if c.g.motion != nil {
+		wh := c.g.motion.webhookStats()
+		ch <- prometheus.MustNewConstMetric(descWebhook, prometheus.CounterValue, float64(wh.Delivered), "delivered")
+		ch <- prometheus.MustNewConstMetric(descWebhook, prometheus.CounterValue, float64(wh.Failed), "failed")
+		ch <- prometheus.MustNewConstMetric(descWebhook, prometheus.CounterValue, float64(wh.Dropped), "dropped")
+	}
 	if c.g.Restream == nil {
 		return
 	}

@@ -29,6 +29,9 @@ func (g *Gateway) startRooms() {
 				data["kind"] = e.Kind
 			}
 			g.events.Publish(web.Event{Type: e.Type.String(), Stream: e.Stream(), Data: data})
+			if e.Type == rooms.Ended {
+				g.composites.End(e.Room) // the composite ends with its room
+			}
 		},
 		Kick:   func(stream string) { g.ingest.CloseStream(stream) },
 		Logger: g.log.With("component", "rooms"),

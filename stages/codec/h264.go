@@ -107,19 +107,11 @@ func NewVideoDecoder() (VideoDecoder, error) {
 func (p *pictureDecoder) Decode(data []byte, pts int64) ([]*Picture, error) {
 	var out []*Picture
 	err := p.d.send(data, pts, func(f *astiav.Frame) error {
-		if f.PixelFormat() != astiav.PixelFormatYuv420P && f.PixelFormat() != astiav.PixelFormatYuvj420P {
-			return fmt.Errorf("codec: pixel format %s is not yuv420p", f.PixelFormat())
-		}
-		b, err := f.Data().Bytes(1)
+		pic, err := pictureFromFrame(f, nil)
 		if err != nil {
-			return fmt.Errorf("codec: picture: %w", err)
+			return err
 		}
-		w, h := f.Width(), f.Height()
-		ys, cs := w*h, ((w+1)/2)*((h+1)/2)
-		if len(b) < ys+2*cs {
-			return errors.New("codec: short picture")
-		}
-		out = append(out, &Picture{Width: w, Height: h, Y: b[:ys], Cb: b[ys : ys+cs], Cr: b[ys+cs : ys+2*cs], PTS: f.Pts()})
+		out = append(out, pic)
 		return nil
 	})
 	return out, err
@@ -152,20 +144,8 @@ func NewVideoTranscoder(s VideoSettings) (VideoTranscoder, error) {
 	if s.Filter == "" {
 		s.Filter = "null"
 	}
-	if s.Bitrate == 0 {
-		s.Bitrate = DefaultVideoBitrate
-	}
-	if s.KeyframeInterval == 0 {
-		s.KeyframeInterval = DefaultVideoKeyframeInterval
-	}
-	if s.Preset == "" {
-		s.Preset = DefaultVideoPreset
-	}
-	if s.Bitrate < 50000 || s.Bitrate > 50000000 {
-		return nil, fmt.Errorf("%w: video bitrate %d is out of range 50k-50M", ErrBadSettings, s.Bitrate)
-	}
-	if astiav.FindEncoderByName("libx264") == nil {
-		return nil, errors.New("codec: FFmpeg has no libx264 encoder")
+	if err := s.defaults(); err != nil {
+		return nil, err
 	}
 	// Parse the graph once now so a bad description fails at start, not on
 	// the first picture.
@@ -277,8 +257,13 @@ func (t *videoTranscoder) drainGraph(out []VideoPacket) ([]VideoPacket, error) {
 }
 
 func (t *videoTranscoder) drainEncoder(out []VideoPacket) ([]VideoPacket, error) {
+	return drainVideo(t.enc, t.out, out)
+}
+
+// drainVideo appends every packet enc has ready to out.
+func drainVideo(enc *astiav.CodecContext, pkt *astiav.Packet, out []VideoPacket) ([]VideoPacket, error) {
 	for {
-		err := t.enc.ReceivePacket(t.out)
+		err := enc.ReceivePacket(pkt)
 		if errors.Is(err, astiav.ErrEagain) || errors.Is(err, astiav.ErrEof) {
 			return out, nil
 		}
@@ -286,12 +271,12 @@ func (t *videoTranscoder) drainEncoder(out []VideoPacket) ([]VideoPacket, error)
 			return out, fmt.Errorf("codec: h264 encode: %w", err)
 		}
 		out = append(out, VideoPacket{
-			Data:     append([]byte(nil), t.out.Data()...),
-			PTS:      t.out.Pts(),
-			DTS:      t.out.Dts(),
-			Keyframe: t.out.Flags().Has(astiav.PacketFlagKey),
+			Data:     append([]byte(nil), pkt.Data()...),
+			PTS:      pkt.Pts(),
+			DTS:      pkt.Dts(),
+			Keyframe: pkt.Flags().Has(astiav.PacketFlagKey),
 		})
-		t.out.Unref()
+		pkt.Unref()
 	}
 }
 
@@ -352,33 +337,64 @@ func (t *videoTranscoder) freeGraph() {
 }
 
 func (t *videoTranscoder) openEncoder(w, h int) error {
+	enc, err := openX264(t.s, w, h, 30)
+	if err != nil {
+		return err
+	}
+	t.enc = enc
+	return nil
+}
+
+// defaults fills the zero fields of s and checks the bitrate.
+func (s *VideoSettings) defaults() error {
+	if s.Bitrate == 0 {
+		s.Bitrate = DefaultVideoBitrate
+	}
+	if s.KeyframeInterval == 0 {
+		s.KeyframeInterval = DefaultVideoKeyframeInterval
+	}
+	if s.Preset == "" {
+		s.Preset = DefaultVideoPreset
+	}
+	if s.Bitrate < 50000 || s.Bitrate > 50000000 {
+		return fmt.Errorf("%w: video bitrate %d is out of range 50k-50M", ErrBadSettings, s.Bitrate)
+	}
+	if astiav.FindEncoderByName("libx264") == nil {
+		return errors.New("codec: FFmpeg has no libx264 encoder")
+	}
+	return nil
+}
+
+// openX264 opens libx264 for w×h pictures at fps: zerolatency (no frame
+// threads, no B-frames, so DTS = PTS), IDRs when the caller marks a picture
+// I, SPS/PPS repeated in front of every IDR. It counts in LiveVideoCodecs.
+func openX264(s VideoSettings, w, h, fps int) (*astiav.CodecContext, error) {
 	c := astiav.FindEncoderByName("libx264")
-	t.enc = astiav.AllocCodecContext(c)
+	enc := astiav.AllocCodecContext(c)
 	liveVideo.Add(1)
-	t.enc.SetWidth(w)
-	t.enc.SetHeight(h)
-	t.enc.SetPixelFormat(astiav.PixelFormatYuv420P)
-	t.enc.SetTimeBase(astiav.NewRational(1, VideoClockRate))
-	t.enc.SetFramerate(astiav.NewRational(30, 1))
-	t.enc.SetSampleAspectRatio(astiav.NewRational(1, 1))
-	t.enc.SetBitRate(int64(t.s.Bitrate))
+	enc.SetWidth(w)
+	enc.SetHeight(h)
+	enc.SetPixelFormat(astiav.PixelFormatYuv420P)
+	enc.SetTimeBase(astiav.NewRational(1, VideoClockRate))
+	enc.SetFramerate(astiav.NewRational(fps, 1))
+	enc.SetSampleAspectRatio(astiav.NewRational(1, 1))
+	enc.SetBitRate(int64(s.Bitrate))
 	// IDRs come when asked (every KeyframeInterval of PTS or on request);
 	// the GOP limit is only a backstop.
-	t.enc.SetGopSize(int(10 * t.s.KeyframeInterval * 30 / VideoClockRate))
+	enc.SetGopSize(int(10 * s.KeyframeInterval * int64(fps) / VideoClockRate))
 	d := astiav.NewDictionary()
 	defer d.Free()
-	_ = d.Set("preset", t.s.Preset, astiav.NewDictionaryFlags())
+	_ = d.Set("preset", s.Preset, astiav.NewDictionaryFlags())
 	_ = d.Set("tune", "zerolatency", astiav.NewDictionaryFlags())
 	_ = d.Set("profile", "high", astiav.NewDictionaryFlags())
 	_ = d.Set("forced-idr", "1", astiav.NewDictionaryFlags())
 	_ = d.Set("x264-params", "scenecut=0:repeat-headers=1", astiav.NewDictionaryFlags())
-	if err := t.enc.Open(c, d); err != nil {
-		t.enc.Free()
-		t.enc = nil
+	if err := enc.Open(c, d); err != nil {
+		enc.Free()
 		liveVideo.Add(-1)
-		return fmt.Errorf("codec: open libx264: %w", err)
+		return nil, fmt.Errorf("codec: open libx264: %w", err)
 	}
-	return nil
+	return enc, nil
 }
 
 func (t *videoTranscoder) Close() error {

@@ -19,3 +19,15 @@ func LiveVideoCodecs() int { return 0 }
 
 // NewOpusFilter returns ErrNoCodecs in a nocodec build.
 func NewOpusFilter(string, int) (AudioTranscoder, error) { return nil, ErrNoCodecs }
+
+// NewFitDecoder returns ErrNoCodecs in a nocodec build.
+func NewFitDecoder() (FitDecoder, error) { return nil, ErrNoCodecs }
+
+// NewVideoEncoder returns ErrNoCodecs in a nocodec build.
+func NewVideoEncoder(VideoSettings, int, int, int) (VideoEncoder, error) { return nil, ErrNoCodecs }
+
+// NewOpusDecoder returns ErrNoCodecs in a nocodec build.
+func NewOpusDecoder() (PCMDecoder, error) { return nil, ErrNoCodecs }
+
+// NewOpusEncoder returns ErrNoCodecs in a nocodec build.
+func NewOpusEncoder(int) (PCMEncoder, error) { return nil, ErrNoCodecs }

@@ -3,7 +3,6 @@
 package codec
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -32,18 +31,8 @@ func NewOpusFilter(filter string, bitrate int) (AudioTranscoder, error) {
 	if t.dec, err = openOpusDecoder(); err != nil {
 		return fail("opus decoder", err)
 	}
-	ec := astiav.FindEncoderByName("libopus")
-	if ec == nil {
-		return fail("find encoder", errors.New("FFmpeg has no libopus encoder"))
-	}
-	t.enc = astiav.AllocCodecContext(ec)
-	t.enc.SetSampleFormat(astiav.SampleFormatFlt)
-	t.enc.SetSampleRate(AACSampleRate)
-	t.enc.SetChannelLayout(astiav.ChannelLayoutStereo)
-	t.enc.SetBitRate(int64(bitrate))
-	t.enc.SetTimeBase(astiav.NewRational(1, AACSampleRate))
-	if err := t.enc.Open(ec, nil); err != nil {
-		return fail("open encoder", err)
+	if t.enc, err = openOpusEncoder(bitrate); err != nil {
+		return fail("encoder", err)
 	}
 	frameSize := t.enc.FrameSize()
 	if frameSize <= 0 {

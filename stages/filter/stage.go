@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,9 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-
 	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/stages"
 	"github.com/whipcast/whipcast/stages/codec"
 )
 
@@ -80,6 +78,17 @@ func (m *Stages) IsFiltered(s *media.Stream) bool {
 	defer m.mu.Unlock()
 	return m.derived[s] || m.pending[s.Name]
 }
+
+// Has reports whether a stage filters src.
+func (m *Stages) Has(src *media.Stream) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.running[src]
+	return ok
+}
+
+// MaxStages is Settings.MaxStages with its default applied.
+func (m *Stages) MaxStages() int { return m.s.MaxStages }
 
 // Running returns how many stages run.
 func (m *Stages) Running() int {
@@ -167,7 +176,8 @@ func (m *Stages) Start(src *media.Stream, chain Chain) (*media.Stream, error) {
 		return fail(err)
 	}
 	out.Started = src.Started
-	r := &run{src: src, out: out, video: vt, tc: tc, audio: at, atc: atc, log: m.log.With("stream", out.Name)}
+	r := &run{src: src, out: out, video: vt, tc: tc, audio: at, atc: atc, log: m.log.With("stream", out.Name),
+		vout: &stages.H264Out{Out: out, Track: out.Tracks[vt.ID]}}
 	r.reader = src.Subscribe("filter", 0)
 	m.wg.Add(1)
 	go func() {
@@ -224,10 +234,7 @@ type run struct {
 	reader   *media.Reader
 
 	started  bool // a keyframe went into the decoder
-	cfg      *media.Config
-	sps, pps []byte
-	wrote    bool
-	lastDTS  int64
+	vout     *stages.H264Out
 	lastTime time.Time
 	annexB   []byte
 }
@@ -282,7 +289,8 @@ func (r *run) run(ctx context.Context) {
 			r.started = true
 		}
 		r.lastTime = f.Time
-		au, err := r.toAnnexB(f)
+		au, err := stages.AnnexB(r.annexB, f)
+		r.annexB = au
 		if err != nil {
 			r.log.Debug("bad access unit", "err", err)
 			continue
@@ -302,65 +310,11 @@ func (r *run) run(ctx context.Context) {
 	}
 }
 
-// toAnnexB turns an AVCC access unit back into Annex-B for the decoder, with
-// the parameter sets in front of a keyframe.
-func (r *run) toAnnexB(f *media.Frame) ([]byte, error) {
-	var avcc h264.AVCC
-	if err := avcc.Unmarshal(f.Data); err != nil {
-		return nil, err
-	}
-	nalus := [][]byte(avcc)
-	if f.Keyframe && f.Config != nil {
-		nalus = append([][]byte{f.Config.SPS, f.Config.PPS}, nalus...)
-	}
-	r.annexB = r.annexB[:0]
-	for _, n := range nalus {
-		r.annexB = append(append(r.annexB, 0, 0, 0, 1), n...)
-	}
-	return r.annexB, nil
-}
-
 func (r *run) write(pkts []codec.VideoPacket) {
-	track := r.out.Tracks[r.video.ID]
 	for _, p := range pkts {
-		var nalus h264.AnnexB
-		if err := nalus.Unmarshal(p.Data); err != nil {
-			continue
+		if err := r.vout.Write(p, r.lastTime); err != nil {
+			r.log.Debug("encoded access unit skipped", "err", err)
 		}
-		var keep [][]byte
-		var sps, pps []byte
-		for _, n := range nalus {
-			if len(n) == 0 {
-				continue
-			}
-			switch h264.NALUType(n[0] & 0x1f) {
-			case h264.NALUTypeSPS:
-				sps = n
-			case h264.NALUTypePPS:
-				pps = n
-			case h264.NALUTypeAccessUnitDelimiter:
-			default:
-				keep = append(keep, n)
-			}
-		}
-		if sps != nil && pps != nil && (!bytes.Equal(sps, r.sps) || !bytes.Equal(pps, r.pps)) {
-			var s h264.SPS
-			if err := s.Unmarshal(sps); err != nil {
-				r.log.Warn("encoder SPS", "err", err)
-				continue
-			}
-			r.sps, r.pps = bytes.Clone(sps), bytes.Clone(pps)
-			r.cfg = &media.Config{SPS: r.sps, PPS: r.pps, Width: s.Width(), Height: s.Height()}
-		}
-		if r.cfg == nil || len(keep) == 0 || (r.wrote && p.DTS <= r.lastDTS) {
-			continue
-		}
-		data, err := h264.AVCC(keep).Marshal()
-		if err != nil {
-			continue
-		}
-		r.wrote, r.lastDTS = true, p.DTS
-		r.out.Write(&media.Frame{Track: track, DTS: p.DTS, PTS: p.PTS, Keyframe: p.Keyframe, Config: r.cfg, Data: data, Time: r.lastTime})
 	}
 }
 

@@ -12,9 +12,8 @@ import (
 	"math"
 	"sync"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-
 	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/stages"
 	"github.com/whipcast/whipcast/stages/codec"
 )
 
@@ -143,16 +142,8 @@ func (d *Detector) run(ctx context.Context, src *media.Stream, reader *media.Rea
 			}
 			started = true
 		}
-		var avcc h264.AVCC
-		if avcc.Unmarshal(f.Data) != nil {
+		if buf, err = stages.AnnexB(buf, f); err != nil {
 			continue
-		}
-		buf = buf[:0]
-		if f.Keyframe && f.Config != nil {
-			avcc = append([][]byte{f.Config.SPS, f.Config.PPS}, avcc...)
-		}
-		for _, n := range avcc {
-			buf = append(append(buf, 0, 0, 0, 1), n...)
 		}
 		pics, err := dec.Decode(buf, f.PTS)
 		if err != nil {

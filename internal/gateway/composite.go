@@ -1,0 +1,69 @@
+package gateway
+
+import (
+	"context"
+
+	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/rooms"
+	"github.com/whipcast/whipcast/stages/composite"
+	"github.com/whipcast/whipcast/web"
+)
+
+// startComposites makes the composite manager: a room's composite mixes
+// every stream {room}/{participant} published while it runs into
+// {room}/composite, and ends with its room.
+func (g *Gateway) startComposites() {
+	g.composites = composite.NewManager(g.Registry, g.cfg.Rooms.MaxComposites, g.log.With("component", "composite"))
+	g.composites.OnStop(func(in composite.Info) {
+		g.events.Publish(web.Event{Type: "composite.stopped", Stream: in.Stream, Data: map[string]any{"room": in.Room}})
+	})
+	g.Registry.OnPublish(func(s *media.Stream) {
+		if room, _, ok := rooms.Participant(s.Name); ok {
+			g.composites.Join(room, s)
+		}
+	})
+}
+
+// compositeAPI is web.Composites: the room must exist, the settings the API
+// leaves out come from rooms.composite, and the participants already
+// publishing are in from the first picture.
+type compositeAPI struct{ g *Gateway }
+
+func (c compositeAPI) Start(ctx context.Context, room string, s composite.Settings) (composite.Info, error) {
+	if _, err := c.g.rooms.Get(ctx, room); err != nil {
+		return composite.Info{}, err
+	}
+	d := c.g.cfg.Rooms.Composite
+	set := composite.Settings{Layout: d.Layout, Width: d.Width, Height: d.Height, FPS: d.FPS,
+		VideoBitrate: int(d.VideoBitrate), AudioBitrate: int(d.AudioBitrate),
+		KeyframeInterval: c.g.keyframeInterval, Delay: d.Delay}
+	if s.Layout != "" {
+		set.Layout = s.Layout
+	}
+	if s.Width != 0 || s.Height != 0 {
+		set.Width, set.Height = s.Width, s.Height
+	}
+	if s.FPS != 0 {
+		set.FPS = s.FPS
+	}
+	if s.VideoBitrate != 0 {
+		set.VideoBitrate = s.VideoBitrate
+	}
+	if s.AudioBitrate != 0 {
+		set.AudioBitrate = s.AudioBitrate
+	}
+	var parts []*media.Stream
+	for _, st := range c.g.Registry.List() {
+		if r, _, ok := rooms.Participant(st.Name); ok && r == room {
+			parts = append(parts, st)
+		}
+	}
+	in, err := c.g.composites.Start(room, set, parts)
+	if err == nil {
+		c.g.events.Publish(web.Event{Type: "composite.started", Stream: in.Stream, Data: map[string]any{"room": room, "layout": in.Layout}})
+	}
+	return in, err
+}
+
+func (c compositeAPI) Get(room string) (composite.Info, error) { return c.g.composites.Get(room) }
+func (c compositeAPI) Stop(room string) error                  { return c.g.composites.Stop(room) }

@@ -1,0 +1,34 @@
+//go:build !nocodec
+
+package codec
+
+//#cgo pkg-config: libavutil
+//#include <libavutil/frame.h>
+import "C"
+import (
+	"unsafe"
+
+	"github.com/asticode/go-astiav"
+)
+
+// plane returns n bytes of a frame's data plane i as a Go slice over the C
+// buffer, for copying pictures and samples in and out without the per-call
+// buffers FrameData.Bytes makes (go-astiav v0.16.0 has no plane accessor).
+// The slice is valid until the frame is unreferenced.
+func plane(f *astiav.Frame, i, n int) []byte {
+	c := (*C.AVFrame)(f.UnsafePointer())
+	p := c.data[i]
+	if p == nil || n <= 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(p)), n)
+}
+
+// unsafeFloats views n float32 values in b (native byte order, as FFmpeg
+// keeps samples).
+func unsafeFloats(b []byte, n int) []float32 {
+	if len(b) < 4*n || n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), n)
+}
