@@ -60,6 +60,10 @@ func (a *API) roomSocket(w http.ResponseWriter, r *http.Request, v map[string]st
 		writeError(w, &apiError{http.StatusBadRequest, "bad_request", "?participant= must be one name segment [A-Za-z0-9_-]{1,64}"})
 		return
 	}
+	if _, _, ok := rooms.Participant(room + "/" + participant); !ok {
+		writeError(w, &apiError{http.StatusBadRequest, "bad_request", "?participant=" + participant + " is reserved"})
+		return
+	}
 	if check := a.opt.Auth.PublishAuth(); check != nil {
 		switch err := check(r, room+"/"+participant); {
 		case errors.Is(err, ingest.ErrUnauthorized):

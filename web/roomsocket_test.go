@@ -61,6 +61,7 @@ func TestRoomSocket(t *testing.T) {
 		{"/v1/rooms/nope/ws?participant=a&token=pub", http.StatusNotFound},
 		{"/v1/rooms/r/ws?participant=a/b&token=pub", http.StatusBadRequest},
 		{"/v1/rooms/r/ws?token=pub", http.StatusBadRequest},
+		{"/v1/rooms/r/ws?participant=composite&token=pub", http.StatusBadRequest},
 	} {
 		_, resp, err := websocket.Dial(ctx, ws+c.path, nil)
 		if err == nil || resp == nil || resp.StatusCode != c.want {
