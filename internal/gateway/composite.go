@@ -30,7 +30,8 @@ func (g *Gateway) startComposites() {
 type compositeAPI struct{ g *Gateway }
 
 func (c compositeAPI) Start(ctx context.Context, room string, s composite.Settings) (composite.Info, error) {
-	if _, err := c.g.rooms.Get(ctx, room); err != nil {
+	ri, err := c.g.rooms.Get(ctx, room)
+	if err != nil {
 		return composite.Info{}, err
 	}
 	d := c.g.cfg.Rooms.Composite
@@ -60,6 +61,12 @@ func (c compositeAPI) Start(ctx context.Context, room string, s composite.Settin
 	}
 	in, err := c.g.composites.Start(room, set, parts)
 	if err == nil {
+		// Mutes signalled before the composite started.
+		for p, kinds := range ri.Muted {
+			for _, k := range kinds {
+				c.g.composites.Mute(room, p, k, true)
+			}
+		}
 		c.g.events.Publish(web.Event{Type: "composite.started", Stream: in.Stream, Data: map[string]any{"room": room, "layout": in.Layout}})
 	}
 	return in, err

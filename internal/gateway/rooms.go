@@ -29,8 +29,11 @@ func (g *Gateway) startRooms() {
 				data["kind"] = e.Kind
 			}
 			g.events.Publish(web.Event{Type: e.Type.String(), Stream: e.Stream(), Data: data})
-			if e.Type == rooms.Ended {
+			switch e.Type {
+			case rooms.Ended:
 				g.composites.End(e.Room) // the composite ends with its room
+			case rooms.Muted, rooms.Unmuted:
+				g.composites.Mute(e.Room, e.Participant, e.Kind, e.Type == rooms.Muted)
 			}
 		},
 		Kick:   func(stream string) { g.ingest.CloseStream(stream) },

@@ -219,6 +219,20 @@ func (m *Manager) End(room string) {
 	}
 }
 
+// Mute tells room's composite that participant muted (or unmuted) its
+// audio or video (kind "audio" or "video"): muted audio is left out of the
+// mix, muted video leaves a black tile. It does not block; it applies to the
+// participant's later publishes too, until unmuted.
+func (m *Manager) Mute(room, participant, kind string, muted bool) {
+	if c := m.get(room); c != nil {
+		select {
+		case c.mutes <- mute{participant, kind, muted}:
+		default:
+			c.log.Warn("composite: mute dropped, the composite is not keeping up", "participant", participant)
+		}
+	}
+}
+
 // Get describes room's composite.
 func (m *Manager) Get(room string) (Info, error) {
 	c := m.get(room)
@@ -267,12 +281,19 @@ type Composite struct {
 	leaves chan *input
 	pics   chan picture
 	pcm    chan samples
+	mutes  chan mute
 
 	// infoMu guards the snapshot Get returns (written by run).
 	infoMu sync.Mutex
 	names  []string
 
 	lastKeyReq atomic.Int64 // unix nanos of the last keyframe request honoured
+}
+
+// mute is a participant's mute signal (rooms.Manager.Mute).
+type mute struct {
+	participant, kind string
+	muted             bool
 }
 
 // picture is a participant's decoded picture with its capture time on the
@@ -318,6 +339,7 @@ func (c *Composite) open(reg Publisher) error {
 	c.leaves = make(chan *input, 16)
 	c.pics = make(chan picture, 64)
 	c.pcm = make(chan samples, 256)
+	c.mutes = make(chan mute, 64)
 	c.out = out
 	return nil
 }
@@ -362,7 +384,8 @@ func (c *Composite) info() Info {
 // mixer is run's state: owned by the composite's goroutine alone.
 type mixer struct {
 	*Composite
-	inputs  []*input // join order
+	inputs  []*input      // join order
+	muted   map[mute]bool // {participant, kind} muted
 	speaker *input
 	since   time.Time // when the speaker last changed
 	tiles   []Rect
@@ -385,7 +408,7 @@ const staleAfter = time.Second
 
 func (c *Composite) run(participants []*media.Stream) {
 	defer close(c.done)
-	m := &mixer{Composite: c, canvas: codec.NewPicture(c.s.Width, c.s.Height), frame: -1, lim: newLimiter(),
+	m := &mixer{Composite: c, muted: map[mute]bool{}, canvas: codec.NewPicture(c.s.Width, c.s.Height), frame: -1, lim: newLimiter(),
 		mix: make([]float32, 2*audioBlock), vout: &stages.H264Out{Out: c.out, Track: c.out.Tracks[0]}}
 	defer func() {
 		c.cancel()
@@ -417,6 +440,13 @@ func (c *Composite) run(participants []*media.Stream) {
 			}
 		case in := <-c.leaves:
 			m.remove(in)
+		case u := <-c.mutes:
+			key := mute{participant: u.participant, kind: u.kind}
+			if u.muted {
+				m.muted[key] = true
+			} else {
+				delete(m.muted, key)
+			}
 		case p := <-c.pics:
 			if !p.in.gone {
 				p.in.queue = append(p.in.queue, p)
@@ -527,7 +557,7 @@ func (m *mixer) video(now time.Time) {
 		}
 		// A camera turned off (a muted track sends nothing) leaves the
 		// tile black rather than frozen on its last picture.
-		if in.current != nil && show.Sub(in.currentAt) < staleAfter {
+		if in.current != nil && show.Sub(in.currentAt) < staleAfter && !m.muted[mute{participant: in.name, kind: "video"}] {
 			blit(m.canvas, in.current, m.tiles[i])
 		}
 	}
@@ -558,6 +588,10 @@ func (m *mixer) audio(now time.Time) {
 	for ; m.block < due; m.block++ {
 		clear(m.mix)
 		for _, in := range m.inputs {
+			if m.muted[mute{participant: in.name, kind: "audio"}] {
+				in.pcm.skip(m.block*audioBlock + audioBlock)
+				continue
+			}
 			in.pcm.mixInto(m.mix, m.block*audioBlock)
 		}
 		out := m.lim.process(m.mix)

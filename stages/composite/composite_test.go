@@ -529,3 +529,54 @@ func TestCompositeCameraOff(t *testing.T) {
 	_ = m.Stop("cam")
 	<-w.done
 }
+
+// TestCompositeMute: a participant that mutes its audio drops out of the
+// mix and one that mutes its video gets a black tile; unmuting brings both
+// back.
+func TestCompositeMute(t *testing.T) {
+	reg := media.NewRegistry()
+	defer reg.Close()
+	m := NewManager(reg, 1, nil)
+	defer m.Close()
+	a := startSource(t, reg, "mute/a", red, 440)
+	defer a.close()
+	b := startSource(t, reg, "mute/b", blue, 880)
+	defer b.close()
+	if _, err := m.Start("mute", Settings{Width: 640, Height: 360, FPS: 30}, []*media.Stream{a.s, b.s}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := reg.Get("mute/" + Name)
+	w := watch(t, out)
+	tiles := Tiles(Grid, 2, 640, 360)
+	until := func(what string, ok func(pic *codec.Picture, pcm []float32) bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			pic, pcm := w.snapshot()
+			if pic != nil && len(pcm) >= 2*24000 && ok(pic, pcm[len(pcm)-2*24000:]) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not %s within 5 s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	xa, ya := tiles[0].Center()
+	xb, yb := tiles[1].Center()
+	until("both seen and heard", func(p *codec.Picture, pcm []float32) bool {
+		return near(p, xa, ya, red) && near(p, xb, yb, blue) && goertzel(pcm, 440) > 0.15 && goertzel(pcm, 880) > 0.15
+	})
+	m.Mute("mute", "a", "audio", true)
+	m.Mute("mute", "b", "video", true)
+	until("a silent and b black", func(p *codec.Picture, pcm []float32) bool {
+		return near(p, xa, ya, red) && near(p, xb, yb, colour{16, 128, 128}) && goertzel(pcm, 440) < 0.02 && goertzel(pcm, 880) > 0.15
+	})
+	m.Mute("mute", "a", "audio", false)
+	m.Mute("mute", "b", "video", false)
+	until("both back", func(p *codec.Picture, pcm []float32) bool {
+		return near(p, xb, yb, blue) && goertzel(pcm, 440) > 0.15
+	})
+	_ = m.Stop("mute")
+	<-w.done
+}

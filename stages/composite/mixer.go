@@ -75,6 +75,18 @@ func (b *pcmBuffer) mixInto(dst []float32, from int64) {
 	rms := math.Sqrt(sum / float64(2*n))
 	// ~0.5 s time constant at 20 ms blocks.
 	b.level += (rms - b.level) * 0.04
+	b.drop(to)
+}
+
+// skip drops everything before position to, unheard (a muted participant),
+// and lets the level decay as if silent.
+func (b *pcmBuffer) skip(to int64) {
+	b.level *= 0.96
+	b.drop(to)
+}
+
+// drop forgets the samples before position to.
+func (b *pcmBuffer) drop(to int64) {
 	if to >= b.end() {
 		b.buf, b.start = b.buf[:0], to
 		return
