@@ -101,8 +101,7 @@ func TestE2ERestreamRTMPS(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	_ = pub.Close()
 	waitFor(t, 5*time.Second, "outputs stopped", func() bool { return len(g.Restream.Status("tls1")) == 0 })
-	n.stop()
-	recs := n.recordings()
+	recs := n.stopRecorded()
 	if len(recs) != 1 {
 		t.Fatalf("nginx recorded %d files over rtmps, want 1", len(recs))
 	}
