@@ -133,8 +133,7 @@ func TestE2ERestreamAPI(t *testing.T) {
 	waitFor(t, 5*time.Second, "the transcode to stop with its last destination", func() bool { return g.AAC.Running() == 0 })
 	pub.Close()
 	next(isType("stream.ended"), "stream.ended")
-	n.stop()
-	recs := n.recordings()
+	recs := n.stopRecorded()
 	if len(recs) != 1 {
 		t.Fatalf("nginx recorded %d files, want 1", len(recs))
 	}

@@ -103,6 +103,37 @@ func (n *nginxRTMP) url(path string) string {
 	return fmt.Sprintf("rtmp://127.0.0.1:%d/%s", n.port, path)
 }
 
+// stopRecorded waits until nginx has closed its newest recording, then stops
+// nginx and returns the recordings, oldest first. nginx closes a recording
+// when it has read the publisher's last message and the end of the
+// connection; exec_record_done (testdata/nginx-rtmp.conf) then touches
+// FILE.done. The gateway reporting its output stopped is not enough: the last
+// messages can still be in the rtmps test's TLS proxy or unread in nginx's
+// socket, and stop's SIGKILL in the middle of ngx_rtmp_record_write_frame,
+// which writes a tag body one received chunk (128 bytes from go-rtmp) at a
+// time, leaves a truncated last tag: ffmpeg "Invalid NAL unit size" and no
+// duration from ffprobe.
+func (n *nginxRTMP) stopRecorded() []string {
+	n.t.Helper()
+	const limit = 15 * time.Second
+	deadline := time.Now().Add(limit)
+	for {
+		recs := n.recordings()
+		if len(recs) > 0 {
+			if _, err := os.Stat(recs[len(recs)-1] + ".done"); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			n.t.Errorf("nginx did not close its recording within %v (%d files)", limit, len(recs))
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n.stop()
+	return n.recordings()
+}
+
 // recordings lists the FLV files nginx wrote, oldest first.
 func (n *nginxRTMP) recordings() []string {
 	files, _ := filepath.Glob(filepath.Join(n.dir, "rec", "*.flv"))
@@ -194,8 +225,7 @@ func TestE2ERestreamRTMP(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "outputs stopped", func() bool { return len(g.Restream.Status("rtmp1")) == 0 })
 	waitFor(t, 5*time.Second, "the transcode stopped", func() bool { return g.AAC.Running() == 0 })
-	n.stop()
-	recs := n.recordings()
+	recs := n.stopRecorded()
 	if len(recs) != 1 {
 		t.Fatalf("nginx recorded %d files, want 1", len(recs))
 	}
@@ -234,8 +264,7 @@ func TestE2ERestreamRTMPReconnect(t *testing.T) {
 	}
 	_ = pub.Close()
 	waitFor(t, 5*time.Second, "outputs stopped", func() bool { return len(g.Restream.Status("cam2")) == 0 })
-	n.stop()
-	recs := n.recordings()
+	recs := n.stopRecorded()
 	if len(recs) != 2 {
 		t.Fatalf("nginx recorded %d files, want 2", len(recs))
 	}
