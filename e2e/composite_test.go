@@ -366,8 +366,7 @@ func TestE2EComposite(t *testing.T) {
 	// What nginx recorded of the composite: h264 + aac, decodes from its
 	// first frame, as long as the composite ran (~12 s).
 	waitFor(t, 5*time.Second, "restream stopped", func() bool { return len(g.Restream.Status("party/composite")) == 0 })
-	n.stop()
-	recs := n.recordings()
+	recs := n.stopRecorded()
 	if len(recs) != 1 {
 		t.Fatalf("nginx recorded %d files of the composite, want 1", len(recs))
 	}
