@@ -233,9 +233,9 @@ func (c *roomConn) handle(m signalRequest) {
 		c.mu.Unlock()
 		switch {
 		case pub != nil && pub.ID() == m.ID:
-			err = pub.AddCandidate(*m.Candidate)
+			err = pub.AddCandidate(m.Candidate.ICECandidateInit)
 		case v != nil:
-			err = v.AddCandidate(*m.Candidate)
+			err = v.AddCandidate(m.Candidate.ICECandidateInit)
 		default:
 			err = ingest.ErrSessionNotFound
 		}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -41,11 +42,25 @@ type signalRequest struct {
 	// Participant is whom subscribe watches.
 	Participant string `json:"participant,omitempty"`
 	// Candidate is a browser's RTCIceCandidateInit (candidate, sdpMid,
-	// sdpMLineIndex, usernameFragment); an empty candidate ends them.
-	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	// sdpMLineIndex, usernameFragment); an empty candidate, or "" (what a
+	// browser's last onicecandidate gives), ends them.
+	Candidate *iceCandidate `json:"candidate,omitempty"`
 	// Kind ("audio", "video") and Muted are mute's.
 	Kind  string `json:"kind,omitempty"`
 	Muted *bool  `json:"muted,omitempty"`
+}
+
+// iceCandidate is the candidate field: an RTCIceCandidateInit object, or
+// the string "" that ends the candidates.
+type iceCandidate struct{ webrtc.ICECandidateInit }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (c *iceCandidate) UnmarshalJSON(b []byte) error {
+	if string(bytes.TrimSpace(b)) == `""` {
+		c.ICECandidateInit = webrtc.ICECandidateInit{}
+		return nil
+	}
+	return json.Unmarshal(b, &c.ICECandidateInit)
 }
 
 // signalError is an error message of the room socket: Code is the HTTP

@@ -27,6 +27,7 @@ func TestParseSignal(t *testing.T) {
 		{"unsubscribe without id", `{"type":"unsubscribe"}`, false, ""},
 		{"candidate", `{"type":"candidate","id":"x","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0"}}`, true, ""},
 		{"end of candidates", `{"type":"candidate","id":"x","candidate":{"candidate":""}}`, true, ""},
+		{"end of candidates as a browser sends it", `{"type":"candidate","id":"x","candidate":""}`, true, ""},
 		{"candidate as a string", `{"type":"candidate","id":"x","candidate":"candidate:1"}`, false, ""},
 		{"candidate without one", `{"type":"candidate","id":"x"}`, false, ""},
 		{"mute", `{"type":"mute","kind":"audio","muted":true}`, true, ""},

@@ -35,5 +35,6 @@ func mountUI(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", page("index.html"))
 	mux.HandleFunc("GET /publish", page("publish.html"))
 	mux.HandleFunc("GET /watch", page("watch.html"))
+	mux.HandleFunc("GET /room", page("room.html"))
 	mux.Handle("GET /ui/", http.StripPrefix("/ui/", http.FileServerFS(sub)))
 }
