@@ -27,6 +27,13 @@ type Frame struct {
 	// form (4-byte big-endian length prefixes, no start codes, parameter sets
 	// and AUDs removed); for Opus one packet; for AAC one raw frame.
 	Data []byte
+	// Discontinuity is set on the first frame of each track after the
+	// stream's publisher reconnected (a new session resumed the stream within
+	// its reconnect window). Timestamps stay monotonic across it, but the
+	// media before and after are not one coded sequence: packagers start a
+	// new segment with EXT-X-DISCONTINUITY / a new DASH Period, decoders
+	// reset. A video frame with Discontinuity is a keyframe.
+	Discontinuity bool
 	// Time is the wall-clock capture time, from RTCP Sender Reports when the
 	// sender sent them, else the arrival time. It feeds EXT-X-PROGRAM-DATE-TIME.
 	Time time.Time
