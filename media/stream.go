@@ -20,15 +20,26 @@ type Stream struct {
 	Name string
 	// Tracks are the stream's tracks, indexed by Track.ID.
 	Tracks []*Track
-	// Started is when the publish began.
+	// Started is when the publish began. A resumed stream (Registry.Hold)
+	// keeps its first publish's time.
 	Started time.Time
 
-	onKeyframe func()
+	onKeyframe atomic.Pointer[func()] // nil while held
 
 	mu      sync.Mutex
 	readers map[*Reader]struct{}
 	ended   bool
 	done    chan struct{}
+	// Resume state (resume.go), under mu.
+	state     State
+	since     time.Time // when state was entered
+	reason    string    // why the publisher left, while interrupted
+	resumes   int
+	origin    time.Time // the resumed timeline's DTS 0 (local clock)
+	lastDTS   []int64   // by track ID: the last DTS written
+	haveDTS   []bool
+	lastWrite time.Time // local time of the last Write
+	pendDisc  []bool    // by track ID: mark the next frame Discontinuity
 
 	framesIn atomic.Uint64
 	bytesIn  atomic.Uint64
@@ -42,15 +53,29 @@ func NewStream(name string, tracks []*Track, onKeyframeRequest func()) *Stream {
 	for i, t := range tracks {
 		t.ID = i
 	}
-	return &Stream{
-		Name:       name,
-		Tracks:     tracks,
-		Started:    time.Now(),
-		onKeyframe: onKeyframeRequest,
-		readers:    make(map[*Reader]struct{}),
-		done:       make(chan struct{}),
-		configs:    make([]atomic.Pointer[Config], len(tracks)),
+	now := time.Now()
+	s := &Stream{
+		Name:     name,
+		Tracks:   tracks,
+		Started:  now,
+		readers:  make(map[*Reader]struct{}),
+		done:     make(chan struct{}),
+		configs:  make([]atomic.Pointer[Config], len(tracks)),
+		since:    now,
+		lastDTS:  make([]int64, len(tracks)),
+		haveDTS:  make([]bool, len(tracks)),
+		pendDisc: make([]bool, len(tracks)),
 	}
+	s.setKeyframeHook(onKeyframeRequest)
+	return s
+}
+
+func (s *Stream) setKeyframeHook(fn func()) {
+	if fn == nil {
+		s.onKeyframe.Store(nil)
+		return
+	}
+	s.onKeyframe.Store(&fn)
 }
 
 // Track returns the first track of the given kind, or nil.
@@ -65,16 +90,35 @@ func (s *Stream) Track(k Kind) *Track {
 
 // Write hands f to every reader. It must be called from one goroutine only
 // (the publisher's) and never blocks.
+//
+// After a resume (Registry.Publish of a held stream) Write sets
+// f.Discontinuity on the first frame of each track, and drops video frames
+// until a keyframe, so the contract of Frame.Discontinuity holds whatever
+// the publisher sends first.
 func (s *Stream) Write(f *Frame) {
-	s.framesIn.Add(1)
-	s.bytesIn.Add(uint64(len(f.Data)))
-	if f.Config != nil && f.Track != nil && f.Track.ID >= 0 && f.Track.ID < len(s.configs) {
+	id := -1
+	if f.Track != nil && f.Track.ID >= 0 && f.Track.ID < len(s.configs) && s.Tracks[f.Track.ID] == f.Track {
+		id = f.Track.ID
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id >= 0 {
+		if s.pendDisc[id] {
+			if f.Track.Kind == KindVideo && !f.Keyframe {
+				return
+			}
+			s.pendDisc[id] = false
+			f.Discontinuity = true
+		}
+		s.lastDTS[id], s.haveDTS[id] = f.DTS, true
+		s.lastWrite = time.Now()
 		// The pointer changes only when the parameters do: a load, rarely a store.
-		if c := &s.configs[f.Track.ID]; c.Load() != f.Config {
+		if c := &s.configs[id]; f.Config != nil && c.Load() != f.Config {
 			c.Store(f.Config)
 		}
 	}
-	s.mu.Lock()
+	s.framesIn.Add(1)
+	s.bytesIn.Add(uint64(len(f.Data)))
 	for r := range s.readers {
 		select {
 		case r.ch <- f:
@@ -84,14 +128,13 @@ func (s *Stream) Write(f *Frame) {
 			r.fail(ErrReaderTooSlow)
 		}
 	}
-	s.mu.Unlock()
 }
 
 // RequestKeyframe asks the publisher for a keyframe (a new reader needs one to
 // start decoding). The publisher rate-limits these.
 func (s *Stream) RequestKeyframe() {
-	if s.onKeyframe != nil {
-		s.onKeyframe()
+	if fn := s.onKeyframe.Load(); fn != nil {
+		(*fn)()
 	}
 }
 
@@ -128,6 +171,7 @@ func (s *Stream) Close() {
 		return
 	}
 	s.ended = true
+	s.state, s.since = StateEnded, time.Now()
 	close(s.done)
 	for r := range s.readers {
 		close(r.ch)
