@@ -101,6 +101,13 @@ type WebRTC struct {
 	// KeyframeInterval is the longest time without a keyframe before the
 	// gateway asks the publisher for one (PLI). Default: hls.segment.
 	KeyframeInterval time.Duration `yaml:"keyframe_interval"`
+	// ReconnectWindow is how long a stream whose publisher dropped (DELETE,
+	// ICE failure, media timeout) waits for a publish of the same name,
+	// which then continues the same outputs (HLS playlist, DASH MPD, RTMP
+	// connections, recording). The playlist gets EXT-X-ENDLIST, stream.ended
+	// is sent, RTMP closes and the recording is finalised only when it has
+	// passed. Default 10s; 0 ends a stream as soon as its publisher leaves.
+	ReconnectWindow time.Duration `yaml:"reconnect_window"`
 }
 
 // Auth holds the shared-secret tokens. Empty means open (the API: to
@@ -221,6 +228,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WebRTC.KeyframeInterval < 0 {
 		bad("webrtc.keyframe_interval", "must not be negative")
+	}
+	if c.WebRTC.ReconnectWindow < 0 || c.WebRTC.ReconnectWindow > 10*time.Minute {
+		bad("webrtc.reconnect_window", "%s is out of range 0-10m", c.WebRTC.ReconnectWindow)
 	}
 	if c.HLS.Segment < 500*time.Millisecond || c.HLS.Segment > 30*time.Second {
 		bad("hls.segment", "%s is out of range 500ms-30s", c.HLS.Segment)

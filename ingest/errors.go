@@ -25,6 +25,9 @@ var (
 	ErrServerClosed = errors.New("ingest server closed")
 	// ErrSessionClosed is the normal end of a session (DELETE, Close).
 	ErrSessionClosed = errors.New("session closed")
+	// ErrStreamClosed ends a session whose stream the gateway closes
+	// (Server.CloseStream): the stream ends without a reconnect window.
+	ErrStreamClosed = errors.New("stream closed by the gateway")
 	// ErrUnauthorized is returned by a WHIP auth callback when the request
 	// carries no credentials (HTTP 401).
 	ErrUnauthorized = errors.New("unauthorized")

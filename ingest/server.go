@@ -281,6 +281,11 @@ func (s *Server) Publish(ctx context.Context, stream, offerSDP string) (*Session
 		return nil, "", err
 	}
 	sess.stream = st
+	if origin, ok := st.ResumeOrigin(); ok {
+		// A held stream resumed (reconnect window): go on after its last frame.
+		sess.resumed = true
+		sess.tl.SetOrigin(origin)
+	}
 	answer, err := sess.negotiate(ctx, offerSDP)
 	if err != nil {
 		sess.abort()
@@ -312,7 +317,8 @@ func (s *Server) remove(sess *Session) {
 }
 
 // CloseStream ends the publish of stream, if any, and waits until it is
-// gone (a room being deleted ends its participants). It reports whether a
+// gone (a room being deleted ends its participants). The stream ends at once,
+// without the reconnect window a dropped publisher gets. It reports whether a
 // publish was ended.
 func (s *Server) CloseStream(stream string) bool {
 	s.mu.Lock()
@@ -327,7 +333,8 @@ func (s *Server) CloseStream(stream string) bool {
 	if found == nil {
 		return false
 	}
-	found.Close()
+	found.end(ErrStreamClosed) // ends the stream now: no reconnect window
+	<-found.done
 	return true
 }
 

@@ -54,6 +54,8 @@ type Session struct {
 	wg      sync.WaitGroup // track and RTCP readers
 	haveVid bool
 	haveAud bool
+	// resumed: this session took over a held stream (media.Registry.Hold).
+	resumed bool
 }
 
 func newSession(srv *Server, name string, info offerInfo) *Session {
@@ -177,7 +179,12 @@ func (s *Session) abort() {
 	}
 	s.wg.Wait()
 	if s.stream != nil {
-		s.srv.reg.Unpublish(s.stream)
+		if s.resumed {
+			// The held stream's window goes on for another try.
+			s.srv.reg.Hold(s.stream, "resume failed")
+		} else {
+			s.srv.reg.Unpublish(s.stream)
+		}
 	}
 	s.endOnce.Do(func() { s.endErr = ErrSessionClosed; close(s.endCh) })
 	close(s.done)
@@ -356,7 +363,7 @@ func (s *Session) teardown() {
 	s.mu.Unlock()
 	_ = s.pc.Close()
 	s.wg.Wait()
-	s.srv.reg.Unpublish(s.stream)
+	s.release()
 	s.srv.remove(s)
 	s.srv.log.Info("ingest: publish ended", "stream", s.name, "session", s.id, "reason", s.endErr)
 	close(s.done)

@@ -76,6 +76,16 @@ func NewTimeline(clockRates ...uint32) *Timeline {
 	return t
 }
 
+// SetOrigin places DTS 0 at local time origin instead of at the first
+// frame's arrival. Ingest calls it, before the first frame, for a publisher
+// that resumed a held stream (media.Stream.ResumeOrigin), so the stream's
+// timeline goes on after its last frame instead of starting again at 0.
+func (t *Timeline) SetOrigin(origin time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.origin, t.haveOrigin = origin, true
+}
+
 // unwrap extends a 32-bit RTP timestamp to 64 bits relative to the highest
 // one seen, so both wraps and reordered (older) timestamps come out right.
 func (tr *timelineTrack) unwrap(ts uint32) int64 {

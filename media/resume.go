@@ -51,6 +51,14 @@ func (s *Stream) Resumes() int {
 	return s.resumes
 }
 
+// LastGap returns how long the stream's last interruption lasted (from Hold
+// to the resuming Publish); zero before its first resume.
+func (s *Stream) LastGap() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gap
+}
+
 // ResumeOrigin is for the publisher that resumed the stream: the local time
 // at which its timeline's DTS is 0. A frame that arrives at time t is placed
 // at DTS t - origin (in its track's clock), so the stream's timeline goes on
@@ -80,10 +88,10 @@ func (s *Stream) interrupt(reason string, now time.Time) bool {
 // resume hands the stream to a new publisher: it computes the resumed
 // timeline's origin and marks the next frame of every track Discontinuity.
 // The previous publisher has stopped writing (it called Hold).
-func (s *Stream) resume(onKeyframeRequest func(), now time.Time) time.Duration {
+func (s *Stream) resume(onKeyframeRequest func(), now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	gap := now.Sub(s.since)
+	s.gap = now.Sub(s.since)
 	var end time.Duration
 	for i, t := range s.Tracks {
 		if s.haveDTS[i] && t.ClockRate > 0 {
@@ -101,7 +109,6 @@ func (s *Stream) resume(onKeyframeRequest func(), now time.Time) time.Duration {
 	s.state, s.since, s.reason = StateLive, now, ""
 	s.resumes++
 	s.setKeyframeHook(onKeyframeRequest)
-	return gap
 }
 
 // sameTracks reports whether a resuming publisher's tracks are the held

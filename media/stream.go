@@ -35,8 +35,9 @@ type Stream struct {
 	since     time.Time // when state was entered
 	reason    string    // why the publisher left, while interrupted
 	resumes   int
-	origin    time.Time // the resumed timeline's DTS 0 (local clock)
-	lastDTS   []int64   // by track ID: the last DTS written
+	gap       time.Duration // the last interruption's length
+	origin    time.Time     // the resumed timeline's DTS 0 (local clock)
+	lastDTS   []int64       // by track ID: the last DTS written
 	haveDTS   []bool
 	lastWrite time.Time // local time of the last Write
 	pendDisc  []bool    // by track ID: mark the next frame Discontinuity

@@ -113,7 +113,8 @@ func (a *AAC) start(src *media.Stream) (*aacStage, error) {
 	derived.Started = src.Started // recordings are named by the publish time
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &aacStage{derived: derived, cancel: cancel, done: make(chan struct{})}
-	r := &aacRun{src: src, derived: derived, tc: tc, opus: opus, log: a.log.With("stream", src.Name)}
+	r := &aacRun{src: src, derived: derived, tc: tc, opus: opus, log: a.log.With("stream", src.Name),
+		newTC: func() (codec.AudioTranscoder, error) { return codec.NewOpusToAAC(a.settings) }}
 	// Subscribed before returning, so no frame written after Acquire is missed.
 	r.reader = src.Subscribe("aac-stage", 0)
 	if tc != nil {
@@ -135,13 +136,34 @@ type aacRun struct {
 	reader       *media.Reader
 	lastPTS      int64
 	wrote        bool
+	newTC        func() (codec.AudioTranscoder, error)
+	disc         bool // mark the next AAC frame Discontinuity
+}
+
+// restart begins a new transcode at a Discontinuity (the publisher
+// reconnected): the old one's last packets are written, and the new one
+// starts at the resumed timestamps instead of filling the interruption with
+// silence (aresample async=1 would).
+func (r *aacRun) restart() {
+	pkts, _ := r.tc.Flush()
+	r.write(pkts, nil)
+	tc, err := r.newTC()
+	if err != nil {
+		r.log.Warn("opus→aac: new transcode after a reconnect failed; going on with the old one", "err", err)
+	} else {
+		r.tc.Close()
+		r.tc = tc
+	}
+	r.disc = true
 }
 
 func (r *aacRun) run(ctx context.Context) {
 	defer r.derived.Close()
-	if r.tc != nil {
-		defer r.tc.Close()
-	}
+	defer func() {
+		if r.tc != nil {
+			r.tc.Close()
+		}
+	}()
 	reader := r.reader
 	defer func() { reader.Close() }()
 	for {
@@ -171,6 +193,9 @@ func (r *aacRun) run(ctx context.Context) {
 			r.derived.Write(&c)
 			continue
 		}
+		if f.Discontinuity {
+			r.restart()
+		}
 		ts := f.DTS
 		if f.Track.ClockRate != codec.AACSampleRate {
 			ts = ts * codec.AACSampleRate / int64(f.Track.ClockRate)
@@ -191,7 +216,8 @@ func (r *aacRun) write(pkts []codec.Packet, src *media.Frame) {
 			continue // keep DTS monotonic across a resubscribe
 		}
 		r.wrote, r.lastPTS = true, p.PTS
-		f := &media.Frame{Track: track, DTS: p.PTS, PTS: p.PTS, Keyframe: true, Config: r.cfg, Data: p.Data}
+		f := &media.Frame{Track: track, DTS: p.PTS, PTS: p.PTS, Keyframe: true, Config: r.cfg, Data: p.Data, Discontinuity: r.disc}
+		r.disc = false
 		if src != nil {
 			f.Time = src.Time
 		}

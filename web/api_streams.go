@@ -13,8 +13,13 @@ import (
 // StreamInfo is a live stream as GET /v1/streams shows it.
 type StreamInfo struct {
 	Name string `json:"name"`
-	// State is "live" (streams are listed while published).
-	State   string      `json:"state"`
+	// State is "live" while published, "interrupted" while its publisher
+	// has dropped and the stream waits for it (webrtc.reconnect_window).
+	State string `json:"state"`
+	// Interrupted, while State is "interrupted": since when and why.
+	Interrupted *Interruption `json:"interrupted,omitempty"`
+	// Resumes counts the reconnects that continued this stream.
+	Resumes int         `json:"resumes"`
 	Started time.Time   `json:"started"`
 	Uptime  float64     `json:"uptime_seconds"`
 	Tracks  []TrackInfo `json:"tracks"`
@@ -37,6 +42,12 @@ type StreamInfo struct {
 	// Playback URLs, relative to the gateway.
 	HLS  string `json:"hls"`
 	DASH string `json:"dash"`
+}
+
+// Interruption is why and since when a stream waits for its publisher.
+type Interruption struct {
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason"`
 }
 
 // IngestInfo is what the gateway measures of a WebRTC publisher.
@@ -62,13 +73,19 @@ type TrackInfo struct {
 func (a *API) streamInfo(s *media.Stream, now time.Time) StreamInfo {
 	frames, bytes := s.Stats()
 	si := StreamInfo{
-		Name: s.Name, State: "live", Started: s.Started.UTC(),
+		Name: s.Name, State: media.StateLive.String(), Started: s.Started.UTC(), Resumes: s.Resumes(),
 		Uptime:    now.Sub(s.Started).Seconds(),
 		BitrateIn: a.rates.bitrate(s, now), FramesIn: frames, BytesIn: bytes,
 		Readers: s.Readers(), ReadersDropped: s.Dropped(),
 		Outputs: []OutputStatus{},
 		HLS:     "/hls/" + s.Name + "/index.m3u8",
 		DASH:    "/dash/" + s.Name + "/manifest.mpd",
+	}
+	if st, since, reason := s.State(); st != media.StateLive {
+		si.State = st.String()
+		if st == media.StateInterrupted {
+			si.Interrupted = &Interruption{Since: since.UTC(), Reason: reason}
+		}
 	}
 	for _, t := range s.Tracks {
 		ti := TrackInfo{Kind: t.Kind.String(), Codec: t.Codec.String(), ClockRate: t.ClockRate, Channels: t.Channels}

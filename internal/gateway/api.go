@@ -50,8 +50,21 @@ func (g *Gateway) webHandlers() web.Handlers {
 	}
 }
 
-// watchStreams turns publishes and their ends into events.
+// watchStreams turns publishes, interruptions, resumes and ends into events.
+// A stream whose publisher dropped is interrupted, not ended: stream.ended
+// comes when the reconnect window has passed (Stream.Done).
 func (g *Gateway) watchStreams() {
+	g.Registry.OnStateChange(func(s *media.Stream, st media.State) {
+		_, _, reason := s.State()
+		switch st {
+		case media.StateInterrupted:
+			g.events.Publish(web.Event{Type: "stream.interrupted", Stream: s.Name, Data: map[string]any{
+				"reason": reason, "reconnect_window_seconds": g.Registry.ReconnectWindow().Seconds()}})
+		case media.StateLive:
+			g.events.Publish(web.Event{Type: "stream.resumed", Stream: s.Name, Data: map[string]any{
+				"resumes": s.Resumes(), "gap_seconds": s.LastGap().Seconds()}})
+		}
+	})
 	g.Registry.OnPublish(func(s *media.Stream) {
 		g.events.Publish(web.Event{Type: "stream.started", Stream: s.Name, Data: map[string]any{"tracks": trackNames(s)}})
 		go func() {

@@ -68,7 +68,10 @@ type Gateway struct {
 // New opens the HTTP listener and the WebRTC media port and wires the parts.
 // Nothing is served until Run.
 func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
-	g := &Gateway{Registry: media.NewRegistry(), cfg: cfg, log: log, events: &web.Bus{}}
+	// A publisher that drops keeps its stream (and so every output) for
+	// webrtc.reconnect_window; stream.ended and the outputs' end wait for it.
+	reg := media.NewRegistryWith(media.RegistrySettings{ReconnectWindow: cfg.WebRTC.ReconnectWindow})
+	g := &Gateway{Registry: reg, cfg: cfg, log: log, events: &web.Bus{}}
 	g.watchStreams()
 
 	kfi := cfg.WebRTC.KeyframeInterval
