@@ -42,7 +42,13 @@ const (
 // the default, and stops it when the test ends.
 func startGateway(t *testing.T, cfgYAML string) *gateway.Gateway {
 	t.Helper()
-	doc := "http:\n  addr: 127.0.0.1:0\nwebrtc:\n  port: 0\n  listen_ip: 127.0.0.1\n" + cfgYAML
+	doc := "http:\n  addr: 127.0.0.1:0\nwebrtc:\n  port: 0\n  listen_ip: 127.0.0.1\n"
+	if !strings.Contains(cfgYAML, "reconnect_window") {
+		// Tests of a stream's end want it when the publisher leaves; the
+		// reconnect window has its own tests (reconnect_test.go).
+		doc += "  reconnect_window: 0s\n"
+	}
+	doc += cfgYAML
 	cfg, err := config.Load([]byte(doc), tempStorage(t, cfgYAML))
 	if err != nil {
 		t.Fatal(err)

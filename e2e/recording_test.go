@@ -334,7 +334,7 @@ func TestE2ERecordCrashRecovery(t *testing.T) {
 // of a test (safe to call again at cleanup).
 func startStoppableGateway(t *testing.T, cfgYAML string) (*gateway.Gateway, func()) {
 	t.Helper()
-	doc := "http:\n  addr: 127.0.0.1:0\nwebrtc:\n  port: 0\n  listen_ip: 127.0.0.1\n" + cfgYAML
+	doc := "http:\n  addr: 127.0.0.1:0\nwebrtc:\n  port: 0\n  listen_ip: 127.0.0.1\n  reconnect_window: 0s\n" + cfgYAML
 	cfg, err := config.Load([]byte(doc), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -42,6 +42,10 @@ type Options struct {
 	// of the WHIP POST (another signalling channel, e.g. the room socket);
 	// the endpoint is then unused and Close sends no DELETE.
 	Signal func(ctx context.Context, offer string) (answer string, err error)
+	// SkipDelete makes Close leave without the WHIP DELETE: it only closes
+	// the PeerConnection, as a publisher that crashed or lost its network
+	// would (tests of the gateway's reconnect window).
+	SkipDelete bool
 }
 
 // Stats counts what was sent.
@@ -268,7 +272,7 @@ func (c *Client) post(ctx context.Context, endpoint, offer string) (answer, loca
 }
 
 func (c *Client) delete(ctx context.Context) error {
-	if c.location == "" {
+	if c.location == "" || c.opts.SkipDelete {
 		return nil
 	}
 	if _, err := url.Parse(c.location); err != nil {
