@@ -51,6 +51,10 @@ type playResult struct {
 	End      float64  `json:"end"`
 	Latency  *float64 `json:"latency"`
 	Error    *string  `json:"error"`
+	// Endlist: hls.js loaded a playlist with EXT-X-ENDLIST.
+	Endlist bool `json:"endlist"`
+	// Samples are [wall-clock ms, currentTime] every 500 ms of the watch.
+	Samples [][2]float64 `json:"samples"`
 }
 
 // TestE2EBrowserLowLatency plays the live DASH MPD with dash.js (low-latency

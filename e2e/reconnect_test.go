@@ -367,3 +367,96 @@ func videoPlaylistURL(t *testing.T, base, stream string) string {
 	})
 	return u
 }
+
+// TestE2EReconnectBrowserHLS plays the live playlist with hls.js in headless
+// Chromium while the publisher leaves (DELETE) and comes back 3 s later
+// within the reconnect window: hls.js never sees EXT-X-ENDLIST, reports no
+// fatal error, and its currentTime keeps advancing after the gap.
+func TestE2EReconnectBrowserHLS(t *testing.T) {
+	node := needBrowser(t)
+	checkNoLeaks(t)
+	g := startGateway(t, fmt.Sprintf("  reconnect_window: %s\n", reconnectWindow))
+	base := "http://" + g.HTTPAddr().String()
+	const stream = "re/browser"
+	ev := dialEvents(t, context.Background(), base)
+
+	pub1 := publish(t, g, stream, whipclient.Options{MaxDuration: 10 * time.Second})
+	ev.expect("stream.started")
+	videoPlaylistURL(t, base, stream)
+
+	const watchSeconds = 24
+	type result struct {
+		r   playResult
+		err error
+	}
+	resc := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, node, "play.mjs", "--player", "hls", "--url", base+"/hls/"+stream+"/index.m3u8",
+			"--seconds", strconv.Itoa(watchSeconds), "--timeout", "30", "--chromium", chromiumPath)
+		cmd.Dir = "browser"
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		var r playResult
+		if err == nil {
+			err = json.Unmarshal(out, &r)
+		}
+		resc <- result{r, err}
+	}()
+
+	if _, err := pub1.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ev.expect("stream.interrupted")
+	time.Sleep(3 * time.Second) // the publisher's gap
+	pub2 := publish(t, g, stream, whipclient.Options{Loop: 2, MaxDuration: 16 * time.Second})
+	ev.expect("stream.resumed")
+	resumed := time.Now()
+	res := <-resc
+	_ = pub2.Close()
+	if res.err != nil {
+		t.Fatalf("driver: %v", res.err)
+	}
+	r := res.r
+	t.Logf("hls.js: playing=%v currentTime %.2f → %.2f s over %d s, endlist %v, %d samples", r.Playing, r.Start, r.End, watchSeconds, r.Endlist, len(r.Samples))
+	if r.Error != nil {
+		t.Errorf("hls.js: %s", *r.Error)
+	}
+	if !r.Playing {
+		t.Fatal("hls.js did not play")
+	}
+	if r.Endlist {
+		t.Error("hls.js saw EXT-X-ENDLIST during the reconnect window")
+	}
+	// After the resume (and a few seconds for the first new segment and the
+	// player's buffer), currentTime must advance with the wall clock.
+	from := float64(resumed.Add(4*time.Second).UnixMilli())
+	var first, last [2]float64
+	for _, s := range r.Samples {
+		if s[0] < from {
+			continue
+		}
+		if first[0] == 0 {
+			first = s
+		}
+		last = s
+	}
+	var trace []string
+	for _, s := range r.Samples {
+		trace = append(trace, fmt.Sprintf("%+.1f:%.2f", (s[0]-float64(resumed.UnixMilli()))/1000, s[1]))
+	}
+	t.Logf("samples (s from the resume: currentTime): %s", strings.Join(trace, " "))
+	wall := (last[0] - first[0]) / 1000
+	played := last[1] - first[1]
+	t.Logf("after the resume: currentTime %.2f → %.2f s over %.1f s of wall time", first[1], last[1], wall)
+	if wall < 3 {
+		t.Fatalf("only %.1f s of samples after the resume; the watch ended too early", wall)
+	}
+	if played < wall/2 {
+		t.Errorf("currentTime advanced %.2f s in %.1f s after the resume: playback did not go on", played, wall)
+	}
+}

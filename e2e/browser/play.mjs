@@ -1,6 +1,7 @@
 // Plays a live stream in headless Chromium with dash.js or hls.js and prints
 // one JSON object on stdout: {ok, player, playing, advanced, start, end,
-// latency, error}. Used by e2e/browser_test.go; run by hand as
+// latency, error, endlist, samples}. endlist: hls.js loaded a playlist with
+// EXT-X-ENDLIST; samples: [wall ms, currentTime] every 500 ms of the watch. Used by e2e/browser_test.go; run by hand as
 //   node play.mjs --player dash --url http://127.0.0.1:8080/dash/cam1/manifest.mpd
 // The page and the player library are served from this process on loopback;
 // the browser is the system's Chromium (never a downloaded one).
@@ -33,7 +34,7 @@ const page = `<!doctype html><meta charset="utf-8"><title>whipcast ${player}</ti
 <script src="/${player}.js"></script>
 <script>
 const v = document.getElementById('v');
-window.state = { playing: false, error: null };
+window.state = { playing: false, error: null, endlist: false };
 v.addEventListener('playing', () => { window.state.playing = true; });
 const src = ${JSON.stringify(url)};
 if (${JSON.stringify(player)} === 'dash') {
@@ -47,6 +48,7 @@ if (${JSON.stringify(player)} === 'dash') {
 } else {
   const h = new Hls({ lowLatencyMode: true });
   h.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) window.state.error = d.type + ': ' + d.details; });
+  h.on(Hls.Events.LEVEL_LOADED, (_, d) => { if (d.details && !d.details.live) window.state.endlist = true; });
   h.loadSource(src);
   h.attachMedia(v);
   window.latency = () => h.latency;
@@ -67,7 +69,7 @@ const server = http.createServer((req, res) => {
 });
 await new Promise(r => server.listen(0, '127.0.0.1', r));
 
-const out = { ok: false, player, playing: false, advanced: false, start: 0, end: 0, latency: null, error: null };
+const out = { ok: false, player, playing: false, advanced: false, start: 0, end: 0, latency: null, error: null, endlist: false, samples: [] };
 let browser;
 try {
   browser = await chromium.launch({
@@ -85,8 +87,13 @@ try {
   out.playing = await pg.evaluate(() => window.state.playing);
   if (out.playing) {
     out.start = await pg.evaluate(() => document.getElementById('v').currentTime);
-    await pg.waitForTimeout(watch);
+    for (const until = Date.now() + watch; Date.now() < until;) {
+      await pg.waitForTimeout(Math.min(500, until - Date.now()));
+      out.samples.push([Date.now(), await pg.evaluate(() => document.getElementById('v').currentTime)]);
+    }
     out.end = await pg.evaluate(() => document.getElementById('v').currentTime);
+    out.endlist = await pg.evaluate(() => window.state.endlist);
+    if (!out.error) out.error = await pg.evaluate(() => window.state.error);
     out.advanced = out.end > out.start + 0.5 * watch / 1000;
     out.latency = await pg.evaluate(() => window.latency());
   }
