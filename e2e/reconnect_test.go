@@ -434,7 +434,7 @@ func TestE2EReconnectBrowserHLS(t *testing.T) {
 	}
 	// After the resume (and a few seconds for the first new segment and the
 	// player's buffer), currentTime must advance with the wall clock.
-	from := float64(resumed.Add(4*time.Second).UnixMilli())
+	from := float64(resumed.Add(4 * time.Second).UnixMilli())
 	var first, last [2]float64
 	for _, s := range r.Samples {
 		if s[0] < from {
