@@ -127,3 +127,66 @@ func TestAACStage(t *testing.T) {
 		t.Fatal("stage still running after the last release")
 	}
 }
+
+// TestAACStageDiscontinuity: at a reconnect (Frame.Discontinuity on the Opus
+// track after a 5 s gap) the stage starts a new transcode at the resumed
+// timestamps instead of filling the gap with silence, and marks the first
+// AAC frame after it.
+func TestAACStageDiscontinuity(t *testing.T) {
+	pkts := fixtureOpus(t)[:100]
+	audio := &media.Track{Kind: media.KindAudio, Codec: media.CodecOpus, ClockRate: 48000, Channels: 2}
+	src := media.NewStream("cam", []*media.Track{audio}, nil)
+	a := NewAAC(codec.AACSettings{}, nil)
+	d, rel, err := a.Acquire(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rel()
+	rd := d.Subscribe("test", 0)
+	defer rd.Close()
+	const t0, gap = 48000, 5 * 48000
+	t1 := int64(t0 + 50*960 + gap)
+	for i, p := range pkts[:50] {
+		src.Write(&media.Frame{Track: audio, DTS: t0 + int64(i)*960, PTS: t0 + int64(i)*960, Keyframe: true, Data: p})
+	}
+	for i, p := range pkts[50:] {
+		ts := t1 + int64(i)*960
+		src.Write(&media.Frame{Track: audio, DTS: ts, PTS: ts, Keyframe: true, Data: p, Discontinuity: i == 0})
+	}
+	src.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var before, after, discs int
+	last := int64(-1 << 62)
+	for {
+		f, err := rd.Read(ctx)
+		if errors.Is(err, media.ErrStreamEnded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.DTS <= last {
+			t.Fatalf("AAC DTS %d after %d", f.DTS, last)
+		}
+		last = f.DTS
+		switch {
+		case f.DTS < t0+50*960+2048:
+			before++
+		case f.DTS >= t1-2048:
+			after++
+		default:
+			t.Fatalf("AAC frame at %d, inside the gap: the interruption was filled", f.DTS)
+		}
+		if f.Discontinuity {
+			discs++
+			if f.DTS < t1-2048 {
+				t.Errorf("Discontinuity on a frame at %d, before the resume at %d", f.DTS, t1)
+			}
+		}
+	}
+	if discs != 1 || before < 40 || after < 40 {
+		t.Errorf("%d discontinuities, %d frames before and %d after the gap; want 1, ~47, ~47", discs, before, after)
+	}
+}
