@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/storage"
 )
 
@@ -82,6 +83,7 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 var (
 	descLive    = prometheus.NewDesc("whipcast_streams_live", "Streams being published.", nil, nil)
+	descHeld    = prometheus.NewDesc("whipcast_streams_interrupted", "Streams whose publisher dropped, waiting webrtc.reconnect_window for it.", nil, nil)
 	descFrames  = prometheus.NewDesc("whipcast_stream_frames_in_total", "Frames received per live stream.", []string{"stream"}, nil)
 	descBytes   = prometheus.NewDesc("whipcast_stream_bytes_in_total", "Payload bytes received per live stream.", []string{"stream"}, nil)
 	descReaders = prometheus.NewDesc("whipcast_stream_readers", "Consumers attached per live stream.", []string{"stream"}, nil)
@@ -93,14 +95,21 @@ var (
 type streamCollector struct{ s Streams }
 
 func (c streamCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLive, descFrames, descBytes, descReaders, descDropped} {
+	for _, d := range []*prometheus.Desc{descLive, descHeld, descFrames, descBytes, descReaders, descDropped} {
 		ch <- d
 	}
 }
 
 func (c streamCollector) Collect(ch chan<- prometheus.Metric) {
 	ss := c.s.List()
-	ch <- prometheus.MustNewConstMetric(descLive, prometheus.GaugeValue, float64(len(ss)))
+	held := 0
+	for _, s := range ss {
+		if st, _, _ := s.State(); st == media.StateInterrupted {
+			held++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descLive, prometheus.GaugeValue, float64(len(ss)-held))
+	ch <- prometheus.MustNewConstMetric(descHeld, prometheus.GaugeValue, float64(held))
 	for _, s := range ss {
 		frames, bytes := s.Stats()
 		ch <- prometheus.MustNewConstMetric(descFrames, prometheus.CounterValue, float64(frames), s.Name)
