@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whipcast/whipcast/internal/gateway"
 	"github.com/whipcast/whipcast/internal/whipclient"
 	"github.com/whipcast/whipcast/outputs/rtmp"
 	"github.com/whipcast/whipcast/web"
@@ -215,6 +216,7 @@ streams:
 	hlsURL := videoPlaylistURL(t, base, stream)
 	waitFor(t, 5*time.Second, "RTMP output live", func() bool { return restreamState(g, stream, 0).State == rtmp.StateLive })
 	watch := watchPlaylist(t, hlsURL)
+	tap := tapStream(t, g, stream)
 	st1, err := pub1.Wait()
 	if err != nil {
 		t.Fatal(err)
@@ -291,6 +293,8 @@ streams:
 	}
 	watch.mu.Unlock()
 
+	tap.check(t, 2)
+
 	// The recording is one session over the three publishes.
 	if e := ev.expect("recording.finished"); e.Stream != stream {
 		t.Errorf("recording.finished %+v", e)
@@ -326,6 +330,80 @@ streams:
 				t.Errorf("FLV %s timestamp went back: %.3f after %.3f", kind, ts[i], ts[i-1])
 				break
 			}
+		}
+	}
+}
+
+// streamTap reads the stream's frames as the outputs get them.
+type streamTap struct {
+	frames []tapFrame
+	done   chan struct{}
+}
+
+type tapFrame struct {
+	kind      string
+	dts       float64 // seconds
+	key, disc bool
+	at        time.Time
+}
+
+func tapStream(t *testing.T, g *gateway.Gateway, stream string) *streamTap {
+	t.Helper()
+	s, ok := g.Registry.Get(stream)
+	if !ok {
+		t.Fatal("stream not in the registry")
+	}
+	tp := &streamTap{done: make(chan struct{})}
+	r := s.Subscribe("e2e-tap", 8192)
+	go func() {
+		defer close(tp.done)
+		defer r.Close()
+		for {
+			f, err := r.Read(context.Background())
+			if err != nil {
+				return // the stream ended (or the tap fell behind: check says so)
+			}
+			tp.frames = append(tp.frames, tapFrame{f.Track.Kind.String(), f.Seconds(f.DTS), f.Keyframe, f.Discontinuity, time.Now()})
+		}
+	}()
+	return tp
+}
+
+// check waits for the stream's end and asserts, per track: DTS strictly
+// increasing across every resume, one Discontinuity per resume on the first
+// frame after it (a keyframe for video), and the timeline advanced over each
+// gap by about its wall-clock length.
+func (tp *streamTap) check(t *testing.T, resumes int) {
+	t.Helper()
+	<-tp.done
+	for _, kind := range []string{"video", "audio"} {
+		var prev *tapFrame
+		discs := 0
+		for i := range tp.frames {
+			f := &tp.frames[i]
+			if f.kind != kind {
+				continue
+			}
+			if prev != nil && f.dts <= prev.dts {
+				t.Errorf("%s DTS %.3f s after %.3f s", kind, f.dts, prev.dts)
+			}
+			if f.disc {
+				discs++
+				if kind == "video" && !f.key {
+					t.Errorf("video Discontinuity on a frame that is not a keyframe")
+				}
+				if prev != nil {
+					media, wall := f.dts-prev.dts, f.at.Sub(prev.at).Seconds()
+					t.Logf("%s resume: timeline +%.3f s over %.3f s of wall time", kind, media, wall)
+					if media < wall-0.5 || media > wall+0.5 {
+						t.Errorf("%s timeline advanced %.3f s over a %.3f s gap", kind, media, wall)
+					}
+				}
+			}
+			prev = f
+		}
+		if discs != resumes {
+			t.Errorf("%s: %d frames with Discontinuity, want %d (one per resume)", kind, discs, resumes)
 		}
 	}
 }
