@@ -15,7 +15,7 @@ func TestDefaultRuns(t *testing.T) {
 	}
 	if c.HTTP.Addr != ":8080" || c.WebRTC.Port != 8189 || c.HLS.Segment != 2*time.Second ||
 		c.HLS.Part != 200*time.Millisecond || c.HLS.Window != 7 || c.WebRTC.UDPBuffer != 4<<20 ||
-		!c.WebRTC.Loopback() || c.Audio.Codec != AudioAAC {
+		!c.WebRTC.Loopback() || c.Audio.Codec != AudioAAC || c.WebRTC.ReconnectWindow != 10*time.Second {
 		t.Fatalf("defaults wrong: %+v", c)
 	}
 }
@@ -50,6 +50,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{doc: "webrtc:\n  port: 70000\n", want: "webrtc.port"},
 		{doc: "webrtc:\n  public_ips: [not-an-ip]\n", want: "webrtc.public_ips[0]"},
 		{doc: "webrtc:\n  udp_buffer: 4 parsecs\n", want: "not a size"},
+		{doc: "webrtc:\n  reconnect_window: -1s\n", want: "webrtc.reconnect_window"},
+		{doc: "webrtc:\n  reconnect_window: 1h\n", want: "webrtc.reconnect_window"},
 		{doc: "hls:\n  segment: 100ms\n", want: "hls.segment"},
 		{doc: "hls:\n  part: 5s\n", want: "hls.part"},
 		{doc: "hls:\n  window: 1\n", want: "hls.window"},
