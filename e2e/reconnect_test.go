@@ -162,15 +162,18 @@ func flvPackets(t *testing.T, file string) map[string][]float64 {
 	return got
 }
 
-// TestE2EReconnect publishes three times to one name: the first publisher
+// TestE2EReconnect publishes four times to one name: the first publisher
 // leaves with a DELETE, the second vanishes without one (its PeerConnection
-// closed, as a crashed app's would be), each followed within
-// webrtc.reconnect_window by the next. Every output goes on as one: the same
+// closed, as a crashed app's would be), the third stops sending with its
+// PeerConnection up (a stalled app or network) and is taken over by the
+// fourth, each followed within webrtc.reconnect_window by the next. A second
+// publisher while one is live gets 409. Every output goes on as one: the same
 // HLS playlist URL answers throughout with no EXT-X-ENDLIST and a media
 // sequence that only grows, and marks each resume with EXT-X-DISCONTINUITY;
 // the DASH MPD stays dynamic with a Period per publish; nginx-rtmp keeps one
 // connection and writes one FLV whose timestamps never go back and span the
-// publishes and the gaps; the recording is one session. Events say
+// publishes and the gaps; the recording is one session; the stream's
+// timeline goes on across each resume with a Discontinuity per track. Events say
 // stream.interrupted and stream.resumed, and stream.ended (then ENDLIST,
 // recording.finished) only once the window has passed after the last
 // publisher.
@@ -217,6 +220,11 @@ streams:
 	waitFor(t, 5*time.Second, "RTMP output live", func() bool { return restreamState(g, stream, 0).State == rtmp.StateLive })
 	watch := watchPlaylist(t, hlsURL)
 	tap := tapStream(t, g, stream)
+	// A second publisher while the first is live is refused.
+	if _, err := whipclient.Publish(context.Background(), base+"/whip/"+stream, "", fixtureVideo, fixtureAudio,
+		whipclient.Options{LoopbackOnly: true}); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Errorf("second publisher of a live stream: %v, want 409", err)
+	}
 	st1, err := pub1.Wait()
 	if err != nil {
 		t.Fatal(err)
@@ -257,10 +265,30 @@ streams:
 	t.Logf("crash noticed at %v: %v", time.Now().Format(time.TimeOnly), e.Data["reason"])
 	time.Sleep(2 * time.Second)
 
-	// 3: resume again and leave with DELETE; then the window passes.
-	_, _ = publishFor(false)
-	lastEnd := time.Now()
+	// 3: resume again, then freeze: the PeerConnection stays up but no
+	// media comes (a stalled app or network). A new publish after 3 s of
+	// silence takes the stream over instead of getting 409 until ICE or the
+	// media timeout give up on the old session.
+	pub3 := publish(t, g, stream, whipclient.Options{MaxDuration: each, SkipDelete: true})
 	ev.expect("stream.resumed")
+	if _, err := pub3.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3500 * time.Millisecond)
+
+	// 4: take over, leave with DELETE; then the window passes.
+	done4 := make(chan struct{})
+	go func() {
+		defer close(done4)
+		publishFor(false)
+	}()
+	if e := ev.expect("stream.interrupted"); !strings.Contains(fmt.Sprint(e.Data["reason"]), "replaced") {
+		t.Errorf("frozen publisher interrupted with reason %v, want replaced", e.Data["reason"])
+	}
+	ev.expect("stream.resumed")
+	<-done4
+	lastEnd := time.Now()
+	_ = pub3.Close()
 	ev.expect("stream.interrupted")
 	if watch.endlistSeen() {
 		t.Error("EXT-X-ENDLIST during the reconnect window")
@@ -270,6 +298,10 @@ streams:
 		t.Errorf("stream.ended %v after the last publisher left, want after the %v window", d, reconnectWindow)
 	}
 	waitFor(t, 10*time.Second, "EXT-X-ENDLIST after the window", watch.endlistSeen)
+	waitFor(t, 10*time.Second, "a static MPD after the window", func() bool {
+		code, m := getMPD(t, base+"/dash/"+stream+"/manifest.mpd")
+		return code == 200 && m.Type == "static"
+	})
 	watch.close()
 	total := lastEnd.Sub(firstStart).Seconds()
 
@@ -293,7 +325,7 @@ streams:
 	}
 	watch.mu.Unlock()
 
-	tap.check(t, 2)
+	tap.check(t, 3)
 
 	// The recording is one session over the three publishes.
 	if e := ev.expect("recording.finished"); e.Stream != stream {

@@ -277,6 +277,9 @@ func (s *Server) Publish(ctx context.Context, stream, offerSDP string) (*Session
 	video := &media.Track{Kind: media.KindVideo, Codec: media.CodecH264, ClockRate: 90000}
 	audio := &media.Track{Kind: media.KindAudio, Codec: media.CodecOpus, ClockRate: 48000, Channels: 2}
 	st, err := s.reg.Publish(stream, []*media.Track{video, audio}, sess.requestKeyframe)
+	if errors.Is(err, media.ErrStreamBusy) && s.takeOverStale(stream) {
+		st, err = s.reg.Publish(stream, []*media.Track{video, audio}, sess.requestKeyframe)
+	}
 	if err != nil {
 		return nil, "", err
 	}
