@@ -19,6 +19,10 @@ import (
 type H264Out struct {
 	Out   *media.Stream
 	Track *media.Track
+	// Discontinuity, when set, marks the next keyframe written
+	// Frame.Discontinuity (the source's publisher reconnected) and is then
+	// cleared; the stage asks its encoder for that keyframe.
+	Discontinuity bool
 
 	cfg      *media.Config
 	sps, pps []byte
@@ -66,7 +70,11 @@ func (w *H264Out) Write(p codec.VideoPacket, t time.Time) error {
 		return fmt.Errorf("encoder output: %w", err)
 	}
 	w.wrote, w.lastDTS = true, p.DTS
-	w.Out.Write(&media.Frame{Track: w.Track, DTS: p.DTS, PTS: p.PTS, Keyframe: p.Keyframe, Config: w.cfg, Data: data, Time: t})
+	disc := w.Discontinuity && p.Keyframe
+	if disc {
+		w.Discontinuity = false
+	}
+	w.Out.Write(&media.Frame{Track: w.Track, DTS: p.DTS, PTS: p.PTS, Keyframe: p.Keyframe, Config: w.cfg, Data: data, Time: t, Discontinuity: disc})
 	return nil
 }
 

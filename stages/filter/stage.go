@@ -230,6 +230,7 @@ type run struct {
 	atc      codec.AudioTranscoder // the audio filters (gain)
 	aWrote   bool
 	aLast    int64
+	aDisc    bool // mark the next filtered audio frame Discontinuity
 	log      *slog.Logger
 	reader   *media.Reader
 
@@ -268,6 +269,9 @@ func (r *run) run(ctx context.Context) {
 			if f.Track.ClockRate != codec.AACSampleRate {
 				ts = ts * codec.AACSampleRate / int64(f.Track.ClockRate)
 			}
+			if f.Discontinuity {
+				r.aDisc = true
+			}
 			pkts, err := r.atc.Transcode(f.Data, ts)
 			if err != nil {
 				r.log.Warn("audio filter", "err", err)
@@ -281,6 +285,12 @@ func (r *run) run(ctx context.Context) {
 			c.Track = r.out.Tracks[f.Track.ID]
 			r.out.Write(&c)
 			continue
+		}
+		if f.Discontinuity {
+			// The publisher reconnected: the filtered stream marks it too,
+			// on a fresh IDR.
+			r.vout.Discontinuity = true
+			r.tc.RequestKeyframe()
 		}
 		if !r.started {
 			if !f.Keyframe || f.Config == nil {
@@ -326,6 +336,7 @@ func (r *run) writeAudio(pkts []codec.Packet, t time.Time) {
 			continue
 		}
 		r.aWrote, r.aLast = true, ts
-		r.out.Write(&media.Frame{Track: track, DTS: ts, PTS: ts, Keyframe: true, Data: p.Data, Time: t})
+		r.out.Write(&media.Frame{Track: track, DTS: ts, PTS: ts, Keyframe: true, Data: p.Data, Time: t, Discontinuity: r.aDisc})
+		r.aDisc = false
 	}
 }
