@@ -274,7 +274,7 @@ streams:
 	if _, err := pub3.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3500 * time.Millisecond)
+	time.Sleep(4500 * time.Millisecond) // past ingest's 3 s without media
 
 	// 4: take over, leave with DELETE; then the window passes.
 	done4 := make(chan struct{})
