@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +39,9 @@ func TestE2ELyingSenderReports(t *testing.T) {
 func testLyingSRs(t *testing.T, name string, opts whipclient.Options) {
 	n := startNginx(t)
 	checkNoLeaks(t)
-	g := startGateway(t, fmt.Sprintf("streams:\n  - match: \"clock/*\"\n    restream: [%q]\n", n.url("live/{stream}")))
+	recDir := t.TempDir()
+	g := startGateway(t, fmt.Sprintf("storage:\n  path: %s/rec\n  spool_dir: %s/spool\nstreams:\n  - match: \"clock/*\"\n    record: true\n    restream: [%q]\n",
+		recDir, recDir, n.url("live/{stream}")))
 	base := "http://" + g.HTTPAddr().String()
 	stream := "clock/" + name
 	hlsURL := base + "/hls/" + stream + "/index.m3u8"
@@ -96,6 +100,7 @@ func testLyingSRs(t *testing.T, name string, opts whipclient.Options) {
 	if d := p.duration(); d < lo || d > hi {
 		t.Errorf("HLS duration %.3f s, want %.2f–%.2f", d, lo, hi)
 	}
+	checkPacketsIncreasing(t, "HLS", hlsURL)
 	// Stream copy: the muxer sees the packets' own timestamps.
 	out, _ := exec.Command("ffmpeg", "-v", "error", "-i", hlsURL, "-c", "copy", "-f", "null", "-").CombinedOutput()
 	if s := strings.TrimSpace(string(out)); s != "" {
@@ -118,6 +123,57 @@ func testLyingSRs(t *testing.T, name string, opts whipclient.Options) {
 		}
 	}
 	checkFLVRecording(t, recs[0], lo, hi+0.05)
+
+	// The recording: one MP4 per publish.
+	var mp4 string
+	waitFor(t, 10*time.Second, "recording.mp4", func() bool {
+		m, _ := filepath.Glob(filepath.Join(recDir, "rec", "*", "*", "*", "recording.mp4"))
+		if len(m) == 0 {
+			m, _ = filepath.Glob(filepath.Join(recDir, "rec", "*", "*", "*", "*", "recording.mp4"))
+		}
+		if len(m) > 0 {
+			mp4 = m[0]
+		}
+		return mp4 != ""
+	})
+	rp := runProbe(t, mp4, false)
+	t.Logf("recording: duration %.3f s", rp.duration())
+	if d := rp.duration(); d < lo || d > hi {
+		t.Errorf("recording duration %.3f s, want %.2f–%.2f", d, lo, hi)
+	}
+	checkPacketsIncreasing(t, "recording", mp4)
+}
+
+// checkPacketsIncreasing reads every packet's DTS with ffprobe and checks
+// that each stream's are strictly increasing.
+func checkPacketsIncreasing(t *testing.T, what, input string) {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "packet=stream_index,dts", "-of", "csv=p=0", input).Output()
+	if err != nil {
+		t.Fatalf("ffprobe packets of %s: %v", what, err)
+	}
+	last := map[string]int64{}
+	n, bad := 0, 0
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		idx, v, ok := strings.Cut(strings.TrimSpace(l), ",")
+		if !ok {
+			continue
+		}
+		dts, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			continue // N/A
+		}
+		if prev, seen := last[idx]; seen && dts <= prev {
+			if bad++; bad <= 5 {
+				t.Errorf("%s stream %s: DTS %d after %d", what, idx, dts, prev)
+			}
+		}
+		last[idx] = dts
+		n++
+	}
+	if n < 500 {
+		t.Errorf("%s: %d packets", what, n)
+	}
 }
 
 // flvTimestamps reads an FLV file's tags (FLV spec v10.1, E.3 and E.4.1)
