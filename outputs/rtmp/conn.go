@@ -16,17 +16,11 @@ import (
 )
 
 // Chunk stream IDs (RTMP 5.3.1.1); 2 is protocol control and 3 carries
-// go-rtmp's commands. Sequence headers have chunk streams of their own:
-// go-rtmp v0.0.7 (chunk_streamer.go updateWriterHeader) keeps the previous
-// timestamp delta when a message repeats the last timestamp of its chunk
-// stream, so a keyframe sent at its sequence header's ms would reach the
-// server one frame interval late, and every later frame with it.
+// go-rtmp's commands.
 const (
-	csData     = 5
-	csAudio    = 4
-	csVideo    = 6
-	csVideoSeq = 7
-	csAudioSeq = 8
+	csData  = 5
+	csAudio = 4
+	csVideo = 6
 )
 
 // rtmpConn is a go-rtmp publishing session.
@@ -139,25 +133,10 @@ func (c *rtmpConn) writeMetadata(meta map[string]any) error {
 }
 
 func (c *rtmpConn) write(m message) error {
-	cs := chunkStream(m)
 	if m.kind == msgAudio {
-		return c.st.Write(cs, m.ts, &rtmpmsg.AudioMessage{Payload: bytes.NewReader(m.body)})
+		return c.st.Write(csAudio, m.ts, &rtmpmsg.AudioMessage{Payload: bytes.NewReader(m.body)})
 	}
-	return c.st.Write(cs, m.ts, &rtmpmsg.VideoMessage{Payload: bytes.NewReader(m.body)})
-}
-
-// chunkStream is the chunk stream m is sent on: one per track for frames,
-// whose ms strictly increase (muxer), and one per track for headers.
-func chunkStream(m message) int {
-	switch {
-	case m.kind == msgAudio && m.header:
-		return csAudioSeq
-	case m.kind == msgAudio:
-		return csAudio
-	case m.header:
-		return csVideoSeq
-	}
-	return csVideo
+	return c.st.Write(csVideo, m.ts, &rtmpmsg.VideoMessage{Payload: bytes.NewReader(m.body)})
 }
 
 func (c *rtmpConn) err() error { return c.cc.LastError() }
