@@ -279,3 +279,46 @@ func TestTimelineNoSR(t *testing.T) {
 		t.Errorf("A/V offset %v", r.worstAV)
 	}
 }
+
+// TestTimelineGarbageSR: an SR whose RTP time is nowhere near the media
+// (or comes before any packet) neither moves the unwrapping nor the
+// timeline, and frames that arrive reordered after SR alignment stay
+// strictly increasing.
+func TestTimelineGarbageSR(t *testing.T) {
+	tl := NewTimeline(90000)
+	if tl.SenderReport(0, timeToNTP(t0), 12345, t0) {
+		t.Error("SR before any packet believed")
+	}
+	var last int64 = -1
+	frame := func(i int, ts uint32) {
+		dts, _ := tl.Frame(0, ts, t0.Add(time.Duration(i)*time.Second/30))
+		if dts <= last {
+			t.Fatalf("frame %d: DTS %d after %d", i, dts, last)
+		}
+		last = dts
+	}
+	for i := range 300 {
+		ts := uint32(1000 + i*3000)
+		if i%30 == 0 {
+			at := t0.Add(time.Duration(i) * time.Second / 30)
+			tl.SenderReport(0, timeToNTP(at), ts, at)
+		}
+		if i == 150 {
+			// Garbage: 2^31-1 ticks ahead, then behind.
+			tl.SenderReport(0, timeToNTP(t0.Add(5*time.Second)), ts+math.MaxInt32, t0.Add(5*time.Second))
+			tl.SenderReport(0, timeToNTP(t0.Add(5*time.Second)), ts-math.MaxInt32, t0.Add(5*time.Second))
+		}
+		frame(i, ts)
+	}
+	if want := int64(1000 + 299*3000 - 1000); absDiff(last, want) > 90 {
+		t.Errorf("last DTS %d, want %d ± 1 ms", last, want)
+	}
+	// A reordered (older) frame is placed just after the newest.
+	dts, _ := tl.Frame(0, uint32(1000+298*3000), t0.Add(10*time.Second))
+	if dts != last+1 {
+		t.Errorf("reordered frame: DTS %d, want %d", dts, last+1)
+	}
+	if acc, rej := tl.SRStats(); acc < 8 || rej != 2 {
+		t.Errorf("SRs believed %d, rejected %d; want ≥ 8 and 2", acc, rej)
+	}
+}
