@@ -96,7 +96,14 @@ func testLyingSRs(t *testing.T, name string, opts whipclient.Options) {
 		}
 	}
 	p := runProbe(t, hlsURL, false)
-	t.Logf("HLS: duration %.3f s for a %.0f s publish", p.duration(), fixtureSeconds)
+	_, vs, _, _ := p.stream("video")
+	_, as, _, _ := p.stream("audio")
+	t.Logf("HLS: duration %.3f s for a %.0f s publish, audio starts %+.0f ms from video", p.duration(), fixtureSeconds, (as-vs)*1000)
+	// The publisher starts both tracks together: within 40 ms (one AAC
+	// frame is 21 ms) whatever its SRs say.
+	if d := as - vs; d > 0.04 || d < -0.04 {
+		t.Errorf("HLS: audio starts %.0f ms from video, want within 40 ms", d*1000)
+	}
 	if d := p.duration(); d < lo || d > hi {
 		t.Errorf("HLS duration %.3f s, want %.2f–%.2f", d, lo, hi)
 	}
