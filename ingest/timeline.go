@@ -39,6 +39,12 @@ const (
 	// srJitterTolerance is how far the arrival of two SRs may differ from
 	// their NTP distance (network jitter, sender scheduling).
 	srJitterTolerance = 150 * time.Millisecond
+	// srDriftTolerance is how fast a track's SR time may drift from their
+	// arrival over the publish, on top of srJitterTolerance: the sender's
+	// and our crystals (±100 ppm each) and an NTP daemon's slew (≤ 500 ppm)
+	// stay inside; a sender clock 0.4 % fast, which each pair of SRs lets
+	// through, does not.
+	srDriftTolerance = 0.0005
 	// maxSlew is the largest correction applied to a track's timeline per
 	// second of its media (1 ms per 100 ms): consecutive DTS stay within
 	// 1 % of the RTP distance, so no output ever sees time squeezed.
@@ -61,7 +67,8 @@ const (
 // only: to align the tracks to each other, and to follow each RTP clock's
 // skew. An SR is believed only when it agrees with the previous believed SR
 // of its track (NTP distance ≈ RTP distance at the nominal rate ≈ arrival
-// distance, see srRateTolerance); the first needs a second one that confirms
+// distance, see srRateTolerance) and keeps pace with arrival over the
+// publish (srDriftTolerance); the first needs a second one that confirms
 // it. A sender whose clock steps (a jump that later SRs keep) is followed
 // from where its RTP clock already was. Corrections are slewed (maxSlew), a
 // forward step is taken only when a track is first aligned, and DTS is
@@ -108,6 +115,10 @@ type timelineTrack struct {
 	haveCand bool
 	cand     srPoint       // an SR waiting for one that confirms it
 	shift    time.Duration // added to this track's NTP times after a clock step
+	// lead0 is arrival minus NTP time of the first believed SR, at first0:
+	// later SRs must stay near it (srDriftTolerance).
+	lead0  time.Duration
+	first0 time.Time
 
 	haveDTS   bool
 	lastDTS   int64
@@ -234,6 +245,13 @@ func abs(d time.Duration) time.Duration {
 	return d
 }
 
+// onPace reports whether SR p's NTP time has kept pace with its arrival
+// since the track's first believed SR.
+func (tr *timelineTrack) onPace(p srPoint) bool {
+	drift := p.arrival.Sub(p.ntp) - tr.lead0
+	return abs(drift) <= srJitterTolerance+time.Duration(float64(p.arrival.Sub(tr.first0))*srDriftTolerance)
+}
+
 // SenderReport feeds an RTCP SR of the track: the sender's NTP time ntp
 // corresponds to RTP timestamp ts. arrival is when the SR was received. It
 // reports whether the SR was believed (see Timeline).
@@ -250,17 +268,20 @@ func (t *Timeline) SenderReport(track int, ntp uint64, ts uint32, arrival time.T
 	// An SR's RTP time never moves the unwrapping: it may be garbage.
 	p := srPoint{ext: tr.near(ts), ntp: ntpToTime(ntp).Add(tr.shift), arrival: arrival}
 	switch {
-	case tr.aligned && tr.consistent(tr.ref, p):
+	case tr.aligned && tr.consistent(tr.ref, p) && tr.onPace(p):
 		tr.ref, tr.haveCand = p, false
 	case tr.aligned && tr.haveCand && tr.consistent(tr.cand, p):
-		// The sender's clock stepped and stays stepped: carry on from where
-		// its RTP clock puts this SR on the old clock.
+		// The sender's clock stepped and stays stepped, or runs off pace:
+		// carry on from where its RTP clock puts this SR on the old clock.
+		// lead0 stays: a clock that keeps running off pace keeps failing
+		// onPace, and is followed by its RTP clock alone.
 		want := tr.ref.ntp.Add(tr.ticksToDuration(p.ext - tr.ref.ext))
 		tr.shift += want.Sub(p.ntp)
 		p.ntp = want
 		tr.ref, tr.haveCand = p, false
 	case !tr.aligned && tr.haveCand && tr.consistent(tr.cand, p):
 		tr.ref, tr.haveCand = p, false
+		tr.lead0, tr.first0 = p.arrival.Sub(p.ntp), p.arrival
 		t.align(tr)
 	default:
 		if tr.aligned || tr.haveCand {

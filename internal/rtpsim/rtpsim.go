@@ -43,8 +43,11 @@ type Sender struct {
 	SRJumpOnce bool
 	// NTPBase is the sender's wall clock at capture time 0.
 	NTPBase time.Time
-	// LocalBase is the receiver's clock at capture time 0.
+	// LocalBase is the receiver's clock at capture time 0; LocalSkew how
+	// much faster the receiver's clock runs than the sender's (1e-4 is
+	// 100 ppm).
 	LocalBase time.Time
+	LocalSkew float64
 	// Transit is the network delay; Jitter the largest extra delay of a
 	// packet, spread deterministically from Seed.
 	Transit time.Duration
@@ -106,6 +109,11 @@ func (s *Sender) jitter(track, sr, i int) time.Duration {
 	return time.Duration(x % uint64(s.Jitter))
 }
 
+// local is the receiver's clock at capture time c.
+func (s *Sender) local(c time.Duration) time.Time {
+	return s.LocalBase.Add(time.Duration(float64(c) * (1 + s.LocalSkew)))
+}
+
 // rtp is the track's RTP timestamp at capture time c.
 func (tr *Track) rtp(c time.Duration) uint32 {
 	ticks := math.Round(c.Seconds() * float64(tr.ClockRate) * (1 + tr.Skew))
@@ -139,7 +147,7 @@ func (s *Sender) Next() Event {
 		tr := &s.Tracks[i]
 		if !st.haveNext {
 			c := time.Duration(st.frame) * tr.Interval
-			a := s.LocalBase.Add(c + s.Transit + tr.Delay + s.jitter(i, 0, st.frame))
+			a := s.local(c).Add(s.Transit + tr.Delay + s.jitter(i, 0, st.frame))
 			if a.Before(st.last) {
 				a = st.last
 			}
@@ -149,7 +157,7 @@ func (s *Sender) Next() Event {
 		if !st.haveNextSR {
 			// Tracks' SRs are spread over the interval, as senders do.
 			c := time.Duration(st.sr)*s.SRInterval + time.Duration(i+1)*s.SRInterval/time.Duration(len(s.Tracks)+1)
-			a := s.LocalBase.Add(c + s.Transit + s.jitter(i, 1, st.sr))
+			a := s.local(c).Add(s.Transit + s.jitter(i, 1, st.sr))
 			st.nextSR = Event{SR: true, Track: i, Index: st.sr, TS: tr.rtp(c), NTP: s.ntp(c), Capture: c, Arrival: a}
 			st.haveNextSR = true
 		}

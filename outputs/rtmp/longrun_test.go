@@ -330,6 +330,7 @@ func TestLongRunTwoHours(t *testing.T) {
 		SRInterval: 5 * time.Second,
 		NTPBase:    local.Add(-37 * time.Minute),
 		LocalBase:  local,
+		LocalSkew:  50e-6,
 		Transit:    25 * time.Millisecond,
 		Jitter:     30 * time.Millisecond,
 		Seed:       2,
