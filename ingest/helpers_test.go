@@ -101,5 +101,5 @@ func (s *Server) sessionIDs() []string {
 func (t *Timeline) hasSR(track int) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.tracks[track].haveSR && t.haveOffset
+	return t.tracks[track].aligned && t.haveOffset
 }

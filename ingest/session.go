@@ -287,10 +287,12 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 	}
 }
 
-// readRTCP feeds Sender Reports to the timeline. Reading RTCP also lets the
+// readRTCP feeds Sender Reports to the timeline, which checks them against
+// the RTP clock and arrival (see Timeline). Reading RTCP also lets the
 // receiver-report interceptor see the SRs it answers.
 func (s *Session) readRTCP(idx int, recv *webrtc.RTPReceiver) {
 	buf := make([]byte, 1500)
+	warned := false
 	for {
 		n, _, err := recv.Read(buf)
 		if err != nil {
@@ -302,8 +304,17 @@ func (s *Session) readRTCP(idx int, recv *webrtc.RTPReceiver) {
 		}
 		now := time.Now()
 		for _, p := range pkts {
-			if sr, ok := p.(*rtcp.SenderReport); ok {
-				s.tl.SenderReport(idx, sr.NTPTime, sr.RTPTime, now)
+			sr, ok := p.(*rtcp.SenderReport)
+			if !ok {
+				continue
+			}
+			if !s.tl.SenderReport(idx, sr.NTPTime, sr.RTPTime, now) && !warned {
+				if _, rejected := s.tl.SRStats(); rejected > 0 {
+					// Once per track: a lying clock lies in every SR.
+					warned = true
+					s.srv.log.Warn("ingest: Sender Report disagrees with the RTP clock or arrival; ignored",
+						"session", s.id, "track", idx, "ntp", ntpToTime(sr.NTPTime), "rtp", sr.RTPTime)
+				}
 			}
 		}
 	}

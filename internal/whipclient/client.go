@@ -46,6 +46,15 @@ type Options struct {
 	// the PeerConnection, as a publisher that crashed or lost its network
 	// would (tests of the gateway's reconnect window).
 	SkipDelete bool
+	// SRClockScale makes the Sender Reports lie: their NTP time advances
+	// this many times as fast as real time from the first SR on (2 and 0.5
+	// are issue 11's clocks). Default 1 (honest).
+	SRClockScale float64
+	// SRJump moves the NTP time of every Sender Report sent SRJumpAfter or
+	// more after the first by this much (a sender clock that steps).
+	// Default 0.
+	SRJump      time.Duration
+	SRJumpAfter time.Duration
 }
 
 // Stats counts what was sent.
@@ -105,6 +114,9 @@ func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath s
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
+	if opts.lyingSRs() {
+		ir.Add(srClockFactory{opts}) // first: below the report interceptor
+	}
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		return nil, err
 	}

@@ -104,3 +104,49 @@ func join(s []string) string {
 	}
 	return b.String()
 }
+
+// TestMuxerStrictMs: frames whose DTS round to one ms (a timeline that
+// clamped, 1-tick steps) still get strictly increasing ms per track, while
+// a sequence header keeps its frame's ms.
+func TestMuxerStrictMs(t *testing.T) {
+	v := &media.Track{ID: 0, Kind: media.KindVideo, Codec: media.CodecH264, ClockRate: 90000}
+	a := &media.Track{ID: 1, Kind: media.KindAudio, Codec: media.CodecAAC, ClockRate: 48000, Channels: 2}
+	cfg := &media.Config{SPS: []byte{0x67, 0x42, 0xC0, 0x1F}, PPS: []byte{0x68}}
+	acfg := &media.Config{AudioSpecificConfig: []byte{0x11, 0x90}}
+	m := newMuxer(v, a)
+	var got []message
+	push := func(f *media.Frame) {
+		msgs, err := m.push(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, msgs...)
+	}
+	push(&media.Frame{Track: v, DTS: 0, Keyframe: true, Config: cfg, Data: []byte{1}})
+	for i := int64(1); i < 5; i++ {
+		push(&media.Frame{Track: v, DTS: i, Data: []byte{1}}) // 1 tick apart: all round to 0 ms
+		push(&media.Frame{Track: a, DTS: i * 10, Config: acfg, Keyframe: true, Data: []byte{1}})
+	}
+	for i := int64(1); i < 30; i++ {
+		push(&media.Frame{Track: v, DTS: 5 + i*3000, Data: []byte{1}})
+		push(&media.Frame{Track: a, DTS: 50 + i*1024, Config: acfg, Keyframe: true, Data: []byte{1}})
+	}
+	last := map[msgKind]int64{msgVideo: -1, msgAudio: -1}
+	var prev int64
+	for _, msg := range got {
+		if int64(msg.ts) < prev {
+			t.Errorf("ts %d after %d", msg.ts, prev)
+		}
+		prev = int64(msg.ts)
+		if msg.header {
+			continue
+		}
+		if int64(msg.ts) <= last[msg.kind] {
+			t.Errorf("kind %d: frame at %d ms after one at %d", msg.kind, msg.ts, last[msg.kind])
+		}
+		last[msg.kind] = int64(msg.ts)
+	}
+	if len(got) < 50 {
+		t.Errorf("%d messages", len(got))
+	}
+}

@@ -19,6 +19,9 @@ type message struct {
 	kind msgKind
 	ts   uint32 // ms since the start keyframe
 	body []byte
+	// header marks a sequence header (AVC/AAC config, OpusHead): it shares
+	// its frame's ms, every other message of a track has its own.
+	header bool
 }
 
 // interleaveLimit is how far the newest frame may run ahead of a silent track
@@ -42,7 +45,11 @@ type muxer struct {
 	latest   [3]int64 // newest ms queued per msgKind
 	seen     [3]bool
 	lastSent int64
-	vDTS     []int64 // the first two video DTS, for the frame rate
+	// lastFrame is the ms of the last frame (not header) sent per msgKind:
+	// RTMP at 1 ms resolution must give every frame of a track a later ms
+	// than the one before, or players see two frames at one instant.
+	lastFrame [3]int64
+	vDTS      []int64 // the first two video DTS, for the frame rate
 }
 
 // frameRate estimates the video frame rate from the first two frames (0 if
@@ -55,7 +62,7 @@ func (m *muxer) frameRate() float64 {
 }
 
 func newMuxer(video, audio *media.Track) *muxer {
-	return &muxer{video: video, audio: audio, lastSent: -1}
+	return &muxer{video: video, audio: audio, lastSent: -1, lastFrame: [3]int64{-1, -1, -1}}
 }
 
 // resync drops everything queued and waits for the next keyframe, keeping
@@ -98,7 +105,7 @@ func (m *muxer) push(f *media.Frame) (ready []message, err error) {
 				return nil, err
 			}
 			m.vcfg = f.Config
-			m.queue(message{kind: msgVideo, ts: 0, body: seq}, ms)
+			m.queue(message{kind: msgVideo, body: seq, header: true}, ms)
 		}
 		if len(m.vDTS) < 2 {
 			m.vDTS = append(m.vDTS, f.DTS)
@@ -110,7 +117,7 @@ func (m *muxer) push(f *media.Frame) (ready []message, err error) {
 			// E-RTMP: the OpusHead sequence start, then one packet per message.
 			if !m.aSent {
 				m.aSent = true
-				m.queue(message{kind: msgAudio, body: opusSequenceStart(m.audio.Channels)}, ms)
+				m.queue(message{kind: msgAudio, body: opusSequenceStart(m.audio.Channels), header: true}, ms)
 			}
 			m.queue(message{kind: msgAudio, body: opusFrame(f.Data)}, ms)
 			return m.ready(), nil
@@ -120,7 +127,7 @@ func (m *muxer) push(f *media.Frame) (ready []message, err error) {
 				return nil, nil
 			}
 			m.aSent = true
-			m.queue(message{kind: msgAudio, body: audioTag(f.Config.AudioSpecificConfig, true)}, ms)
+			m.queue(message{kind: msgAudio, body: audioTag(f.Config.AudioSpecificConfig, true), header: true}, ms)
 		}
 		m.queue(message{kind: msgAudio, body: audioTag(f.Data, false)}, ms)
 	}
@@ -172,11 +179,15 @@ func (m *muxer) ready() []message {
 	copy(out, m.pending[:n])
 	m.pending = append(m.pending[:0], m.pending[n:]...)
 	for i := range out {
-		// Monotonic timestamps, whatever the source did.
-		if int64(out[i].ts) < m.lastSent {
-			out[i].ts = uint32(m.lastSent)
+		// Monotonic timestamps, whatever the source did: never before the
+		// last message, and a frame strictly after its track's last frame.
+		ts := max(int64(out[i].ts), m.lastSent)
+		if k := out[i].kind; !out[i].header {
+			ts = max(ts, m.lastFrame[k]+1)
+			m.lastFrame[k] = ts
 		}
-		m.lastSent = int64(out[i].ts)
+		out[i].ts = uint32(ts)
+		m.lastSent = ts
 	}
 	return out
 }

@@ -503,6 +503,12 @@ func TestCompositeCameraOff(t *testing.T) {
 	vout := &stages.H264Out{Out: s, Track: s.Tracks[0]}
 	pic := codec.NewPicture(320, 240)
 	pic.Fill(green.y, green.cb, green.cr)
+	// Whether the picture is shown is sampled while it is sent and for a
+	// while after: on a loaded machine (the whole suite under -race on two
+	// cores) the composite's output can lag its input by more than the
+	// send loop's last frame, which is no failure of the composite.
+	seen := func() bool { p, _ := w.snapshot(); return p != nil && near(p, 160, 120, green) }
+	shown := false
 	start := time.Now()
 	for n := int64(0); n < 45; n++ {
 		pic.PTS = n * 3000
@@ -510,12 +516,17 @@ func TestCompositeCameraOff(t *testing.T) {
 		for _, p := range pkts {
 			_ = vout.Write(p, start.Add(time.Duration(n)*time.Second/30))
 		}
+		shown = shown || seen()
 		time.Sleep(time.Until(start.Add(time.Duration(n+1) * time.Second / 30)))
 	}
-	if p, _ := w.snapshot(); p == nil || !near(p, 160, 120, green) {
+	stopped := time.Now()
+	for !shown && time.Since(stopped) < 3*time.Second {
+		time.Sleep(20 * time.Millisecond)
+		shown = seen()
+	}
+	if !shown {
 		t.Fatal("the picture is not shown while it comes")
 	}
-	stopped := time.Now()
 	for {
 		if p, _ := w.snapshot(); near(p, 160, 120, colour{16, 128, 128}) {
 			break
