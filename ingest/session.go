@@ -226,23 +226,54 @@ func (s *Session) write(f *media.Frame) {
 }
 
 // readRTP is the per-track hot path: read, reorder, depacketize, time, write.
+//
+// What reaches the outputs while a reference is missing: the reorder
+// buffer NACKs a hole the moment it sees it and holds the packets behind it
+// for a wait sized from the measured round trip. A hole repaired in time
+// costs nothing but that delay. A hole given up on makes the depacketizer
+// drop the unit it was in and every video frame after it until the next
+// keyframe (frames that reference a lost picture would decode to garbage),
+// and ask for a keyframe (PLI, rate-limited); the time without video is
+// counted as freeze time. Audio is only reordered: a lost Opus packet is a
+// lost 20 ms, and the frames around it are kept.
 func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 	track := s.stream.Tracks[idx]
 	var out packetSink
+	var rb *reorderBuffer
 	if idx == trackVideo {
 		dp := newH264Depacketizer(nil, s.requestKeyframe)
 		var arrival time.Time
+		var frozeAt time.Time // first frame dropped since the last one emitted
 		dp.emit = func(u h264Unit) {
 			dts, wall := s.tl.Frame(idx, u.ts, arrival)
 			if u.keyframe {
 				t := arrival.UnixNano()
 				s.stats.keyframe(t, s.lastKey.Swap(t))
 			}
+			if !frozeAt.IsZero() {
+				s.stats.freeze.Add(int64(arrival.Sub(frozeAt)))
+				frozeAt = time.Time{}
+			}
 			s.write(&media.Frame{Track: track, DTS: dts, PTS: dts, Keyframe: u.keyframe, Config: u.config, Data: u.data, Time: wall})
 		}
+		dropped := uint64(0)
 		out = func(ts uint32, marker bool, payload []byte, gap bool, at time.Time) {
 			arrival = at
 			dp.push(ts, marker, payload, gap)
+			if dp.dropped != dropped {
+				s.stats.framesDropped.Add(dp.dropped - dropped)
+				dropped = dp.dropped
+				// Frames dropped before the first keyframe are a slow
+				// start, not a freeze.
+				if frozeAt.IsZero() && s.stats.keyframes.Load() > 0 {
+					frozeAt = at
+				}
+			}
+		}
+		rb = newReorderBuffer(out)
+		rb.nack = func(seqs []uint16) {
+			ssrc := uint32(tr.SSRC())
+			_ = s.pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)}})
 		}
 	} else {
 		var arrival time.Time
@@ -255,13 +286,14 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 			arrival = at
 			dp.push(ts, payload)
 		}
+		rb = newReorderBufferSize(out, reorderAudioSlots)
+		rb.fixedWait = reorderAudioWait
 	}
-	rb := newReorderBuffer(out)
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
-	var lost uint64
+	var pub reorderCounters // what has been added to s.stats
 	for {
-		n, _, err := tr.Read(buf)
+		n, attrs, err := tr.Read(buf)
 		if err != nil {
 			return
 		}
@@ -272,10 +304,13 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 		s.lastPacket.Store(now.UnixNano())
 		s.stats.packets.Add(1)
 		s.stats.bytes.Add(uint64(n))
-		rb.push(pkt.SequenceNumber, pkt.Timestamp, pkt.Marker, pkt.Payload, now)
-		if rb.lost != lost {
-			s.stats.lost.Add(rb.lost - lost)
-			lost = rb.lost
+		// pion de-encapsulates RTX into this track with the original
+		// sequence number and marks it with the RTX attributes.
+		rtx := attrs != nil && attrs.Get(webrtc.AttributeRtxSsrc) != nil
+		rb.push(pkt.SequenceNumber, pkt.Timestamp, pkt.Marker, pkt.Payload, rtx, now)
+		if rb.changed {
+			rb.changed = false
+			s.stats.add(&pub, &rb.c, rb.srtt)
 		}
 	}
 }
