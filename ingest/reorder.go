@@ -40,6 +40,17 @@ const (
 	rttVarInitial = 25 * time.Millisecond
 	// nackScanEvery bounds how often open holes are scanned for a resend.
 	nackScanEvery = 5 * time.Millisecond
+	// reorderPrime is how long the first packets are held before any is
+	// delivered, so packets sent before the first one to arrive (reordered
+	// by jitter, or lost and repaired) still count: otherwise the first
+	// keyframe's head is "late" and everything waits for the next one
+	// (with a sender that ignores PLI, a whole GOP).
+	reorderPrime = reorderMinWait
+	// reorderPrimeNACK is how many sequence numbers before the first one
+	// to arrive are requested at once: a lost first packet (the SPS/PPS
+	// before the first IDR) is otherwise never missed. A sender that never
+	// sent them ignores the request.
+	reorderPrimeNACK = 16
 )
 
 // packetSink receives packets in sequence order. gap is true when one or
@@ -90,12 +101,16 @@ type reorderBuffer struct {
 	out     packetSink
 	nack    nackSink // nil: no NACKs (audio)
 	started bool
-	next    uint16 // next sequence number to deliver
-	top     uint16 // highest sequence number seen
-	held    int
-	holes   int // open holes between next and top
-	slots   []reorderSlot
-	mask    uint16
+	// priming: nothing delivered yet, and a packet older than next moves
+	// next back (until primeUntil).
+	priming    bool
+	primeUntil time.Time
+	next       uint16 // next sequence number to deliver
+	top        uint16 // highest sequence number seen
+	held       int
+	holes      int // open holes between next and top
+	slots      []reorderSlot
+	mask       uint16
 	// fixedWait, when set, replaces the RTT-sized wait (audio).
 	fixedWait time.Duration
 
@@ -160,9 +175,31 @@ func (r *reorderBuffer) push(seq uint16, ts uint32, marker bool, payload []byte,
 	if !r.started {
 		r.started = true
 		r.next, r.top = seq, seq-1
+		r.priming = true
+		r.primeUntil = arrival.Add(reorderPrime)
+		if r.nack != nil {
+			r.scratch = r.scratch[:0]
+			for q := seq - reorderPrimeNACK; q != seq; q++ {
+				r.scratch = append(r.scratch, q)
+			}
+			r.sendNACK()
+		}
 	}
 	d := int16(seq - r.next)
-	if d == 0 && r.held == 0 {
+	if r.priming {
+		if !arrival.Before(r.primeUntil) {
+			r.priming = false
+		} else if d < 0 && int(-d) < len(r.slots)/2 && r.held > 0 && int(r.top-seq) < len(r.slots) {
+			// Sent before the first packet to arrive: start earlier. The
+			// numbers between are holes like any other.
+			s := &r.slots[seq&r.mask]
+			r.hold(s, seq, ts, marker, payload, arrival)
+			r.openHolesBefore(seq+1, r.next, arrival)
+			r.next = seq
+			return
+		}
+	}
+	if d == 0 && r.held == 0 && !r.priming {
 		// The in-order path: nothing held, no hole open.
 		r.deliver(seq, ts, marker, payload, false, arrival)
 		r.top = seq
@@ -222,13 +259,31 @@ func (r *reorderBuffer) push(seq uint16, ts uint32, marker bool, payload []byte,
 			r.rttSample(arrival.Sub(s.nackAt))
 		}
 	}
-	if d == 0 {
+	if d == 0 && !r.priming {
 		r.deliver(seq, ts, marker, payload, false, arrival)
 		r.drain()
 	} else {
 		r.hold(s, seq, ts, marker, payload, arrival)
 	}
-	r.maintain(arrival)
+	if !r.priming {
+		r.drain()
+		r.maintain(arrival)
+	}
+}
+
+// openHolesBefore marks from..to-1 missing where nothing is held (while
+// priming, next moves back over them).
+func (r *reorderBuffer) openHolesBefore(from, to uint16, now time.Time) {
+	r.scratch = r.scratch[:0]
+	for q := from; q != to; q++ {
+		s := &r.slots[q&r.mask]
+		if (s.used || s.hole) && s.seq == q {
+			continue
+		}
+		r.markHole(s, q, now)
+	}
+	r.changed = true
+	r.sendNACK()
 }
 
 // sawRTX reports whether retransmissions come as RTX, so late originals
@@ -253,22 +308,26 @@ func (r *reorderBuffer) hold(s *reorderSlot, seq uint16, ts uint32, marker bool,
 func (r *reorderBuffer) openHoles(from, to uint16, now time.Time) {
 	r.scratch = r.scratch[:0]
 	for q := from; q != to; q++ {
-		s := &r.slots[q&r.mask]
-		s.used = false
-		s.hole = true
-		s.seq = q
-		s.found = now
-		s.tries = 0
-		r.holes++
-		r.c.missing++
-		if r.nack != nil {
-			s.tries = 1
-			s.nackAt = now
-			r.scratch = append(r.scratch, q)
-		}
+		r.markHole(&r.slots[q&r.mask], q, now)
 	}
 	r.changed = true
 	r.sendNACK()
+}
+
+// markHole records q missing and queues its first request in scratch.
+func (r *reorderBuffer) markHole(s *reorderSlot, q uint16, now time.Time) {
+	s.used = false
+	s.hole = true
+	s.seq = q
+	s.found = now
+	s.tries = 0
+	r.holes++
+	r.c.missing++
+	if r.nack != nil {
+		s.tries = 1
+		s.nackAt = now
+		r.scratch = append(r.scratch, q)
+	}
 }
 
 func (r *reorderBuffer) sendNACK() {

@@ -39,6 +39,13 @@ func (h *rbHarness) push(seq uint16, at time.Duration) { h.pushRTX(seq, false, a
 
 func (h *rbHarness) pushRTX(seq uint16, rtx bool, at time.Duration) {
 	h.rb.push(seq, uint32(seq), false, []byte{byte(seq)}, rtx, rbT0.Add(at))
+	// The start-up hold and its requests (TestReorderBufferPriming) end
+	// with the next packet, so the other tests see the steady state.
+	if !h.rb.primeUntil.IsZero() {
+		h.rb.primeUntil = time.Time{}
+		h.nacks = nil
+		h.rb.c = reorderCounters{}
+	}
 }
 
 func (h *rbHarness) delivered() []uint16 {
@@ -73,6 +80,28 @@ func TestReorderBufferOrder(t *testing.T) {
 				t.Fatalf("got %v, want %v", h.got, tc.want)
 			}
 		})
+	}
+}
+
+// TestReorderBufferPriming: packets sent before the first one to arrive
+// (reordered by jitter) are not thrown away as late: the first keyframe
+// would be lost with them.
+func TestReorderBufferPriming(t *testing.T) {
+	h := newRBHarness(true)
+	h.rb.push(5, 5, false, nil, false, rbT0)
+	h.rb.push(3, 3, false, nil, false, rbT0.Add(rbMS(10)))
+	h.rb.push(6, 6, false, nil, false, rbT0.Add(rbMS(20)))
+	if len(h.got) != 0 {
+		t.Fatalf("delivered %v while priming", h.got)
+	}
+	h.rb.push(4, 4, false, nil, false, rbT0.Add(rbMS(30))) // the hole left by 3
+	h.rb.push(7, 7, false, nil, false, rbT0.Add(reorderPrime))
+	want := []rbOut{{3, false}, {4, false}, {5, false}, {6, false}, {7, false}}
+	if !slices.Equal(h.got, want) {
+		t.Fatalf("got %v, want %v", h.got, want)
+	}
+	if len(h.nacks) != 2 || len(h.nacks[0]) != reorderPrimeNACK || h.nacks[0][reorderPrimeNACK-1] != 4 || !slices.Equal(h.nacks[1], []uint16{4}) {
+		t.Fatalf("NACKs %v, want the %d before 5 and then 4", h.nacks, reorderPrimeNACK)
 	}
 }
 
@@ -214,8 +243,8 @@ func TestReorderBufferWaitFollowsRTT(t *testing.T) {
 
 func TestReorderBufferRTTIgnoresLateOriginals(t *testing.T) {
 	h := newRBHarness(true)
-	h.pushRTX(1, true, 0) // this sender uses RTX
-	h.push(2, 0)
+	h.push(1, 0)
+	h.pushRTX(2, true, 0) // this sender uses RTX
 	h.push(4, rbMS(1))
 	h.push(3, rbMS(2)) // the reordered original, not a repair
 	if h.rb.c.rttSample != 0 {
@@ -265,6 +294,7 @@ func TestReorderBufferAudioNoNACK(t *testing.T) {
 	}, reorderAudioSlots)
 	rb.fixedWait = reorderAudioWait
 	rb.push(1, 1, false, nil, false, rbT0)
+	rb.primeUntil = time.Time{}
 	rb.push(3, 3, false, nil, false, rbT0.Add(rbMS(1)))
 	rb.push(4, 4, false, nil, false, rbT0.Add(reorderAudioWait+rbMS(1)))
 	want := []rbOut{{1, false}, {3, true}, {4, false}}
@@ -279,6 +309,8 @@ func TestReorderBufferAudioNoNACK(t *testing.T) {
 func TestReorderBufferInOrderAllocFree(t *testing.T) {
 	rb := newReorderBuffer(func(uint32, bool, []byte, bool, time.Time) {})
 	payload := make([]byte, 1200)
+	rb.push(65535, 0, false, payload, false, rbT0)
+	rb.push(65535, 0, false, payload, false, rbT0.Add(reorderPrime)) // ends priming
 	seq := uint16(0)
 	allocs := testing.AllocsPerRun(1000, func() {
 		rb.push(seq, uint32(seq), false, payload, false, rbT0)

@@ -42,6 +42,16 @@ type Options struct {
 	// of the WHIP POST (another signalling channel, e.g. the room socket);
 	// the endpoint is then unused and Close sends no DELETE.
 	Signal func(ctx context.Context, offer string) (answer string, err error)
+	// Loss drops this fraction (0..1) of the RTP packets sent, at random,
+	// retransmissions included: it sits below the NACK responder, as a
+	// lossy uplink would. Default 0.
+	Loss float64
+	// Jitter delays each RTP packet by a random time in [0, Jitter), which
+	// also reorders them. Default 0.
+	Jitter time.Duration
+	// Seed seeds the randomness of Loss and Jitter. Default 0 (still
+	// deterministic per packet order).
+	Seed int64
 }
 
 // Stats counts what was sent.
@@ -49,7 +59,14 @@ type Stats struct {
 	// VideoFrames and AudioPackets are the samples written.
 	VideoFrames, AudioPackets int
 	// PLIs counts the RTCP Picture Loss Indications received for video.
+	// The client never answers them (like OBS): keyframes come as the
+	// file has them.
 	PLIs int
+	// NACKs counts the sequence numbers the receiver asked to be resent
+	// (pion's NACK responder answers them).
+	NACKs int
+	// Dropped counts the RTP packets the Loss option dropped.
+	Dropped int
 	// Start is the wall time of the first video frame and the first audio
 	// packet: video frame i is sent at Start + i/FPS, audio packet j at
 	// Start + j×20 ms.
@@ -101,6 +118,11 @@ func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath s
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
+	if opts.Loss > 0 || opts.Jitter > 0 {
+		// First, so it is the innermost writer: the NACK responder's
+		// resends pass through it too.
+		ir.Add(newLossyLink(opts.Loss, opts.Jitter, opts.Seed, &c.mu, &c.stats.Dropped))
+	}
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		return nil, err
 	}
@@ -145,9 +167,18 @@ func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath s
 					return
 				}
 				for _, p := range pkts {
-					if _, ok := p.(*rtcp.PictureLossIndication); ok {
+					switch p := p.(type) {
+					case *rtcp.PictureLossIndication:
 						c.mu.Lock()
 						c.stats.PLIs++
+						c.mu.Unlock()
+					case *rtcp.TransportLayerNack:
+						n := 0
+						for _, pair := range p.Nacks {
+							n += len(pair.PacketList())
+						}
+						c.mu.Lock()
+						c.stats.NACKs += n
 						c.mu.Unlock()
 					}
 				}
