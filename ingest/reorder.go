@@ -51,6 +51,9 @@ const (
 	// before the first IDR) is otherwise never missed. A sender that never
 	// sent them ignores the request.
 	reorderPrimeNACK = 16
+	// reorderTick is how often the timers run while packets are held and
+	// none arrive.
+	reorderTick = 20 * time.Millisecond
 )
 
 // packetSink receives packets in sequence order. gap is true when one or
@@ -94,9 +97,8 @@ type reorderCounters struct {
 // through with no copy and no allocation; only packets behind a hole are
 // copied into a slot, whose buffer is reused.
 //
-// It is driven by push alone (the time is the packet's arrival): a stream
-// that stops keeps its held packets until the next one. One goroutine owns
-// it (the track's reader).
+// It is driven by push (the time is the packet's arrival) and, while
+// packets are held, by tick. One goroutine owns it (the track's reader).
 type reorderBuffer struct {
 	out     packetSink
 	nack    nackSink // nil: no NACKs (audio)
@@ -430,6 +432,18 @@ func (r *reorderBuffer) clear() {
 	}
 	r.held = 0
 	r.holes = 0
+}
+
+// tick runs the timers without a packet: the owner calls it when no
+// packet came for reorderTick while packets are held.
+func (r *reorderBuffer) tick(now time.Time) {
+	if r.priming && !now.Before(r.primeUntil) {
+		r.priming = false
+		r.drain()
+	}
+	if !r.priming {
+		r.maintain(now)
+	}
 }
 
 // flushAll delivers everything held, in order, giving up the holes.

@@ -320,3 +320,21 @@ func TestReorderBufferInOrderAllocFree(t *testing.T) {
 		t.Fatalf("%v allocations per in-order packet", allocs)
 	}
 }
+
+// TestReorderBufferTick: with no packet after a hole (the publisher
+// stopped), the timers still give it up and deliver what was held.
+func TestReorderBufferTick(t *testing.T) {
+	h := newRBHarness(true)
+	h.push(1, 0)
+	h.push(3, rbMS(1))
+	h.push(4, rbMS(2))
+	h.rb.tick(rbT0.Add(h.rb.retry() + rbMS(2)))
+	if len(h.nacks) != 2 {
+		t.Fatalf("NACKs %v: want 2 re-requested by tick", h.nacks)
+	}
+	h.rb.tick(rbT0.Add(h.rb.wait() + rbMS(1)))
+	want := []rbOut{{1, false}, {3, true}, {4, false}}
+	if !slices.Equal(h.got, want) {
+		t.Fatalf("got %v, want %v", h.got, want)
+	}
+}

@@ -292,9 +292,37 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
 	var pub reorderCounters // what has been added to s.stats
+	// While packets are held, reads time out every reorderTick so holes are
+	// given up (and re-requested) even when the publisher stops sending.
+	deadline := false
 	for {
+		if rb.held > 0 {
+			_ = tr.SetReadDeadline(time.Now().Add(reorderTick))
+			deadline = true
+		} else if deadline {
+			_ = tr.SetReadDeadline(time.Time{})
+			deadline = false
+		}
 		n, attrs, err := tr.Read(buf)
 		if err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				rb.tick(time.Now())
+			} else {
+				// The session is ending: what is held and complete still
+				// goes out, before the stream is unpublished.
+				rb.flushAll()
+			}
+			if rb.changed {
+				rb.changed = false
+				s.stats.add(&pub, &rb.c, rb.srtt)
+			}
+			if deadline && rb.held == 0 {
+				_ = tr.SetReadDeadline(time.Time{})
+				deadline = false
+			}
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				continue
+			}
 			return
 		}
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
