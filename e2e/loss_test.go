@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -182,4 +185,93 @@ func ingestInfo(t *testing.T, base, stream string) *web.IngestInfo {
 		}
 	}
 	return nil
+}
+
+// TestE2ELossAnswerPLI publishes from a sender that answers PLI with its
+// next keyframe but never NACKs (so every lost packet stays lost), at 1 %
+// loss with 30 ms jitter. Each loss freezes the video only until the
+// keyframe it asks for: the longest hole in the HLS output's video
+// timestamps stays far below the file's 4 s GOP, which is what a sender
+// that ignores PLI costs.
+func TestE2ELossAnswerPLI(t *testing.T) {
+	checkNoLeaks(t)
+	const stream = "losspli"
+	// Keyframes come often: a window that holds the whole publish.
+	g := startGateway(t, "hls:\n  window: 60\n")
+	base := "http://" + g.HTTPAddr().String()
+	hlsURL := base + "/hls/" + stream + "/index.m3u8"
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub, err := whipclient.Publish(ctx, base+"/whip/"+stream, "", lossVideo, fixtureAudio, whipclient.Options{
+		// Answering a PLI skips to the file's next keyframe, so the file
+		// runs out early: loop it and stop after 20 s of frames.
+		LoopbackOnly: true, Loop: 50, MaxDuration: lossSeconds * time.Second,
+		Loss: 0.01, Jitter: lossJitter, Seed: 12, AnswerPLI: true, NoNACK: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	sent, err := pub.Wait()
+	if err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+	time.Sleep(time.Second)
+	in := ingestInfo(t, base, stream)
+	if err := pub.Close(); err != nil {
+		t.Fatalf("WHIP DELETE: %v", err)
+	}
+	if in == nil {
+		t.Fatal("no ingest stats in /v1/streams")
+	}
+	t.Logf("sent %d video frames, skipped %d to answer %d PLIs; the link dropped %d packets", sent.VideoFrames, sent.Skipped, sent.PLIs, sent.Dropped)
+	t.Logf("ingest: %d missing, %d lost; %d frames dropped, %.2f s frozen, %d PLIs",
+		in.PacketsMissing, in.PacketsLost, in.FramesDropped, in.FreezeSeconds, in.PLIs)
+	if in.FramesDropped == 0 || sent.Skipped == 0 {
+		t.Fatalf("no loss was answered by a keyframe: %d frames dropped, %d skipped", in.FramesDropped, sent.Skipped)
+	}
+	waitFor(t, 5*time.Second, "EXT-X-ENDLIST", func() bool {
+		_, mv := get(t, hlsURL)
+		for _, u := range mediaPlaylists(mv) {
+			if strings.Contains(u, "video") {
+				_, pl := get(t, base+"/hls/"+stream+"/"+u)
+				return strings.Contains(pl, "#EXT-X-ENDLIST")
+			}
+		}
+		return false
+	})
+	pts := videoPTS(t, hlsURL)
+	var maxGap float64
+	for i := 1; i < len(pts); i++ {
+		maxGap = max(maxGap, pts[i]-pts[i-1])
+	}
+	t.Logf("HLS: %d of %d video frames, longest hole between two frames %.3f s", len(pts), sent.VideoFrames, maxGap)
+	// A hole is waited for (≤ 1 s, RTT-sized: ~0.2 s here), then one round
+	// trip brings the keyframe; 1.5 s leaves room for a lost keyframe
+	// asked for again, and is far from the 4 s GOP.
+	if maxGap > 1.5 {
+		t.Errorf("the video froze for %.3f s after a loss, want ≤ 1.5 s with a sender that answers PLI", maxGap)
+	}
+	if e := ffmpegDecodeErrors(hlsURL); e != "" {
+		t.Errorf("ffmpeg decode of HLS:\n%s", e)
+	}
+}
+
+// videoPTS returns the presentation times of input's video packets, in
+// order.
+func videoPTS(t *testing.T, input string) []float64 {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=pts_time",
+		"-of", "csv=p=0", input).Output()
+	if err != nil {
+		t.Fatalf("ffprobe packets of %s: %v", input, err)
+	}
+	var pts []float64
+	for _, l := range strings.Fields(string(out)) {
+		if v, err := strconv.ParseFloat(strings.TrimSuffix(l, ","), 64); err == nil {
+			pts = append(pts, v)
+		}
+	}
+	sort.Float64s(pts)
+	return pts
 }

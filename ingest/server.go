@@ -60,7 +60,11 @@ const (
 	defaultUDPReadBuffer    = 4 << 20
 	defaultMediaTimeout     = 10 * time.Second
 	defaultGatherTimeout    = 5 * time.Second
-	pliMinInterval          = 500 * time.Millisecond
+	// pliMinInterval and pliMinRetry bound the wait for an unanswered
+	// PLI (Session.pliRetry); a keyframe since the last PLI allows the next
+	// one at once.
+	pliMinInterval = 500 * time.Millisecond
+	pliMinRetry    = 200 * time.Millisecond
 )
 
 // Server accepts WebRTC publishes and writes them to a media.Registry.

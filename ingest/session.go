@@ -365,6 +365,17 @@ func (s *Session) readRTCP(idx int, recv *webrtc.RTPReceiver) {
 	}
 }
 
+// pliRetry is how long an unanswered PLI is waited for before another:
+// three measured round trips and an encoder's reaction time, within
+// [pliMinRetry, pliMinInterval].
+func (s *Session) pliRetry() time.Duration {
+	rtt := time.Duration(s.stats.rtt.Load())
+	if rtt <= 0 {
+		rtt = rttInitial
+	}
+	return min(max(3*rtt+100*time.Millisecond, pliMinRetry), pliMinInterval)
+}
+
 // run supervises the session: keyframe requests (rate-limited), the
 // keyframe-interval timer, the media timeout, and teardown.
 func (s *Session) run() {
@@ -374,8 +385,14 @@ func (s *Session) run() {
 	kfi := s.srv.keyframeInterval
 	// Ask a little early so the keyframe arrives within the interval.
 	early := min(kfi/4, 300*time.Millisecond)
+	// A PLI goes out at once unless the last one is still unanswered (no
+	// keyframe since) and younger than pliMinInterval: after a loss the
+	// output recovers one round trip later, not at the next rate-limit tick.
+	mayPLI := func(now time.Time) bool {
+		return now.Sub(lastPLI) >= s.pliRetry() || s.lastKey.Load() > lastPLI.UnixNano()
+	}
 	sendPLI := func(now time.Time) {
-		if now.Sub(lastPLI) < pliMinInterval {
+		if !mayPLI(now) {
 			return
 		}
 		ssrc := s.videoSSRC.Load()
@@ -405,7 +422,7 @@ func (s *Session) run() {
 		}
 		if pending && s.videoSSRC.Load() != 0 {
 			now := time.Now()
-			if now.Sub(lastPLI) >= pliMinInterval {
+			if mayPLI(now) {
 				sendPLI(now)
 				pending = false
 			}

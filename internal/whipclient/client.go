@@ -14,9 +14,11 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
@@ -52,16 +54,25 @@ type Options struct {
 	// Seed seeds the randomness of Loss and Jitter. Default 0 (still
 	// deterministic per packet order).
 	Seed int64
+	// AnswerPLI makes a PLI answered as an encoder would: the next frame
+	// sent is the file's next keyframe (the frames before it are skipped,
+	// not sent; timestamps run on). Default false: PLIs are ignored, like
+	// OBS, and keyframes come as the file has them.
+	AnswerPLI bool
+	// NoNACK turns pion's NACK responder off: lost packets stay lost.
+	// Default false (NACKs are answered, from a 1024-packet history).
+	NoNACK bool
 }
 
 // Stats counts what was sent.
 type Stats struct {
 	// VideoFrames and AudioPackets are the samples written.
 	VideoFrames, AudioPackets int
-	// PLIs counts the RTCP Picture Loss Indications received for video.
-	// The client never answers them (like OBS): keyframes come as the
-	// file has them.
+	// PLIs counts the RTCP Picture Loss Indications received for video
+	// (answered only with Options.AnswerPLI).
 	PLIs int
+	// Skipped counts the frames skipped to answer PLIs (not sent).
+	Skipped int
 	// NACKs counts the sequence numbers the receiver asked to be resent
 	// (pion's NACK responder answers them).
 	NACKs int
@@ -84,6 +95,8 @@ type Client struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // senders and RTCP readers
 	sent   chan struct{}  // closed when both senders are done
+
+	keyframeWanted atomic.Bool // a PLI to answer (AnswerPLI)
 
 	mu      sync.Mutex
 	stats   Stats
@@ -123,7 +136,12 @@ func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath s
 		// resends pass through it too.
 		ir.Add(newLossyLink(opts.Loss, opts.Jitter, opts.Seed, &c.mu, &c.stats.Dropped))
 	}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+	var iopts []webrtc.InterceptorOption
+	if opts.NoNACK {
+		iopts = append(iopts, webrtc.WithNackResponderOptions(
+			nack.ResponderStreamsFilter(func(*interceptor.StreamInfo) bool { return false })))
+	}
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, ir, iopts...); err != nil {
 		return nil, err
 	}
 	se := webrtc.SettingEngine{}
@@ -172,6 +190,9 @@ func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath s
 						c.mu.Lock()
 						c.stats.PLIs++
 						c.mu.Unlock()
+						if opts.AnswerPLI {
+							c.keyframeWanted.Store(true)
+						}
 					case *rtcp.TransportLayerNack:
 						n := 0
 						for _, pair := range p.Nacks {
@@ -368,6 +389,16 @@ func (c *Client) sendVideo(ctx context.Context, track *webrtc.TrackLocalStaticSa
 			au = append(au, 0, 0, 0, 1)
 			au = append(au, nal.Data...)
 			if nal.UnitType != h264reader.NalUnitTypeCodedSliceNonIdr && nal.UnitType != h264reader.NalUnitTypeCodedSliceIdr {
+				continue
+			}
+			if nal.UnitType == h264reader.NalUnitTypeCodedSliceIdr {
+				c.keyframeWanted.Store(false)
+			} else if c.keyframeWanted.Load() {
+				// Answering a PLI: on to the next keyframe at once.
+				au = nil
+				c.mu.Lock()
+				c.stats.Skipped++
+				c.mu.Unlock()
 				continue
 			}
 			if err := sleepUntil(ctx, start.Add(time.Duration(n)*frameDur)); err != nil {
