@@ -3,14 +3,15 @@ package ingest
 import "time"
 
 // The repair window. A hole (a missing sequence number) is NACKed the
-// moment a later packet reveals it, NACKed again every retry interval while
+// moment a later packet reveals it (or, on a stream whose packets come
+// reordered, once it is older than the reordering seen), NACKed again every retry interval while
 // it stays open, and declared lost only when its wait has passed. Both are
 // sized from the round trip measured on our own NACKs (NACK sent → repair
 // received), so a far publisher gets more time and a near one loses less
 // latency:
 //
 //	retry = clamp(srtt + 4·rttvar, nackRetryMin, nackRetryMax)
-//	wait  = clamp(nackWaitRetries·retry + nackJitterMargin, reorderMinWait, reorderMaxWait)
+//	wait  = clamp(nackWaitRetries·retry + nackJitterMargin + reorderDelay, reorderMinWait, reorderMaxWait)
 //
 // At 10 % loss with resends lost at the same rate, a packet needs about
 // five requests before the chance that every one failed is below 10⁻⁵;
@@ -51,6 +52,10 @@ const (
 	// before the first IDR) is otherwise never missed. A sender that never
 	// sent them ignores the request.
 	reorderPrimeNACK = 16
+	// nackReorderMax caps the reordering allowance: the first request for
+	// a hole waits for the reordering seen on this stream (originals that
+	// came late, while retransmissions come as RTX), up to this.
+	nackReorderMax = 40 * time.Millisecond
 	// reorderTick is how often the timers run while packets are held and
 	// none arrive.
 	reorderTick = 20 * time.Millisecond
@@ -117,6 +122,10 @@ type reorderBuffer struct {
 	fixedWait time.Duration
 
 	srtt, rttvar time.Duration
+	// reorderDelay is how late reordered originals come (a decaying peak):
+	// a hole is first NACKed this long after it shows, so jitter does not
+	// make every reordered packet be sent twice.
+	reorderDelay time.Duration
 	lastScan     time.Time
 	scratch      []uint16
 
@@ -150,7 +159,7 @@ func (r *reorderBuffer) wait() time.Duration {
 	if r.fixedWait > 0 {
 		return r.fixedWait
 	}
-	return min(max(nackWaitRetries*r.retry()+nackJitterMargin, reorderMinWait), reorderMaxWait)
+	return min(max(nackWaitRetries*r.retry()+nackJitterMargin+r.reorderDelay, reorderMinWait), reorderMaxWait)
 }
 
 // rttSample folds one NACK→repair delay into the estimate (RFC 6298).
@@ -169,6 +178,13 @@ func (r *reorderBuffer) rttSample(d time.Duration) {
 		r.srtt = (7*r.srtt + d) / 8
 	}
 	r.c.rttSample++
+}
+
+// reorderSample folds in how late a reordered original came: the peak
+// is taken at once and decays by 1/32 per sample.
+func (r *reorderBuffer) reorderSample(d time.Duration) {
+	r.reorderDelay -= r.reorderDelay / 32
+	r.reorderDelay = min(max(r.reorderDelay, d), nackReorderMax)
 }
 
 // push takes one packet. rtx says it came as an RTX retransmission. It
@@ -260,6 +276,9 @@ func (r *reorderBuffer) push(seq uint16, ts uint32, marker bool, payload []byte,
 		if s.tries == 1 && (rtx || !r.sawRTX()) {
 			r.rttSample(arrival.Sub(s.nackAt))
 		}
+		if !rtx && r.sawRTX() {
+			r.reorderSample(arrival.Sub(s.found))
+		}
 	}
 	if d == 0 && !r.priming {
 		r.deliver(seq, ts, marker, payload, false, arrival)
@@ -270,6 +289,8 @@ func (r *reorderBuffer) push(seq uint16, ts uint32, marker bool, payload []byte,
 	if !r.priming {
 		r.drain()
 		r.maintain(arrival)
+	} else {
+		r.request(arrival) // holes are re-requested, not given up, while priming
 	}
 }
 
@@ -325,7 +346,7 @@ func (r *reorderBuffer) markHole(s *reorderSlot, q uint16, now time.Time) {
 	s.tries = 0
 	r.holes++
 	r.c.missing++
-	if r.nack != nil {
+	if r.nack != nil && r.reorderDelay == 0 {
 		s.tries = 1
 		s.nackAt = now
 		r.scratch = append(r.scratch, q)
@@ -348,11 +369,33 @@ func (r *reorderBuffer) maintain(now time.Time) {
 	wait := r.wait()
 	for r.held > 0 {
 		s := &r.slots[r.next&r.mask]
-		if !s.hole || s.seq != r.next || now.Sub(s.found) < wait {
+		if !s.hole || s.seq != r.next || !r.expired(s, now, wait) {
 			break
 		}
 		r.skipHole()
 	}
+	r.request(now)
+}
+
+// expired reports whether the hole s is given up: its wait has passed and
+// it was requested nackWaitRetries times (a busy machine that runs the
+// timers late still gets every request out), or it is older than
+// reorderMaxWait whatever happened.
+func (r *reorderBuffer) expired(s *reorderSlot, now time.Time, wait time.Duration) bool {
+	age := now.Sub(s.found)
+	switch {
+	case age >= reorderMaxWait:
+		return true
+	case age < wait:
+		return false
+	case r.nack == nil:
+		return true
+	}
+	return s.tries >= nackWaitRetries
+}
+
+// request NACKs the holes due for a first or a further request.
+func (r *reorderBuffer) request(now time.Time) {
 	if r.nack == nil || r.holes == 0 || now.Sub(r.lastScan) < nackScanEvery {
 		return
 	}
@@ -361,7 +404,10 @@ func (r *reorderBuffer) maintain(now time.Time) {
 	r.scratch = r.scratch[:0]
 	for q := r.next; q != r.top+1; q++ {
 		s := &r.slots[q&r.mask]
-		if !s.hole || s.seq != q || s.tries >= nackMaxTries || now.Sub(s.nackAt) < retry {
+		if !s.hole || s.seq != q || s.tries >= nackMaxTries {
+			continue
+		}
+		if s.tries == 0 && now.Sub(s.found) < r.reorderDelay || s.tries > 0 && now.Sub(s.nackAt) < retry {
 			continue
 		}
 		s.tries++
@@ -443,6 +489,8 @@ func (r *reorderBuffer) tick(now time.Time) {
 	}
 	if !r.priming {
 		r.maintain(now)
+	} else {
+		r.request(now)
 	}
 }
 

@@ -48,6 +48,14 @@ func (h *rbHarness) pushRTX(seq uint16, rtx bool, at time.Duration) {
 	}
 }
 
+// ticks runs the timers every 5 ms over [from, to), as the reader's read
+// deadline does while packets are held.
+func (h *rbHarness) ticks(from, to time.Duration) {
+	for at := from; at < to; at += rbMS(5) {
+		h.rb.tick(rbT0.Add(at))
+	}
+}
+
 func (h *rbHarness) delivered() []uint16 {
 	var s []uint16
 	for _, o := range h.got {
@@ -165,6 +173,7 @@ func TestReorderBufferHoleGivenUpAfterWait(t *testing.T) {
 	h.push(10, 0)
 	h.push(12, rbMS(1))
 	h.push(13, rbMS(2))
+	h.ticks(rbMS(3), wait)
 	if len(h.got) != 1 {
 		t.Fatalf("released early: %v", h.got)
 	}
@@ -332,9 +341,53 @@ func TestReorderBufferTick(t *testing.T) {
 	if len(h.nacks) != 2 {
 		t.Fatalf("NACKs %v: want 2 re-requested by tick", h.nacks)
 	}
-	h.rb.tick(rbT0.Add(h.rb.wait() + rbMS(1)))
+	h.ticks(h.rb.retry()+rbMS(3), h.rb.wait()+rbMS(10))
 	want := []rbOut{{1, false}, {3, true}, {4, false}}
 	if !slices.Equal(h.got, want) {
 		t.Fatalf("got %v, want %v", h.got, want)
+	}
+}
+
+// TestReorderBufferReorderAllowance: on a stream with RTX whose originals
+// come reordered, a hole is first NACKed once it is older than that
+// reordering, so a reordered packet is not also retransmitted.
+func TestReorderBufferReorderAllowance(t *testing.T) {
+	h := newRBHarness(true)
+	h.push(1, 0)
+	h.pushRTX(2, true, 0) // RTX in use
+	h.push(4, rbMS(1))    // 3 missing: NACKed at once (no reordering seen yet)
+	h.push(3, rbMS(11))   // the original, 10 ms late
+	if h.rb.reorderDelay != rbMS(10) {
+		t.Fatalf("reorder delay %v, want 10ms", h.rb.reorderDelay)
+	}
+	n := len(h.nacks)
+	h.push(6, rbMS(20)) // 5 missing
+	h.push(5, rbMS(25)) // reordered by 5 ms, within the allowance
+	h.push(7, rbMS(40))
+	if len(h.nacks) != n {
+		t.Fatalf("a reordered packet was NACKed: %v", h.nacks[n:])
+	}
+	h.push(9, rbMS(41)) // 8 missing for real
+	h.push(10, rbMS(52))
+	if len(h.nacks) != n+1 || !slices.Equal(h.nacks[n], []uint16{8}) {
+		t.Fatalf("NACKs %v, want [8] once the allowance passed", h.nacks[n:])
+	}
+}
+
+// TestReorderBufferBusyMachine: timers that run late (a loaded machine)
+// still get every request out before a hole is given up, and nothing is
+// held past reorderMaxWait.
+func TestReorderBufferBusyMachine(t *testing.T) {
+	h := newRBHarness(true)
+	h.push(1, 0)
+	h.push(3, rbMS(1)) // 2 requested once
+	wait := h.rb.wait()
+	h.rb.tick(rbT0.Add(wait + rbMS(10))) // the first run of the timers since
+	if len(h.got) != 1 {
+		t.Fatalf("given up after %d request(s): %v", len(h.nacks), h.got)
+	}
+	h.rb.tick(rbT0.Add(reorderMaxWait + rbMS(1)))
+	if want := []rbOut{{1, false}, {3, true}}; !slices.Equal(h.got, want) {
+		t.Fatalf("got %v, want %v after %v", h.got, want, reorderMaxWait)
 	}
 }

@@ -386,15 +386,18 @@ func (s *Session) run() {
 	// Ask a little early so the keyframe arrives within the interval.
 	early := min(kfi/4, 300*time.Millisecond)
 	// A PLI goes out at once unless the last one is still unanswered (no
-	// keyframe since) and younger than pliMinInterval: after a loss the
-	// output recovers one round trip later, not at the next rate-limit tick.
-	mayPLI := func(now time.Time) bool {
-		return now.Sub(lastPLI) >= s.pliRetry() || s.lastKey.Load() > lastPLI.UnixNano()
+	// keyframe since) and younger than pliRetry (a loss: the output
+	// recovers one round trip later, not at the next rate-limit tick) or
+	// pliMinInterval (the keyframe timer: a sender that ignores PLI is not
+	// asked more often than that).
+	mayPLI := func(now time.Time, urgent bool) bool {
+		wait := pliMinInterval
+		if urgent {
+			wait = s.pliRetry()
+		}
+		return now.Sub(lastPLI) >= wait || s.lastKey.Load() > lastPLI.UnixNano()
 	}
 	sendPLI := func(now time.Time) {
-		if !mayPLI(now) {
-			return
-		}
 		ssrc := s.videoSSRC.Load()
 		if ssrc == 0 {
 			return // no video yet; the request is repeated when it starts
@@ -403,14 +406,14 @@ func (s *Session) run() {
 		s.stats.plis.Add(1)
 		_ = s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 	}
-	pending := false
+	pending, urgent := false, false
 	for {
 		select {
 		case <-s.endCh:
 			s.teardown()
 			return
 		case <-s.kfReq:
-			pending = true
+			pending, urgent = true, true
 		case now := <-tick.C:
 			if now.Sub(time.Unix(0, s.lastPacket.Load())) > s.srv.mediaTimeout {
 				s.end(errors.New("ingest: no media"))
@@ -422,9 +425,9 @@ func (s *Session) run() {
 		}
 		if pending && s.videoSSRC.Load() != 0 {
 			now := time.Now()
-			if mayPLI(now) {
+			if mayPLI(now, urgent) {
 				sendPLI(now)
-				pending = false
+				pending, urgent = false, false
 			}
 		}
 	}
