@@ -391,3 +391,28 @@ func TestReorderBufferBusyMachine(t *testing.T) {
 		t.Fatalf("got %v, want %v after %v", h.got, want, reorderMaxWait)
 	}
 }
+
+// TestReorderBufferPrimingRetries: a hole found during the start-up hold
+// is requested again while it lasts, and not given up by it.
+func TestReorderBufferPrimingRetries(t *testing.T) {
+	h := newRBHarness(true)
+	h.rb.push(10, 10, false, nil, false, rbT0)
+	h.rb.push(12, 12, false, nil, false, rbT0.Add(rbMS(1))) // 11 missing
+	for at := 2; at < 145; at += 5 {
+		h.rb.tick(rbT0.Add(rbMS(at)))
+	}
+	n := 0
+	for _, seqs := range h.nacks {
+		if slices.Contains(seqs, 11) {
+			n++
+		}
+	}
+	if n < 1+int((145*time.Millisecond-rbMS(1))/h.rb.retry()) {
+		t.Fatalf("11 requested %d times while priming (retry %v)", n, h.rb.retry())
+	}
+	h.rb.push(11, 11, false, nil, true, rbT0.Add(rbMS(146)))
+	h.rb.tick(rbT0.Add(reorderPrime))
+	if want := []rbOut{{10, false}, {11, false}, {12, false}}; !slices.Equal(h.got, want) {
+		t.Fatalf("got %v, want %v", h.got, want)
+	}
+}
