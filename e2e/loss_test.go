@@ -152,11 +152,13 @@ streams:
 		t.Fatalf("nginx recorded %d files, want 1", len(recs))
 	}
 	check("RTMP", recs[0])
+	// The multivariant playlist is the last object of a finished recording
+	// (waitRecording).
 	var mp4 string
 	waitFor(t, 15*time.Second, "the finished recording", func() bool {
 		_ = filepath.WalkDir(filepath.Join(recDir, "rec"), func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.Name() == "recording.mp4" {
-				mp4 = p
+			if err == nil && d.Name() == "index.m3u8" {
+				mp4 = filepath.Join(filepath.Dir(p), "recording.mp4")
 			}
 			return nil
 		})
