@@ -240,6 +240,7 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 	track := s.stream.Tracks[idx]
 	var out packetSink
 	var rb *reorderBuffer
+	finish := func() {} // at the end of the track, after the last packet
 	if idx == trackVideo {
 		dp := newH264Depacketizer(nil, s.requestKeyframe)
 		var arrival time.Time
@@ -268,6 +269,12 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 				if frozeAt.IsZero() && s.stats.keyframes.Load() > 0 {
 					frozeAt = at
 				}
+			}
+		}
+		// A publish that ends frozen counts the freeze up to its last packet.
+		finish = func() {
+			if !frozeAt.IsZero() {
+				s.stats.freeze.Add(int64(arrival.Sub(frozeAt)))
 			}
 		}
 		rb = newReorderBuffer(out)
@@ -311,6 +318,7 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 				// The session is ending: what is held and complete still
 				// goes out, before the stream is unpublished.
 				rb.flushAll()
+				finish()
 			}
 			if rb.changed {
 				rb.changed = false
