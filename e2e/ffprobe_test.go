@@ -74,7 +74,9 @@ func ffmpegDecodeErrors(input string) string {
 	out, err := exec.Command("ffmpeg", "-v", "error", "-i", input, "-f", "null", "-").CombinedOutput()
 	var kept []string
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if l != "" && !strings.Contains(l, "non monotonically increasing dts to muxer") {
+		// "Last message repeated N times" repeats the line before it, which
+		// is either dropped here or kept already.
+		if l != "" && !strings.Contains(l, "non monotonically increasing dts to muxer") && !strings.Contains(l, "Last message repeated") {
 			kept = append(kept, l)
 		}
 	}

@@ -69,7 +69,10 @@ type h264Unit struct {
 // marker bit or at a change of RTP timestamp. Parameter sets are kept out of
 // the payload and in a *media.Config that is replaced only when their bytes
 // change. Nothing is emitted before the first IDR with SPS/PPS, nor after a
-// loss until the next IDR; needKeyframe is called in both cases so the caller
+// loss until the next IDR: the frames that follow a lost packet reference
+// what was lost and would decode to garbage (or not at all), so the outputs
+// freeze on the last good frame rather than show it. needKeyframe is called
+// in both cases, and on every further loss while waiting, so the caller
 // sends a PLI.
 type h264Depacketizer struct {
 	emit         func(u h264Unit)
@@ -108,10 +111,11 @@ func (d *h264Depacketizer) push(ts uint32, marker bool, payload []byte, gap bool
 		if d.inAU {
 			d.broken = true
 		}
-		if !d.waitKey {
-			d.waitKey = true
-			d.needKeyframe()
-		}
+		// Asked again on every loss while waiting: the keyframe that
+		// answered the last request may be what was lost. The session
+		// rate-limits the PLIs.
+		d.waitKey = true
+		d.needKeyframe()
 	}
 	if d.inAU && ts != d.auTS {
 		d.finishAU() // the unit had no marker packet

@@ -114,7 +114,7 @@ func BenchmarkPipeline(b *testing.B) {
 		ai := 0
 		for i, p := range vpkts {
 			arrival = start.Add(time.Duration(i) * 10 * time.Second / time.Duration(len(vpkts)))
-			rb.push(p.SequenceNumber, p.Timestamp, p.Marker, p.Payload, arrival)
+			rb.push(p.SequenceNumber, p.Timestamp, p.Marker, p.Payload, false, arrival)
 			for ai < len(opus) && ai*len(vpkts) <= i*len(opus) {
 				od.push(uint32(ai*960), opus[ai])
 				ai++

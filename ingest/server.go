@@ -22,6 +22,7 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/whipcast/whipcast/media"
@@ -59,7 +60,11 @@ const (
 	defaultUDPReadBuffer    = 4 << 20
 	defaultMediaTimeout     = 10 * time.Second
 	defaultGatherTimeout    = 5 * time.Second
-	pliMinInterval          = 500 * time.Millisecond
+	// pliMinInterval and pliMinRetry bound the wait for an unanswered
+	// PLI (Session.pliRetry); a keyframe since the last PLI allows the next
+	// one at once.
+	pliMinInterval = 500 * time.Millisecond
+	pliMinRetry    = 200 * time.Millisecond
 )
 
 // Server accepts WebRTC publishes and writes them to a media.Registry.
@@ -204,11 +209,19 @@ func (s *Server) newAPI(cfg Config) (*webrtc.API, error) {
 		}
 	}
 	ir := &interceptor.Registry{}
-	// First, so that the NACK generator's RTCP writes pass through it.
+	// First, so that every RTCP write (the publishers' NACKs) passes
+	// through it.
 	ir.Add(nackCounterFactory{&s.nacks})
-	if err := webrtc.ConfigureNack(m, ir); err != nil {
+	// Publishers are NACKed by their reorder buffer (reorder.go), the
+	// moment a hole shows and again every measured round trip, not by
+	// pion's generator, whose fixed 100 ms timer knows neither the RTT nor
+	// which holes were already repaired. pion's responder stays: WHEP
+	// viewers NACK us. The video codecs above carry the nack feedback.
+	responder, err := nack.NewResponderInterceptor()
+	if err != nil {
 		return nil, err
 	}
+	ir.Add(responder)
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
 		return nil, err
 	}

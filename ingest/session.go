@@ -233,23 +233,61 @@ func (s *Session) write(f *media.Frame) {
 }
 
 // readRTP is the per-track hot path: read, reorder, depacketize, time, write.
+//
+// What reaches the outputs while a reference is missing: the reorder
+// buffer NACKs a hole the moment it sees it and holds the packets behind it
+// for a wait sized from the measured round trip. A hole repaired in time
+// costs nothing but that delay. A hole given up on makes the depacketizer
+// drop the unit it was in and every video frame after it until the next
+// keyframe (frames that reference a lost picture would decode to garbage),
+// and ask for a keyframe (PLI, rate-limited); the time without video is
+// counted as freeze time. Audio is only reordered: a lost Opus packet is a
+// lost 20 ms, and the frames around it are kept.
 func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 	track := s.stream.Tracks[idx]
 	var out packetSink
+	var rb *reorderBuffer
+	finish := func() {} // at the end of the track, after the last packet
 	if idx == trackVideo {
 		dp := newH264Depacketizer(nil, s.requestKeyframe)
 		var arrival time.Time
+		var frozeAt time.Time // first frame dropped since the last one emitted
 		dp.emit = func(u h264Unit) {
 			dts, wall := s.tl.Frame(idx, u.ts, arrival)
 			if u.keyframe {
 				t := arrival.UnixNano()
 				s.stats.keyframe(t, s.lastKey.Swap(t))
 			}
+			if !frozeAt.IsZero() {
+				s.stats.freeze.Add(int64(arrival.Sub(frozeAt)))
+				frozeAt = time.Time{}
+			}
 			s.write(&media.Frame{Track: track, DTS: dts, PTS: dts, Keyframe: u.keyframe, Config: u.config, Data: u.data, Time: wall})
 		}
+		dropped := uint64(0)
 		out = func(ts uint32, marker bool, payload []byte, gap bool, at time.Time) {
 			arrival = at
 			dp.push(ts, marker, payload, gap)
+			if dp.dropped != dropped {
+				s.stats.framesDropped.Add(dp.dropped - dropped)
+				dropped = dp.dropped
+				// Frames dropped before the first keyframe are a slow
+				// start, not a freeze.
+				if frozeAt.IsZero() && s.stats.keyframes.Load() > 0 {
+					frozeAt = at
+				}
+			}
+		}
+		// A publish that ends frozen counts the freeze up to its last packet.
+		finish = func() {
+			if !frozeAt.IsZero() {
+				s.stats.freeze.Add(int64(arrival.Sub(frozeAt)))
+			}
+		}
+		rb = newReorderBuffer(out)
+		rb.nack = func(seqs []uint16) {
+			ssrc := uint32(tr.SSRC())
+			_ = s.pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)}})
 		}
 	} else {
 		var arrival time.Time
@@ -262,14 +300,44 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 			arrival = at
 			dp.push(ts, payload)
 		}
+		rb = newReorderBufferSize(out, reorderAudioSlots)
+		rb.fixedWait = reorderAudioWait
 	}
-	rb := newReorderBuffer(out)
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
-	var lost uint64
+	var pub reorderCounters // what has been added to s.stats
+	// While packets are held, reads time out every reorderTick so holes are
+	// given up (and re-requested) even when the publisher stops sending.
+	deadline := false
 	for {
-		n, _, err := tr.Read(buf)
+		if rb.held > 0 {
+			_ = tr.SetReadDeadline(time.Now().Add(reorderTick))
+			deadline = true
+		} else if deadline {
+			_ = tr.SetReadDeadline(time.Time{})
+			deadline = false
+		}
+		n, attrs, err := tr.Read(buf)
 		if err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				rb.tick(time.Now())
+			} else {
+				// The session is ending: what is held and complete still
+				// goes out, before the stream is unpublished.
+				rb.flushAll()
+				finish()
+			}
+			if rb.changed {
+				rb.changed = false
+				s.stats.add(&pub, &rb.c, rb.srtt)
+			}
+			if deadline && rb.held == 0 {
+				_ = tr.SetReadDeadline(time.Time{})
+				deadline = false
+			}
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				continue
+			}
 			return
 		}
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
@@ -279,10 +347,13 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 		s.lastPacket.Store(now.UnixNano())
 		s.stats.packets.Add(1)
 		s.stats.bytes.Add(uint64(n))
-		rb.push(pkt.SequenceNumber, pkt.Timestamp, pkt.Marker, pkt.Payload, now)
-		if rb.lost != lost {
-			s.stats.lost.Add(rb.lost - lost)
-			lost = rb.lost
+		// pion de-encapsulates RTX into this track with the original
+		// sequence number and marks it with the RTX attributes.
+		rtx := attrs != nil && attrs.Get(webrtc.AttributeRtxSsrc) != nil
+		rb.push(pkt.SequenceNumber, pkt.Timestamp, pkt.Marker, pkt.Payload, rtx, now)
+		if rb.changed {
+			rb.changed = false
+			s.stats.add(&pub, &rb.c, rb.srtt)
 		}
 	}
 }
@@ -320,6 +391,17 @@ func (s *Session) readRTCP(idx int, recv *webrtc.RTPReceiver) {
 	}
 }
 
+// pliRetry is how long an unanswered PLI is waited for before another:
+// three measured round trips and an encoder's reaction time, within
+// [pliMinRetry, pliMinInterval].
+func (s *Session) pliRetry() time.Duration {
+	rtt := time.Duration(s.stats.rtt.Load())
+	if rtt <= 0 {
+		rtt = rttInitial
+	}
+	return min(max(3*rtt+100*time.Millisecond, pliMinRetry), pliMinInterval)
+}
+
 // run supervises the session: keyframe requests (rate-limited), the
 // keyframe-interval timer, the media timeout, and teardown.
 func (s *Session) run() {
@@ -329,10 +411,19 @@ func (s *Session) run() {
 	kfi := s.srv.keyframeInterval
 	// Ask a little early so the keyframe arrives within the interval.
 	early := min(kfi/4, 300*time.Millisecond)
-	sendPLI := func(now time.Time) {
-		if now.Sub(lastPLI) < pliMinInterval {
-			return
+	// A PLI goes out at once unless the last one is still unanswered (no
+	// keyframe since) and younger than pliRetry (a loss: the output
+	// recovers one round trip later, not at the next rate-limit tick) or
+	// pliMinInterval (the keyframe timer: a sender that ignores PLI is not
+	// asked more often than that).
+	mayPLI := func(now time.Time, urgent bool) bool {
+		wait := pliMinInterval
+		if urgent {
+			wait = s.pliRetry()
 		}
+		return now.Sub(lastPLI) >= wait || s.lastKey.Load() > lastPLI.UnixNano()
+	}
+	sendPLI := func(now time.Time) {
 		ssrc := s.videoSSRC.Load()
 		if ssrc == 0 {
 			return // no video yet; the request is repeated when it starts
@@ -341,14 +432,14 @@ func (s *Session) run() {
 		s.stats.plis.Add(1)
 		_ = s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 	}
-	pending := false
+	pending, urgent := false, false
 	for {
 		select {
 		case <-s.endCh:
 			s.teardown()
 			return
 		case <-s.kfReq:
-			pending = true
+			pending, urgent = true, true
 		case now := <-tick.C:
 			if now.Sub(time.Unix(0, s.lastPacket.Load())) > s.srv.mediaTimeout {
 				s.end(errors.New("ingest: no media"))
@@ -360,9 +451,9 @@ func (s *Session) run() {
 		}
 		if pending && s.videoSSRC.Load() != 0 {
 			now := time.Now()
-			if now.Sub(lastPLI) >= pliMinInterval {
+			if mayPLI(now, urgent) {
 				sendPLI(now)
-				pending = false
+				pending, urgent = false, false
 			}
 		}
 	}

@@ -16,9 +16,36 @@ type Stats struct {
 	// RTPPackets and RTPBytes count the RTP packets (and their bytes, headers
 	// included) received on all tracks.
 	RTPPackets, RTPBytes uint64
+	// PacketsMissing counts the sequence numbers found missing on arrival
+	// (lost before repair), on all tracks.
+	PacketsMissing uint64
 	// PacketsLost counts packets declared lost after NACK/RTX had their
-	// chance (a hole the reorder buffer gave up on).
+	// chance (a hole the reorder buffer gave up on: lost after repair).
 	PacketsLost uint64
+	// PacketsRepaired counts holes filled in time, by a retransmission or
+	// by a reordered original.
+	PacketsRepaired uint64
+	// Retransmissions counts the retransmitted packets received (RTX
+	// packets; a sender without RTX resends on the media stream, and its
+	// resends are counted in PacketsRepaired and PacketsLate only).
+	Retransmissions uint64
+	// PacketsLate counts packets that came after their hole was given up,
+	// and duplicates.
+	PacketsLate uint64
+	// NACKs counts the sequence numbers requested from the publisher in
+	// RTCP NACKs (a packet requested three times counts three), and
+	// NACKPackets the RTCP NACK messages that carried them.
+	NACKs, NACKPackets uint64
+	// RTT is the round trip measured from NACK to repair (smoothed; the
+	// initial guess until a repair was measured).
+	RTT time.Duration
+	// FramesDropped counts video frames not passed on: broken by a lost
+	// packet, or waiting for a keyframe after one.
+	FramesDropped uint64
+	// FreezeTime is the total time without video output after a loss,
+	// from the first frame dropped to the next frame passed on (the
+	// keyframe that ended it).
+	FreezeTime time.Duration
 	// PLIs counts Picture Loss Indications sent to the publisher.
 	PLIs uint64
 	// Keyframes counts video keyframes received.
@@ -31,7 +58,26 @@ type Stats struct {
 // sessionStats are updated on the hot path with atomics only.
 type sessionStats struct {
 	packets, bytes, lost, plis, keyframes atomic.Uint64
-	kfInterval                            atomic.Int64
+	missing, repaired, rtx, late          atomic.Uint64
+	nacks, nackPkts, framesDropped        atomic.Uint64
+	kfInterval, freeze, rtt               atomic.Int64
+}
+
+// add publishes a reorder buffer's counters: what grew since pub (what was
+// published last time), which it then updates. Only the track reader that
+// owns c and pub calls it.
+func (st *sessionStats) add(pub, c *reorderCounters, rtt time.Duration) {
+	st.missing.Add(c.missing - pub.missing)
+	st.lost.Add(c.lost - pub.lost)
+	st.repaired.Add(c.repaired - pub.repaired)
+	st.rtx.Add(c.rtx - pub.rtx)
+	st.late.Add(c.late - pub.late)
+	st.nacks.Add(c.nacks - pub.nacks)
+	st.nackPkts.Add(c.nackPkts - pub.nackPkts)
+	if c.nackPkts > 0 {
+		st.rtt.Store(int64(rtt))
+	}
+	*pub = *c
 }
 
 // keyframe records a keyframe arriving at t (unix nanos); prev is the
@@ -79,7 +125,11 @@ func (s *Session) Stats() Stats {
 	st := &s.stats
 	return Stats{
 		Stream: s.name, RTPPackets: st.packets.Load(), RTPBytes: st.bytes.Load(),
-		PacketsLost: st.lost.Load(), PLIs: st.plis.Load(), Keyframes: st.keyframes.Load(),
+		PacketsMissing: st.missing.Load(), PacketsLost: st.lost.Load(), PacketsRepaired: st.repaired.Load(),
+		Retransmissions: st.rtx.Load(), PacketsLate: st.late.Load(),
+		NACKs: st.nacks.Load(), NACKPackets: st.nackPkts.Load(), RTT: time.Duration(st.rtt.Load()),
+		FramesDropped: st.framesDropped.Load(), FreezeTime: time.Duration(st.freeze.Load()),
+		PLIs: st.plis.Load(), Keyframes: st.keyframes.Load(),
 		KeyframeInterval: time.Duration(st.kfInterval.Load()),
 	}
 }

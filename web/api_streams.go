@@ -52,10 +52,27 @@ type Interruption struct {
 
 // IngestInfo is what the gateway measures of a WebRTC publisher.
 type IngestInfo struct {
-	RTPPackets  uint64 `json:"rtp_packets"`
-	PacketsLost uint64 `json:"packets_lost"`
+	RTPPackets uint64 `json:"rtp_packets"`
+	// PacketsMissing are the packets found missing on arrival (lost before
+	// repair); PacketsLost those still missing when their wait ran out
+	// (lost after repair); PacketsRepaired the holes filled in time.
+	PacketsMissing  uint64 `json:"packets_missing"`
+	PacketsLost     uint64 `json:"packets_lost"`
+	PacketsRepaired uint64 `json:"packets_repaired"`
 	// LossPercent is PacketsLost over all packets expected, in percent.
-	LossPercent      float64 `json:"loss_percent"`
+	LossPercent float64 `json:"loss_percent"`
+	// Retransmissions are the RTX packets received; PacketsLate the
+	// packets that came after their hole was given up, and duplicates.
+	Retransmissions uint64 `json:"retransmissions"`
+	PacketsLate     uint64 `json:"packets_late"`
+	// NACKs are the sequence numbers requested (each retry counts).
+	NACKs       uint64  `json:"nacks_sent"`
+	NACKPackets uint64  `json:"nack_packets_sent"`
+	RTT         float64 `json:"rtt_seconds"`
+	// FramesDropped are the video frames not passed on after a loss;
+	// FreezeSeconds the time without video they made.
+	FramesDropped    uint64  `json:"frames_dropped"`
+	FreezeSeconds    float64 `json:"freeze_seconds"`
 	PLIs             uint64  `json:"plis_sent"`
 	KeyframeInterval float64 `json:"keyframe_interval_seconds"`
 }
@@ -96,8 +113,12 @@ func (a *API) streamInfo(s *media.Stream, now time.Time) StreamInfo {
 	}
 	if a.opt.Ingest != nil {
 		if st, ok := a.opt.Ingest(s.Name); ok {
-			info := IngestInfo{RTPPackets: st.RTPPackets, PacketsLost: st.PacketsLost, PLIs: st.PLIs,
-				KeyframeInterval: st.KeyframeInterval.Seconds()}
+			info := IngestInfo{RTPPackets: st.RTPPackets,
+				PacketsMissing: st.PacketsMissing, PacketsLost: st.PacketsLost, PacketsRepaired: st.PacketsRepaired,
+				Retransmissions: st.Retransmissions, PacketsLate: st.PacketsLate,
+				NACKs: st.NACKs, NACKPackets: st.NACKPackets, RTT: st.RTT.Seconds(),
+				FramesDropped: st.FramesDropped, FreezeSeconds: st.FreezeTime.Seconds(),
+				PLIs: st.PLIs, KeyframeInterval: st.KeyframeInterval.Seconds()}
 			if n := st.RTPPackets + st.PacketsLost; n > 0 {
 				info.LossPercent = 100 * float64(st.PacketsLost) / float64(n)
 			}

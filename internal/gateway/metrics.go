@@ -16,6 +16,14 @@ var (
 	descPLIs       = prometheus.NewDesc("whipcast_ingest_plis_sent_total", "Picture Loss Indications (keyframe requests) sent to the publisher.", []string{"stream"}, nil)
 	descKeyframes  = prometheus.NewDesc("whipcast_ingest_keyframes_total", "Video keyframes received per live publish.", []string{"stream"}, nil)
 	descKFI        = prometheus.NewDesc("whipcast_ingest_keyframe_interval_seconds", "Time between the last two keyframes of a live publish.", []string{"stream"}, nil)
+	descMissing    = prometheus.NewDesc("whipcast_ingest_packets_missing_total", "RTP packets found missing on arrival (lost before repair), per live publish.", []string{"stream"}, nil)
+	descRepaired   = prometheus.NewDesc("whipcast_ingest_packets_repaired_total", "Missing RTP packets that arrived within their wait (by retransmission or reordering), per live publish.", []string{"stream"}, nil)
+	descRTX        = prometheus.NewDesc("whipcast_ingest_retransmissions_total", "RTX retransmissions received, per live publish.", []string{"stream"}, nil)
+	descLate       = prometheus.NewDesc("whipcast_ingest_packets_late_total", "RTP packets that came after their hole was given up, and duplicates, per live publish.", []string{"stream"}, nil)
+	descStreamNACK = prometheus.NewDesc("whipcast_ingest_stream_nacks_total", "Sequence numbers NACKed (each retry counts), per live publish.", []string{"stream"}, nil)
+	descRTT        = prometheus.NewDesc("whipcast_ingest_rtt_seconds", "Round trip measured from NACK to repair, per live publish.", []string{"stream"}, nil)
+	descDropped    = prometheus.NewDesc("whipcast_ingest_frames_dropped_total", "Video frames not passed on after a loss (until the next keyframe), per live publish.", []string{"stream"}, nil)
+	descFreeze     = prometheus.NewDesc("whipcast_ingest_freeze_seconds_total", "Time without video output after a loss, per live publish.", []string{"stream"}, nil)
 	descNACKs      = prometheus.NewDesc("whipcast_ingest_nacks_sent_total", "RTCP NACKs sent to publishers since start.", nil, nil)
 	descOutState   = prometheus.NewDesc("whipcast_output_state", "1 for the current state of each RTMP destination.", []string{"stream", "id", "state"}, nil)
 	descOutConns   = prometheus.NewDesc("whipcast_output_connects_total", "Successful connections of each RTMP destination (reconnects are connects beyond the first).", []string{"stream", "id"}, nil)
@@ -28,7 +36,7 @@ var (
 type gatewayCollector struct{ g *Gateway }
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRTPPackets, descRTPBytes, descLost, descPLIs, descKeyframes, descKFI, descNACKs, descOutState, descOutConns, descOutResyncs, descWebhook} {
+	for _, d := range []*prometheus.Desc{descRTPPackets, descRTPBytes, descLost, descPLIs, descKeyframes, descKFI, descMissing, descRepaired, descRTX, descLate, descStreamNACK, descRTT, descDropped, descFreeze, descNACKs, descOutState, descOutConns, descOutResyncs, descWebhook} {
 		ch <- d
 	}
 }
@@ -41,6 +49,14 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPLIs, prometheus.CounterValue, float64(st.PLIs), st.Stream)
 		ch <- prometheus.MustNewConstMetric(descKeyframes, prometheus.CounterValue, float64(st.Keyframes), st.Stream)
 		ch <- prometheus.MustNewConstMetric(descKFI, prometheus.GaugeValue, st.KeyframeInterval.Seconds(), st.Stream)
+		ch <- prometheus.MustNewConstMetric(descMissing, prometheus.CounterValue, float64(st.PacketsMissing), st.Stream)
+		ch <- prometheus.MustNewConstMetric(descRepaired, prometheus.CounterValue, float64(st.PacketsRepaired), st.Stream)
+		ch <- prometheus.MustNewConstMetric(descRTX, prometheus.CounterValue, float64(st.Retransmissions), st.Stream)
+		ch <- prometheus.MustNewConstMetric(descLate, prometheus.CounterValue, float64(st.PacketsLate), st.Stream)
+		ch <- prometheus.MustNewConstMetric(descStreamNACK, prometheus.CounterValue, float64(st.NACKs), st.Stream)
+		ch <- prometheus.MustNewConstMetric(descRTT, prometheus.GaugeValue, st.RTT.Seconds(), st.Stream)
+		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(st.FramesDropped), st.Stream)
+		ch <- prometheus.MustNewConstMetric(descFreeze, prometheus.CounterValue, st.FreezeTime.Seconds(), st.Stream)
 	}
 	ch <- prometheus.MustNewConstMetric(descNACKs, prometheus.CounterValue, float64(c.g.ingest.NACKsSent()))
 	if c.g.motion != nil {

@@ -14,9 +14,11 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
@@ -55,14 +57,40 @@ type Options struct {
 	// Default 0.
 	SRJump      time.Duration
 	SRJumpAfter time.Duration
+	// Loss drops this fraction (0..1) of the RTP packets sent, at random,
+	// retransmissions included: it sits below the NACK responder, as a
+	// lossy uplink would. Default 0.
+	Loss float64
+	// Jitter delays each RTP packet by a random time in [0, Jitter), which
+	// also reorders them. Default 0.
+	Jitter time.Duration
+	// Seed seeds the randomness of Loss and Jitter. Default 0 (still
+	// deterministic per packet order).
+	Seed int64
+	// AnswerPLI makes a PLI answered as an encoder would: the next frame
+	// sent is the file's next keyframe (the frames before it are skipped,
+	// not sent; timestamps run on). Default false: PLIs are ignored, like
+	// OBS, and keyframes come as the file has them.
+	AnswerPLI bool
+	// NoNACK turns pion's NACK responder off: lost packets stay lost.
+	// Default false (NACKs are answered, from a 1024-packet history).
+	NoNACK bool
 }
 
 // Stats counts what was sent.
 type Stats struct {
 	// VideoFrames and AudioPackets are the samples written.
 	VideoFrames, AudioPackets int
-	// PLIs counts the RTCP Picture Loss Indications received for video.
+	// PLIs counts the RTCP Picture Loss Indications received for video
+	// (answered only with Options.AnswerPLI).
 	PLIs int
+	// Skipped counts the frames skipped to answer PLIs (not sent).
+	Skipped int
+	// NACKs counts the sequence numbers the receiver asked to be resent
+	// (pion's NACK responder answers them).
+	NACKs int
+	// Dropped counts the RTP packets the Loss option dropped.
+	Dropped int
 	// Start is the wall time of the first video frame and the first audio
 	// packet: video frame i is sent at Start + i/FPS, audio packet j at
 	// Start + j×20 ms.
@@ -80,6 +108,8 @@ type Client struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // senders and RTCP readers
 	sent   chan struct{}  // closed when both senders are done
+
+	keyframeWanted atomic.Bool // a PLI to answer (AnswerPLI)
 
 	mu      sync.Mutex
 	stats   Stats
@@ -117,7 +147,17 @@ func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath s
 	if opts.lyingSRs() {
 		ir.Add(srClockFactory{opts}) // first: below the report interceptor
 	}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+	if opts.Loss > 0 || opts.Jitter > 0 {
+		// Innermost writer but for the SR rewrite: the NACK responder's
+		// resends pass through it too.
+		ir.Add(newLossyLink(opts.Loss, opts.Jitter, opts.Seed, &c.mu, &c.stats.Dropped))
+	}
+	var iopts []webrtc.InterceptorOption
+	if opts.NoNACK {
+		iopts = append(iopts, webrtc.WithNackResponderOptions(
+			nack.ResponderStreamsFilter(func(*interceptor.StreamInfo) bool { return false })))
+	}
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, ir, iopts...); err != nil {
 		return nil, err
 	}
 	se := webrtc.SettingEngine{}
@@ -161,9 +201,21 @@ func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath s
 					return
 				}
 				for _, p := range pkts {
-					if _, ok := p.(*rtcp.PictureLossIndication); ok {
+					switch p := p.(type) {
+					case *rtcp.PictureLossIndication:
 						c.mu.Lock()
 						c.stats.PLIs++
+						c.mu.Unlock()
+						if opts.AnswerPLI {
+							c.keyframeWanted.Store(true)
+						}
+					case *rtcp.TransportLayerNack:
+						n := 0
+						for _, pair := range p.Nacks {
+							n += len(pair.PacketList())
+						}
+						c.mu.Lock()
+						c.stats.NACKs += n
 						c.mu.Unlock()
 					}
 				}
@@ -353,6 +405,16 @@ func (c *Client) sendVideo(ctx context.Context, track *webrtc.TrackLocalStaticSa
 			au = append(au, 0, 0, 0, 1)
 			au = append(au, nal.Data...)
 			if nal.UnitType != h264reader.NalUnitTypeCodedSliceNonIdr && nal.UnitType != h264reader.NalUnitTypeCodedSliceIdr {
+				continue
+			}
+			if nal.UnitType == h264reader.NalUnitTypeCodedSliceIdr {
+				c.keyframeWanted.Store(false)
+			} else if c.keyframeWanted.Load() {
+				// Answering a PLI: on to the next keyframe at once.
+				au = nil
+				c.mu.Lock()
+				c.stats.Skipped++
+				c.mu.Unlock()
 				continue
 			}
 			if err := sleepUntil(ctx, start.Add(time.Duration(n)*frameDur)); err != nil {
