@@ -210,6 +210,10 @@ func (s *hlsStream) renderMultivariant(b []byte) []byte {
 		if len(audio) > 0 {
 			b = append(b, `,AUDIO="audio"`...)
 		}
+		// RFC 8216bis 4.4.6.2: without the attribute a player may look for
+		// CEA-608/708 captions in the video, and some wait for a whole
+		// segment to do so; there are none.
+		b = append(b, `,CLOSED-CAPTIONS=NONE`...)
 	} else {
 		main = audio[0]
 		b = append(b, main.init.Codec...)
