@@ -41,6 +41,7 @@ type mpd struct {
 	Periods []struct {
 		ID             string `xml:"id,attr"`
 		Start          string `xml:"start,attr"`
+		Duration       string `xml:"duration,attr"`
 		AdaptationSets []struct {
 			ContentType string `xml:"contentType,attr"`
 			Template    struct {

@@ -187,8 +187,17 @@ func (s *dashStream) renderMPD() []byte {
 			}
 		}
 	}
-	for _, per := range s.periods {
-		m.Periods = append(m.Periods, s.periodXML(per, ll && !s.ended, m.UTCTiming))
+	// A new Period is shown once each of its tracks has something to list
+	// (and it has the tracks of the Period before): a Period without an
+	// AdaptationSet, or without its audio yet, stops dash.js (it no longer
+	// finishes its manifest update, or waits on the missing track). Until
+	// then the Period before is shown as the last one, without @duration.
+	shown := s.periods
+	if n := len(shown); n > 1 && !s.ended && !s.listable(shown[n-1], len(shown[n-2].tracks), ll) {
+		shown = shown[:n-1]
+	}
+	for i, per := range shown {
+		m.Periods = append(m.Periods, s.periodXML(per, ll && !s.ended, m.UTCTiming, i == len(shown)-1 && !s.ended))
 	}
 	b, err := xml.MarshalIndent(&m, "", " ")
 	if err != nil { // the structs above always marshal
@@ -206,17 +215,17 @@ func (s *dashStream) renderMPD() []byte {
 // a new Period (an init change or a reconnect at that keyframe), and an
 // announcement in the old Period would send players to media under the
 // old init. A closed Period gets @duration, the sum of its segments.
-func (s *dashStream) periodXML(per *dashPeriod, live bool, utc *descriptorXML) periodXML {
+func (s *dashStream) periodXML(per *dashPeriod, live bool, utc *descriptorXML, last bool) periodXML {
 	set := &s.d.set
 	p := periodXML{ID: per.id, Start: isoDurationExact(per.start)}
-	if per.duration > 0 && !s.open(per) {
+	if per.duration > 0 && !s.open(per) && !last {
 		p.Duration = isoDurationExact(per.duration)
 	}
 	announce := live && s.open(per)
 	for i, t := range per.tracks {
 		in := t.init
 		ts := uint64(in.Timescale)
-		pto := uint64(math.Floor(per.origin * float64(ts)))
+		pto := per.pto(ts)
 		as := adaptationSetXML{
 			ID:               i,
 			ContentType:      t.t.Kind.String(),
@@ -294,6 +303,22 @@ func (s *dashStream) periodXML(per *dashPeriod, live bool, utc *descriptorXML) p
 		p.AdaptationSets = append(p.AdaptationSets, as)
 	}
 	return p
+}
+
+// listable reports whether per has at least want tracks and each has a
+// segment to list: a complete one, or with ll the one in production once it
+// has a chunk. Called with s.mu held.
+func (s *dashStream) listable(per *dashPeriod, want int, ll bool) bool {
+	if len(per.tracks) < want {
+		return false
+	}
+	for _, t := range per.tracks {
+		inProd := ll && s.open(per) && len(t.parts) > 0 && t.parts[0].BaseMediaDecodeTime == t.next
+		if len(t.segs) == 0 && !inProd {
+			return false
+		}
+	}
+	return true
 }
 
 // typicalSegments is how many recent segments typicalDuration looks at.

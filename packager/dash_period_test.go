@@ -90,6 +90,14 @@ func TestDASHResolutionChanges(t *testing.T) {
 	check := func(at float64) mpdXML {
 		x.until(at)
 		_, m := x.mpd(t)
+		for i, p := range m.Periods {
+			if len(p.AdaptationSets) != 2 {
+				t.Fatalf("at %.2f s: Period %s has %d AdaptationSets, want video and audio", at, p.ID, len(p.AdaptationSets))
+			}
+			if i == len(m.Periods)-1 && p.Duration != "" {
+				t.Fatalf("at %.2f s: the last Period %s has a duration", at, p.ID)
+			}
+		}
 		for pi, us := range urls(m) {
 			for _, u := range us {
 				if p, ok := seen[u]; ok && p != pi {
@@ -200,4 +208,34 @@ func TestDASHDiscontinuityNewPeriod(t *testing.T) {
 	if got := parseISODuration(t, m.Periods[0].Duration); got != 6*time.Second {
 		t.Errorf("first Period lasts %v, want 6s", got)
 	}
+}
+
+// TestDASHPeriodsWithoutLowLatency: with only complete segments listed (the
+// origin's MPD), a new Period appears once its every track has a complete
+// segment; until then the last Period shown has no @duration.
+func TestDASHPeriodsWithoutLowLatency(t *testing.T) {
+	x := newDASHHarness(t, DASHSettings{Window: 10, DisableLowLatency: true})
+	x.withChanges([]float64{4}, nil)
+	for at := 2.1; at < 8.5; at += 0.1 {
+		x.until(at)
+		_, m := x.mpd(t)
+		for i, p := range m.Periods {
+			if len(p.AdaptationSets) != 2 {
+				t.Fatalf("at %.2f s: Period %s has %d AdaptationSets", at, p.ID, len(p.AdaptationSets))
+			}
+			if last := i == len(m.Periods)-1; last != (p.Duration == "") {
+				t.Fatalf("at %.2f s: Period %s (last %v) has duration %q", at, p.ID, last, p.Duration)
+			}
+		}
+		if want := 1 + btoi(at > 6.05); len(m.Periods) != want {
+			t.Fatalf("at %.2f s: %d Periods, want %d", at, len(m.Periods), want)
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -2,6 +2,7 @@ package packager
 
 import (
 	"context"
+	"math/bits"
 	"net/http"
 	"strconv"
 	"sync"
@@ -47,6 +48,10 @@ type dashPeriod struct {
 	firstMSN uint64
 	start    time.Duration // Period@start, from availabilityStartTime
 	origin   float64       // stream time, seconds, at Period@start
+	// originAt/originScale is origin exactly: the tfdt and timescale of the
+	// part that opened the Period, so presentationTimeOffset is that tfdt to
+	// the tick, not a float rounded down one tick short.
+	originAt, originScale uint64
 	// duration is Period@duration once a later Period has opened: the sum
 	// of the lead track's segments, so the closed Period ends exactly where
 	// its media does and the next one starts there.
@@ -177,6 +182,7 @@ func (s *dashStream) periodFor(p *transmux.Part) *dashPeriod {
 		firstMSN: p.MSN,
 		start:    start,
 		origin:   origin,
+		originAt: p.BaseMediaDecodeTime, originScale: uint64(p.Init.Timescale),
 	}
 	s.periods = append(s.periods, per)
 	if n := len(s.periods) - maxDASHPeriods; n > 0 {
@@ -204,6 +210,17 @@ func (per *dashPeriod) trackNamed(name string) *dashTrack {
 	return nil
 }
 
+// pto is the Period's presentationTimeOffset in timescale ts: its origin,
+// rounded down where the timescales differ.
+func (per *dashPeriod) pto(ts uint64) uint64 {
+	if per.originScale == 0 || per.originScale == ts {
+		return per.originAt
+	}
+	hi, lo := bits.Mul64(per.originAt, ts)
+	q, _ := bits.Div64(hi, lo, per.originScale)
+	return q
+}
+
 // lead is the track whose segments measure the Period: the first video
 // track (the transmuxer cuts on it), else the first track.
 func (per *dashPeriod) lead() *dashTrack {
@@ -223,7 +240,14 @@ func (per *dashPeriod) lead() *dashTrack {
 func (per *dashPeriod) exactDuration() time.Duration {
 	if t := per.lead(); t != nil && len(t.segs) > 0 {
 		seg := t.segs[len(t.segs)-1]
-		return max(seconds(float64(seg.BaseMediaDecodeTime+seg.Duration)/float64(t.init.Timescale)-per.origin), 0)
+		ts := uint64(t.init.Timescale)
+		end := seg.BaseMediaDecodeTime + seg.Duration
+		if pto := per.pto(ts); end > pto {
+			// In ticks, then seconds: the closed Period lasts exactly its
+			// segments in the lead track's own timescale.
+			return time.Duration(bigMulDiv(end-pto, uint64(time.Second), ts))
+		}
+		return 0
 	}
 	return per.end() - per.start
 }
@@ -525,3 +549,13 @@ func (t *dashTrack) partsFrom(tt uint64, i int, ended, closed bool) ([]*transmux
 }
 
 func seconds(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
+
+// bigMulDiv is a*b/c without overflow of the product.
+func bigMulDiv(a, b, c uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	if hi >= c {
+		return ^uint64(0)
+	}
+	q, _ := bits.Div64(hi, lo, c)
+	return q
+}
