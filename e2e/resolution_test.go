@@ -327,6 +327,12 @@ poll:
 	if e := ffmpegDecodeErrors(mp4); e != "" {
 		t.Errorf("ffmpeg decode of recording.mp4: %s", e)
 	}
+	// Its DASH MPD has a Period per change, each with its own init.
+	if b, err := os.ReadFile(filepath.Join(rec, "manifest.mpd")); err != nil {
+		t.Error(err)
+	} else if n, inits := strings.Count(string(b), "<Period "), strings.Count(string(b), "video_init_"); n < 6 || inits != n {
+		t.Errorf("recording's manifest.mpd: %d Periods, %d video inits, want 6 and one each (5 changes):\n%s", n, inits, b)
+	}
 	sizes := frameSizes(t, mp4)
 	t.Logf("recording.mp4 frames by size: %v", sizes)
 	if len(sizes) != 3 {
