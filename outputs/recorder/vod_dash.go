@@ -20,12 +20,12 @@ import (
 const dashManifest = "manifest.mpd"
 
 type mpd struct {
-	XMLName  xml.Name  `xml:"MPD"`
-	XMLNS    string    `xml:"xmlns,attr"`
-	Profiles string    `xml:"profiles,attr"`
-	Type     string    `xml:"type,attr"`
-	Duration string    `xml:"mediaPresentationDuration,attr"`
-	MinBuf   string    `xml:"minBufferTime,attr"`
+	XMLName  xml.Name    `xml:"MPD"`
+	XMLNS    string      `xml:"xmlns,attr"`
+	Profiles string      `xml:"profiles,attr"`
+	Type     string      `xml:"type,attr"`
+	Duration string      `xml:"mediaPresentationDuration,attr"`
+	MinBuf   string      `xml:"minBufferTime,attr"`
 	Periods  []mpdPeriod `xml:"Period"`
 }
 
