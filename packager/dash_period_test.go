@@ -86,10 +86,46 @@ func parseISODuration(t *testing.T, s string) time.Duration {
 func TestDASHResolutionChanges(t *testing.T) {
 	x := newDASHHarness(t, DASHSettings{Window: 10, BlockTimeout: 3 * time.Second})
 	x.withChanges([]float64{4, 8}, nil)
-	seen := map[string]int{} // URL -> Period index it was announced in
+	seen := map[string]int{}         // URL -> Period index it was announced in
+	announced := map[string]uint64{} // URL -> @d while in production
 	check := func(at float64) mpdXML {
 		x.until(at)
 		_, m := x.mpd(t)
+		// The segment in production (the open Period's last S) is never
+		// announced shorter than it turns out: dash.js asks for the next
+		// one at the announced end.
+		x.d.mu.Lock()
+		st := x.d.streams["live/cam"]
+		x.d.mu.Unlock()
+		for pi, p := range m.Periods {
+			for ai, as := range p.AdaptationSets {
+				var tt uint64
+				var last string
+				var lastD uint64
+				for _, e := range as.SegmentTemplate.Timeline.S {
+					if e.T != nil {
+						tt = *e.T
+					}
+					for range e.R + 1 {
+						u := strings.ReplaceAll(as.SegmentTemplate.Media, "$Time$", strconv.FormatUint(tt, 10))
+						if d, ok := announced[u]; ok && e.D > d && !(pi == len(m.Periods)-1 && u == last) {
+							t.Errorf("at %.2f s: %s announced with d=%d, it lasts %d", at, u, d, e.D)
+						}
+						last, lastD = u, e.D
+						tt += e.D
+					}
+				}
+				st.mu.Lock()
+				inProd := pi == len(m.Periods)-1 && len(st.periods[len(st.periods)-1].tracks) > ai &&
+					len(st.periods[len(st.periods)-1].tracks[ai].parts) > 0
+				st.mu.Unlock()
+				if inProd {
+					if _, ok := announced[last]; !ok {
+						announced[last] = lastD
+					}
+				}
+			}
+		}
 		for i, p := range m.Periods {
 			if len(p.AdaptationSets) != 2 {
 				t.Fatalf("at %.2f s: Period %s has %d AdaptationSets, want video and audio", at, p.ID, len(p.AdaptationSets))
