@@ -73,8 +73,15 @@ func runProbe(t *testing.T, url string, count bool) *probe {
 func ffmpegDecodeErrors(input string) string {
 	out, err := exec.Command("ffmpeg", "-v", "error", "-i", input, "-f", "null", "-").CombinedOutput()
 	var kept []string
+	dropped := false
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if l != "" && !strings.Contains(l, "non monotonically increasing dts to muxer") {
+		switch {
+		case strings.Contains(l, "non monotonically increasing dts to muxer"):
+			dropped = true
+		case dropped && strings.Contains(l, "Last message repeated"):
+			// ffmpeg's count of the line just dropped
+		case l != "":
+			dropped = false
 			kept = append(kept, l)
 		}
 	}
