@@ -455,3 +455,37 @@ func TestDiscontinuityWithoutInitChange(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscontinuityDatedWhileInProgress: the segment that starts a
+// discontinuity is dated while it has only parts (hls.js aligns audio and
+// video by date after a discontinuity), and gohlslib reads the playlist.
+func TestDiscontinuityDatedWhileInProgress(t *testing.T) {
+	fx := loadFixture(t)
+	h := NewHLS(HLSSettings{}, nil)
+	defer h.Close()
+	st := newHLSStream(h, "live/cam", "e1")
+	tm, _ := transmux.New(h.set.tm, fx.Tracks(), st)
+	c0 := fx.VideoFrames[0].Config
+	c1 := &media.Config{SPS: c0.SPS, PPS: c0.PPS, Width: c0.Width, Height: c0.Height}
+	for _, f := range fx.Frames {
+		if f.Seconds(f.DTS) >= 4.5 {
+			break
+		}
+		if f.Track == fx.Video && f.DTS >= 4*90000 {
+			g := *f
+			g.Config = c1
+			f = &g
+		}
+		_ = tm.WriteFrame(f)
+	}
+	st.mu.Lock()
+	video := string(st.renderMedia(nil, st.track("video")))
+	st.mu.Unlock()
+	want := "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"video_e1_init1.mp4\"\n#EXT-X-PROGRAM-DATE-TIME:2026-11-24T12:00:04.000Z\n#EXT-X-PART:"
+	if !strings.Contains(video, want) {
+		t.Errorf("the segment in progress after the change is not dated:\n%s", video)
+	}
+	if _, err := playlist.Unmarshal([]byte(video)); err != nil {
+		t.Error(err)
+	}
+}

@@ -516,6 +516,7 @@ func (ts *trackState) closePart(sink Sink) {
 		BaseMediaDecodeTime: bmdt,
 		Samples:             len(ss),
 		Independent:         ss[0].key,
+		Time:                ts.pendTime,
 		Header:              fragmentHeader(ts.seq, bmdt, ss, ts.video),
 		Payload:             make([][]byte, len(ss)),
 	}
