@@ -122,6 +122,12 @@ func checkMPDPeriods(t *testing.T, m *mpd, body string, seen map[string]string, 
 // live MPD stays exact, gohlslib parses every playlist, ffprobe reads HLS
 // and DASH, the RTMP copy in nginx-rtmp and the recording decode with no
 // error and hold all three sizes.
+//
+// Debugging aids (environment): WHIPCAST_EXTRA_CFG is YAML put before the
+// test's config (e.g. "dash: {low_latency: false}\n" runs it on the MPD of
+// complete segments only), WHIPCAST_MPD_DUMP a folder that gets every live
+// MPD read, WHIPCAST_DASHJS_LOG a dash.js log level (4: info) whose log the
+// test prints.
 func TestE2EResolutionChanges(t *testing.T) {
 	node := needBrowser(t)
 	n := startNginx(t)
