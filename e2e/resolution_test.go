@@ -178,6 +178,15 @@ streams:
 		}()
 	}
 
+	// gohlslib's client reads the live LL-HLS through the changes too
+	// (demuxing: every access unit in order, no decode error reported).
+	var gohls played
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		gohls = playHLS(t, hlsURL, 20*time.Second)
+	}()
+
 	// Meanwhile, read the live MPD and playlists as often as a player would.
 	seen := map[string]string{}
 	reported := map[string]bool{}
@@ -273,6 +282,10 @@ poll:
 	}
 
 	wg.Wait()
+	t.Logf("gohlslib client over 20 s: %d video frames, %d audio frames, non-monotonic: %q", gohls.video, gohls.audio, gohls.nonMonotonic)
+	if gohls.video < 15*30 || gohls.nonMonotonic != "" {
+		t.Errorf("gohlslib client: %d video frames in 20 s, non-monotonic %q", gohls.video, gohls.nonMonotonic)
+	}
 	for _, player := range []string{"dash", "hls"} {
 		r := results[player]
 		adv := 0.0
