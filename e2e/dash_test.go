@@ -41,6 +41,7 @@ type mpd struct {
 	Periods []struct {
 		ID             string `xml:"id,attr"`
 		Start          string `xml:"start,attr"`
+		Duration       string `xml:"duration,attr"`
 		AdaptationSets []struct {
 			ContentType string `xml:"contentType,attr"`
 			Template    struct {
@@ -177,12 +178,18 @@ func TestE2EPublishWHIPPlayDASH(t *testing.T) {
 			t.Errorf("%s: availabilityTimeOffset %v, availabilityTimeComplete %q", as.ContentType, as.Template.ATO, as.Template.ATComplete)
 		}
 		// The last S is the segment in production: it comes chunked, its
-		// first chunk well before the whole segment.
-		_, fresh := getMPD(t, mpdURL)
-		if fresh == nil || fresh.Type != "dynamic" {
-			t.Fatal("the MPD went away while live")
-		}
-		_, segs := fresh.segments(0, i)
+		// first chunk well before the whole segment. It is announced once
+		// it has its first chunk, so the first MPD (served at the first
+		// complete segment) may not list it yet.
+		var segs []dashSeg
+		waitFor(t, 5*time.Second, "an MPD announcing the segment in production", func() bool {
+			_, fresh := getMPD(t, mpdURL)
+			if fresh == nil || fresh.Type != "dynamic" {
+				t.Fatal("the MPD went away while live")
+			}
+			_, segs = fresh.segments(0, i)
+			return len(segs) >= 2
+		})
 		last := segs[len(segs)-1]
 		start := time.Now()
 		res, err := http.Get(dir + last.url)

@@ -73,10 +73,15 @@ func runProbe(t *testing.T, url string, count bool) *probe {
 func ffmpegDecodeErrors(input string) string {
 	out, err := exec.Command("ffmpeg", "-v", "error", "-i", input, "-f", "null", "-").CombinedOutput()
 	var kept []string
+	dropped := false
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		// "Last message repeated N times" repeats the line before it, which
-		// is either dropped here or kept already.
-		if l != "" && !strings.Contains(l, "non monotonically increasing dts to muxer") && !strings.Contains(l, "Last message repeated") {
+		switch {
+		case strings.Contains(l, "non monotonically increasing dts to muxer"):
+			dropped = true
+		case dropped && strings.Contains(l, "Last message repeated"):
+			// ffmpeg's count of the line just dropped
+		case l != "":
+			dropped = false
 			kept = append(kept, l)
 		}
 	}

@@ -65,3 +65,33 @@ func TestE2EWebUI(t *testing.T) {
 		t.Errorf("dashboard rows: %q", r.Dashboard)
 	}
 }
+
+// TestE2EWatchPageShowsErrors: the /watch page says "error" with the
+// player's message when the player fails (here: a stream that is not
+// there, so the MPD and the playlist are 404), for dash.js and hls.js.
+func TestE2EWatchPageShowsErrors(t *testing.T) {
+	node := needBrowser(t)
+	checkNoLeaks(t)
+	g := startGateway(t, "")
+	base := "http://" + g.HTTPAddr().String()
+	for _, player := range []string{"dash", "hls"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+		cmd := exec.CommandContext(ctx, node, "uierror.mjs", "--url", base+"/watch?stream=e2e/missing&player="+player,
+			"--seconds", "15", "--chromium", chromiumPath)
+		cmd.Dir = "browser"
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		cancel()
+		var r struct {
+			State, Info string
+			Error       *string
+		}
+		if jerr := json.Unmarshal(out, &r); err != nil || jerr != nil {
+			t.Fatalf("%s: driver failed: %v %s", player, err, out)
+		}
+		t.Logf("%s: state %q, info %q", player, r.State, r.Info)
+		if r.State != "error" || r.Error == nil || r.Info == "" || strings.HasPrefix(*r.Error, "driver:") {
+			t.Errorf("%s: the page shows state %q info %q (error %v), want the player's error", player, r.State, r.Info, r.Error)
+		}
+	}
+}

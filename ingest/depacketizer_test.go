@@ -200,6 +200,29 @@ func TestH264DepacketizeLossAndParams(t *testing.T) {
 		}
 	})
 
+	t.Run("SPS/PPS repeated with the same bytes keep the Config", func(t *testing.T) {
+		// libwebrtc (and this fixture) send SPS and PPS before every IDR:
+		// only a change of their bytes is a change (srs#4695).
+		withSPS := 0
+		for _, au := range aus {
+			if len(au.nalus) > 0 && au.nalus[0][0]&0x1f == 7 {
+				withSPS++
+			}
+		}
+		if withSPS < 2 {
+			t.Fatalf("the fixture repeats SPS in %d access units, want 2 or more", withSPS)
+		}
+		d, c := newCollector()
+		for _, p := range pkts {
+			d.push(p.Timestamp, p.Marker, p.Payload, false)
+		}
+		for i, u := range c.units {
+			if u.config != c.units[0].config {
+				t.Fatalf("unit %d has another Config (pointer) for the same SPS/PPS bytes", i)
+			}
+		}
+	})
+
 	t.Run("changed SPS makes a new Config", func(t *testing.T) {
 		d, c := newCollector()
 		for _, p := range pkts {

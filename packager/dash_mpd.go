@@ -80,6 +80,7 @@ type descriptorXML struct {
 type periodXML struct {
 	ID             string             `xml:"id,attr"`
 	Start          string             `xml:"start,attr"`
+	Duration       string             `xml:"duration,attr,omitempty"`
 	AdaptationSets []adaptationSetXML `xml:"AdaptationSet"`
 }
 
@@ -95,12 +96,17 @@ type adaptationSetXML struct {
 }
 
 // producerReferenceTimeXML (5.12) ties a media time to the wall clock; the
-// ServiceDescription's Latency refers to it.
+// ServiceDescription's Latency refers to it. Its UTCTiming names the clock
+// of wallClockTime, as in the examples of DASH-IF's "Low-latency Modes for
+// DASH" (9.X.4.2): a player that finds none has no clock to compare the
+// date with (some then read it on another epoch and report a latency of
+// ~4·10⁹ s).
 type producerReferenceTimeXML struct {
-	ID               int    `xml:"id,attr"`
-	Type             string `xml:"type,attr"`
-	WallClockTime    string `xml:"wallClockTime,attr"`
-	PresentationTime uint64 `xml:"presentationTime,attr"`
+	ID               int            `xml:"id,attr"`
+	Type             string         `xml:"type,attr"`
+	WallClockTime    string         `xml:"wallClockTime,attr"`
+	PresentationTime uint64         `xml:"presentationTime,attr"`
+	UTCTiming        *descriptorXML `xml:"UTCTiming"`
 }
 
 type segmentTemplateXML struct {
@@ -181,8 +187,17 @@ func (s *dashStream) renderMPD() []byte {
 			}
 		}
 	}
-	for _, per := range s.periods {
-		m.Periods = append(m.Periods, s.periodXML(per, ll && !s.ended))
+	// A new Period is shown once each of its tracks has something to list
+	// (and it has the tracks of the Period before): a Period without an
+	// AdaptationSet, or without its audio yet, stops dash.js (it no longer
+	// finishes its manifest update, or waits on the missing track). Until
+	// then the Period before is shown as the last one, without @duration.
+	shown := s.periods
+	if n := len(shown); n > 1 && !s.ended && !s.listable(shown[n-1], len(shown[n-2].tracks), ll) {
+		shown = shown[:n-1]
+	}
+	for i, per := range shown {
+		m.Periods = append(m.Periods, s.periodXML(per, ll && !s.ended, m.UTCTiming, i == len(shown)-1 && !s.ended))
 	}
 	b, err := xml.MarshalIndent(&m, "", " ")
 	if err != nil { // the structs above always marshal
@@ -194,13 +209,23 @@ func (s *dashStream) renderMPD() []byte {
 // periodXML renders one Period: an AdaptationSet per track, addressed by
 // $Time$ with a SegmentTimeline whose @t and @d are the fragments' own tfdt
 // and durations, so players and the bytes agree exactly.
-func (s *dashStream) periodXML(per *dashPeriod, live bool) periodXML {
+//
+// Only the open Period announces a segment in production, and only once
+// its first chunk exists: until then the transmuxer may still cut it into
+// a new Period (an init change or a reconnect at that keyframe), and an
+// announcement in the old Period would send players to media under the
+// old init. A closed Period gets @duration, the sum of its segments.
+func (s *dashStream) periodXML(per *dashPeriod, live bool, utc *descriptorXML, last bool) periodXML {
 	set := &s.d.set
-	p := periodXML{ID: per.id, Start: isoDuration(per.start)}
+	p := periodXML{ID: per.id, Start: isoDurationExact(per.start)}
+	if per.duration > 0 && !s.open(per) && !last {
+		p.Duration = isoDurationExact(per.duration)
+	}
+	announce := live && s.open(per)
 	for i, t := range per.tracks {
 		in := t.init
 		ts := uint64(in.Timescale)
-		pto := uint64(math.Floor(per.origin * float64(ts)))
+		pto := per.pto(ts)
 		as := adaptationSetXML{
 			ID:               i,
 			ContentType:      t.t.Kind.String(),
@@ -211,7 +236,7 @@ func (s *dashStream) periodXML(per *dashPeriod, live bool) periodXML {
 				Timescale:              in.Timescale,
 				PresentationTimeOffset: pto,
 				Initialization:         dashInitName(t.name, per.epoch, in.Version),
-				Media:                  dashMediaTemplate(t.name, per.epoch),
+				Media:                  dashMediaTemplate(t.name, per.epoch, per.firstMSN),
 			},
 		}
 		var tl []sXML
@@ -232,26 +257,31 @@ func (s *dashStream) periodXML(per *dashPeriod, live bool) periodXML {
 		for _, seg := range t.segs {
 			add(seg.BaseMediaDecodeTime, seg.Duration)
 		}
-		if live {
+		if announce && len(t.parts) > 0 && t.parts[0].BaseMediaDecodeTime == t.next {
 			// DASH-IF low-latency: the segment in production is announced
-			// with an estimate of its duration (a segment ends at the first
-			// keyframe after the target, so at least the target, and at
-			// least what is there plus one chunk); the next MPD has the
-			// exact value. Its chunks are available as they are made:
-			// availabilityTimeOffset = target - one chunk (5.3.9.5.3), and
-			// availabilityTimeComplete=false tells the player to fetch it
-			// chunked.
+			// so that dash.js fetches it chunked. It asks for the segment
+			// after it at the announced end, so the estimate must not fall
+			// short of the final duration (the segment would be fetched
+			// twice) and should not pass it by much (players compare the
+			// two): the longest of the last few segments, which is what a
+			// regular keyframe interval gives again, at least what is there
+			// plus one chunk, the target before any segment. The next MPD
+			// has the exact value. Its chunks are available as they are
+			// made: availabilityTimeOffset = target - one chunk (5.3.9.5.3),
+			// and availabilityTimeComplete=false tells the player to fetch
+			// it chunked.
 			var have uint64
 			for _, pt := range t.parts {
 				have += pt.Duration
 			}
-			target := uint64(set.tm.SegmentTarget.Seconds() * float64(ts))
 			part := uint64(set.tm.PartTarget.Seconds() * float64(ts))
-			add(t.next, max(target, have+part))
+			add(t.next, max(t.typicalDuration(uint64(set.tm.SegmentTarget.Seconds()*float64(ts))), have+part))
+		}
+		if live {
 			as.SegmentTemplate.AvailabilityTimeOffset = strconv.FormatFloat((set.tm.SegmentTarget - set.tm.PartTarget).Seconds(), 'f', -1, 64)
 			as.SegmentTemplate.AvailabilityTimeComplete = "false"
 			as.ProducerReferenceTime = &producerReferenceTimeXML{
-				Type: "encoder", WallClockTime: isoTime(s.ast.Add(per.start)), PresentationTime: pto,
+				Type: "encoder", WallClockTime: isoTime(s.ast.Add(per.start)), PresentationTime: pto, UTCTiming: utc,
 			}
 		}
 		if len(tl) == 0 {
@@ -273,6 +303,38 @@ func (s *dashStream) periodXML(per *dashPeriod, live bool) periodXML {
 		p.AdaptationSets = append(p.AdaptationSets, as)
 	}
 	return p
+}
+
+// listable reports whether per has at least want tracks and each has a
+// segment to list: a complete one, or with ll the one in production once it
+// has a chunk. Called with s.mu held.
+func (s *dashStream) listable(per *dashPeriod, want int, ll bool) bool {
+	if len(per.tracks) < want {
+		return false
+	}
+	for _, t := range per.tracks {
+		inProd := ll && s.open(per) && len(t.parts) > 0 && t.parts[0].BaseMediaDecodeTime == t.next
+		if len(t.segs) == 0 && !inProd {
+			return false
+		}
+	}
+	return true
+}
+
+// typicalSegments is how many recent segments typicalDuration looks at.
+const typicalSegments = 3
+
+// typicalDuration is the longest of the track's last few segments, or
+// fallback before the first.
+func (t *dashTrack) typicalDuration(fallback uint64) uint64 {
+	if len(t.segs) == 0 {
+		return fallback
+	}
+	var d uint64
+	for _, seg := range t.segs[max(len(t.segs)-typicalSegments, 0):] {
+		d = max(d, seg.Duration)
+	}
+	return d
 }
 
 // peakBitrate is the highest segment bitrate in the window, bits/s.
@@ -302,13 +364,21 @@ func withTimeURL(b []byte, r *http.Request, path string) []byte {
 		}
 		return c
 	}, r.Host)
-	return bytes.Replace(b, []byte(timeURLMarker), []byte(scheme+"://"+host+path), 1)
+	return bytes.ReplaceAll(b, []byte(timeURLMarker), []byte(scheme+"://"+host+path))
 }
 
 // isoTime is an xs:dateTime in UTC with milliseconds.
 func isoTime(t time.Time) string { return t.UTC().Format(isoMillis) }
 
 const isoMillis = "2006-01-02T15:04:05.000Z"
+
+// isoDurationExact is an xs:duration in seconds with microseconds, for
+// Period@start and @duration: a Period ends where its media does, to the
+// tick of a 90 kHz timescale (11 µs) rather than to the millisecond.
+func isoDurationExact(d time.Duration) string {
+	us := d.Round(time.Microsecond).Microseconds()
+	return "PT" + strconv.FormatFloat(float64(us)/1e6, 'f', -1, 64) + "S"
+}
 
 // isoDuration is an xs:duration in seconds with milliseconds, "PT2.5S".
 func isoDuration(d time.Duration) string {

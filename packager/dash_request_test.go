@@ -14,19 +14,23 @@ func TestParseDASHRequest(t *testing.T) {
 		{"a/b/manifest.mpd", dashRequest{stream: "a/b", file: dashManifest}, true},
 		{"/cam/manifest.mpd", dashRequest{stream: "cam", file: dashManifest}, true},
 		{"cam/video_k1_init0.mp4", dashRequest{stream: "cam", file: dashInit, track: "video", epoch: "k1"}, true},
-		{"cam/audio2_k1_t960.m4s", dashRequest{stream: "cam", file: dashSegment, track: "audio2", epoch: "k1", num: 960}, true},
+		{"cam/audio2_k1_p7_t960.m4s", dashRequest{stream: "cam", file: dashSegment, track: "audio2", epoch: "k1", period: 7, num: 960}, true},
+		{"cam/audio2_k1_t960.m4s", dashRequest{}, false},
+		{"cam/audio2_k1_p_t960.m4s", dashRequest{}, false},
+		{"cam/audio2_k1_p01_t960.m4s", dashRequest{}, false},
+		{"cam/audio2_k1_t960_p7.m4s", dashRequest{}, false},
 		{"manifest.mpd", dashRequest{}, false},
 		{"/manifest.mpd", dashRequest{}, false},
 		{"a/../manifest.mpd", dashRequest{}, false},
 		{"cam/index.m3u8", dashRequest{}, false},
-		{"cam/video_k1_t01.m4s", dashRequest{}, false},
-		{"cam/video_k1_t.m4s", dashRequest{}, false},
+		{"cam/video_k1_p0_t01.m4s", dashRequest{}, false},
+		{"cam/video_k1_p0_t.m4s", dashRequest{}, false},
 		{"cam/video_k1_init0.m4s", dashRequest{}, false},
-		{"cam/video_k1_t5.mp4", dashRequest{}, false},
-		{"cam/video_k1_t-5.m4s", dashRequest{}, false},
+		{"cam/video_k1_p0_t5.mp4", dashRequest{}, false},
+		{"cam/video_k1_p0_t-5.m4s", dashRequest{}, false},
 		{"cam/video_t5.m4s", dashRequest{}, false},
-		{"cam/Video_k1_t5.m4s", dashRequest{}, false},
-		{"cam/video_k1_t99999999999999999.m4s", dashRequest{}, false},
+		{"cam/Video_k1_p0_t5.m4s", dashRequest{}, false},
+		{"cam/video_k1_p0_t99999999999999999.m4s", dashRequest{}, false},
 	} {
 		got, err := parseDASHRequest(tc.path)
 		if !tc.ok {
@@ -44,7 +48,7 @@ func TestParseDASHRequest(t *testing.T) {
 // FuzzParseDASHRequest: any path parses or is refused with ErrNotFound,
 // never panics, and what parses names the file it came from.
 func FuzzParseDASHRequest(f *testing.F) {
-	for _, s := range []string{"cam/manifest.mpd", "a/b/video_k1_init0.mp4", "x/audio_e9_t48000.m4s", "x//t1.m4s", "/"} {
+	for _, s := range []string{"cam/manifest.mpd", "a/b/video_k1_init0.mp4", "x/audio_e9_p3_t48000.m4s", "x//t1.m4s", "/"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, path string) {
@@ -62,7 +66,7 @@ func FuzzParseDASHRequest(f *testing.F) {
 		case dashInit:
 			name = req.stream + "/" + dashInitName(req.track, req.epoch, int(req.num))
 		case dashSegment:
-			name = req.stream + "/" + dashSegmentName(req.track, req.epoch, req.num)
+			name = req.stream + "/" + dashSegmentName(req.track, req.epoch, req.period, req.num)
 		default:
 			t.Fatalf("%q: file %d", path, req.file)
 		}

@@ -2,6 +2,7 @@ package packager
 
 import (
 	"context"
+	"math/bits"
 	"net/http"
 	"strconv"
 	"sync"
@@ -47,8 +48,22 @@ type dashPeriod struct {
 	firstMSN uint64
 	start    time.Duration // Period@start, from availabilityStartTime
 	origin   float64       // stream time, seconds, at Period@start
+	// originAt/originScale is origin exactly: the tfdt and timescale of the
+	// part that opened the Period, so presentationTimeOffset is that tfdt to
+	// the tick, not a float rounded down one tick short.
+	originAt, originScale uint64
+	// duration is Period@duration once a later Period has opened: the sum
+	// of the lead track's segments, so the closed Period ends exactly where
+	// its media does and the next one starts there.
+	duration time.Duration
 	tracks   []*dashTrack
 }
+
+// contiguous is how far apart, on the wall clock, one Period's end and the
+// media of the next may be for the next to start exactly at that end (an
+// init change mid-publish; a reconnect whose timestamps go on): rounding
+// of the anchor, never a real gap, which keeps its place on the clock.
+const contiguous = 100 * time.Millisecond
 
 // dashTrack is one Representation's state within a Period.
 type dashTrack struct {
@@ -150,17 +165,24 @@ func (s *dashStream) periodFor(p *transmux.Part) *dashPeriod {
 	if s.ast.IsZero() {
 		s.ast = s.anchor.Add(seconds(origin)).Truncate(time.Millisecond)
 	}
-	start := s.anchor.Add(seconds(origin)).Sub(s.ast)
+	start := max(s.anchor.Add(seconds(origin)).Sub(s.ast), 0)
 	if n := len(s.periods); n > 0 {
-		start = max(start, s.periods[n-1].end())
+		prev := s.periods[n-1]
+		prev.duration = prev.exactDuration()
+		end := prev.start + prev.duration
+		if start-end < contiguous {
+			start = end
+		}
+	} else {
+		start = start.Truncate(time.Millisecond)
 	}
-	start = max(start, 0).Truncate(time.Millisecond)
 	per := &dashPeriod{
 		id:       s.epoch + "-" + strconv.FormatUint(p.MSN, 10),
 		epoch:    s.epoch,
 		firstMSN: p.MSN,
 		start:    start,
 		origin:   origin,
+		originAt: p.BaseMediaDecodeTime, originScale: uint64(p.Init.Timescale),
 	}
 	s.periods = append(s.periods, per)
 	if n := len(s.periods) - maxDASHPeriods; n > 0 {
@@ -186,6 +208,55 @@ func (per *dashPeriod) trackNamed(name string) *dashTrack {
 		}
 	}
 	return nil
+}
+
+// pto is the Period's presentationTimeOffset in timescale ts: its origin,
+// rounded down where the timescales differ.
+func (per *dashPeriod) pto(ts uint64) uint64 {
+	if per.originScale == 0 || per.originScale == ts {
+		return per.originAt
+	}
+	hi, lo := bits.Mul64(per.originAt, ts)
+	q, _ := bits.Div64(hi, lo, per.originScale)
+	return q
+}
+
+// lead is the track whose segments measure the Period: the first video
+// track (the transmuxer cuts on it), else the first track.
+func (per *dashPeriod) lead() *dashTrack {
+	for _, t := range per.tracks {
+		if t.t.Kind == media.KindVideo {
+			return t
+		}
+	}
+	if len(per.tracks) > 0 {
+		return per.tracks[0]
+	}
+	return nil
+}
+
+// exactDuration is where the lead track's last complete segment ends,
+// from the Period's start; end() when it has none.
+func (per *dashPeriod) exactDuration() time.Duration {
+	if t := per.lead(); t != nil && len(t.segs) > 0 {
+		seg := t.segs[len(t.segs)-1]
+		ts := uint64(t.init.Timescale)
+		end := seg.BaseMediaDecodeTime + seg.Duration
+		if pto := per.pto(ts); end > pto {
+			// In ticks, then seconds: the closed Period lasts exactly its
+			// segments in the lead track's own timescale.
+			return time.Duration(bigMulDiv(end-pto, uint64(time.Second), ts))
+		}
+		return 0
+	}
+	return per.end() - per.start
+}
+
+// open reports whether the Period still grows: the newest Period of the
+// live publish. Called with s.mu held.
+func (s *dashStream) open(per *dashPeriod) bool {
+	n := len(s.periods)
+	return !s.ended && n > 0 && s.periods[n-1] == per && per.epoch == s.epoch
 }
 
 // end is the Period's end so far, from availabilityStartTime: its start
@@ -366,16 +437,21 @@ func (s *dashStream) serveSegment(w http.ResponseWriter, r *http.Request, req *d
 	s.mu.Lock()
 	var t *dashTrack
 	var seg *transmux.Segment
+	var in *dashPeriod
 	for _, per := range s.periods {
-		if per.epoch != req.epoch {
+		if per.epoch != req.epoch || per.firstMSN != req.period {
 			continue
 		}
 		if pt := per.trackNamed(req.track); pt != nil {
 			if sg := pt.findSegment(req.num); sg != nil {
 				t, seg = pt, sg
-			} else if pt.next == req.num {
+			} else if pt.next == req.num && (s.open(per) || len(pt.parts) > 0) {
+				// The segment in production, or about to be: only in the
+				// open Period. A closed Period's next segment is the first of
+				// the next Period, under another URL and maybe another init.
 				t = pt
 			}
+			in = per
 		}
 	}
 	live := t != nil && seg == nil && !s.ended && !s.d.set.DisableLowLatency
@@ -388,7 +464,7 @@ func (s *dashStream) serveSegment(w http.ResponseWriter, r *http.Request, req *d
 		http.NotFound(w, r)
 		return
 	}
-	s.streamSegment(w, r, t, req.num)
+	s.streamSegment(w, r, in, t, req.num)
 }
 
 // findSegment returns the complete segment starting at time tt, or nil.
@@ -404,7 +480,7 @@ func (t *dashTrack) findSegment(tt uint64) *transmux.Segment {
 // streamSegment writes the segment starting at time tt on t chunk by chunk.
 // The response has no length (HTTP/1.1 chunked transfer coding) and is not
 // cacheable: it is cut short if the publisher stops mid-segment.
-func (s *dashStream) streamSegment(w http.ResponseWriter, r *http.Request, t *dashTrack, tt uint64) {
+func (s *dashStream) streamSegment(w http.ResponseWriter, r *http.Request, per *dashPeriod, t *dashTrack, tt uint64) {
 	rc := http.NewResponseController(w)
 	sent := 0
 	for {
@@ -412,7 +488,7 @@ func (s *dashStream) streamSegment(w http.ResponseWriter, r *http.Request, t *da
 		done := false
 		s.mu.Lock()
 		s.wait(r.Context(), func() bool {
-			todo, done = t.partsFrom(tt, sent, s.ended)
+			todo, done = t.partsFrom(tt, sent, s.ended, s.ended || !s.open(per))
 			return len(todo) > 0 || done
 		})
 		s.mu.Unlock()
@@ -448,8 +524,11 @@ func (s *dashStream) streamSegment(w http.ResponseWriter, r *http.Request, t *da
 }
 
 // partsFrom returns the parts of the segment starting at tt from index i
-// on, and whether that is the last of them. Called with s.mu held.
-func (t *dashTrack) partsFrom(tt uint64, i int, ended bool) ([]*transmux.Part, bool) {
+// on, and whether that is the last of them; closed means no new segment
+// will start on t (the stream ended or a later Period opened), so its next
+// segment is not coming under this Period's URL. Called with
+// s.mu held.
+func (t *dashTrack) partsFrom(tt uint64, i int, ended, closed bool) ([]*transmux.Part, bool) {
 	if seg := t.findSegment(tt); seg != nil {
 		if i >= len(seg.Parts) {
 			return nil, true
@@ -462,11 +541,21 @@ func (t *dashTrack) partsFrom(tt uint64, i int, ended bool) ([]*transmux.Part, b
 		}
 		return t.parts[i:], ended
 	}
-	// Not started yet (still next) and the stream goes on: keep waiting.
-	if t.next == tt && !ended {
+	// Not started yet (still next) and the Period goes on: keep waiting.
+	if t.next == tt && !closed {
 		return nil, false
 	}
 	return nil, true // left the window, became a gap, or the stream ended
 }
 
 func seconds(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
+
+// bigMulDiv is a*b/c without overflow of the product.
+func bigMulDiv(a, b, c uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	if hi >= c {
+		return ^uint64(0)
+	}
+	q, _ := bits.Div64(hi, lo, c)
+	return q
+}

@@ -165,16 +165,23 @@ func TestDASHChunked(t *testing.T) {
 	_, m := x.mpd(t)
 	as := m.Periods[0].AdaptationSets[0]
 	s := as.SegmentTemplate.Timeline.S
-	var start, tt uint64 // start of the last segment listed
+	var tt uint64 // end of the last segment listed
+	n := 0
 	for _, e := range s {
 		if e.T != nil {
 			tt = *e.T
 		}
 		for range e.R + 1 {
-			start, tt = tt, tt+e.D
+			tt += e.D
+			n++
 		}
 	}
-	last := struct{ T *uint64 }{&start}
+	// Segment 2 has no chunk yet: it is not announced (it could still be
+	// cut into a new Period), but its URL follows from the timeline.
+	if n != 2 || tt != 4*90000 {
+		t.Fatalf("listed %d segments up to %d, want 2 up to %d", n, tt, 4*90000)
+	}
+	last := struct{ T *uint64 }{&tt}
 	url := x.srv.URL + "/dash/live/cam/" + strings.ReplaceAll(as.SegmentTemplate.Media, "$Time$", strconv.FormatUint(*last.T, 10))
 	// Asked before its first chunk exists: the request waits for it.
 	resps := make(chan *http.Response, 1)

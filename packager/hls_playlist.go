@@ -98,8 +98,16 @@ func (s *hlsStream) renderMedia(b []byte, t *hlsTrack) []byte {
 	}
 	if ll && len(t.parts) > 0 {
 		// No date: the previous segment's date and durations place it.
+		// Except after a discontinuity, where they do not: hls.js aligns
+		// the audio and video playlists by date there, and without one it
+		// waited for the segment to complete (a stall of a segment at
+		// every resolution change).
 		p0 := t.parts[0]
-		b = s.appendSegmentHead(b, t, p0.Init, &prev, p0.Discontinuity, time.Time{})
+		var when time.Time
+		if p0.Discontinuity {
+			when = p0.Time
+		}
+		b = s.appendSegmentHead(b, t, p0.Init, &prev, p0.Discontinuity, when)
 		for _, p := range t.parts {
 			b = s.appendPart(b, t, p)
 		}
@@ -210,6 +218,10 @@ func (s *hlsStream) renderMultivariant(b []byte) []byte {
 		if len(audio) > 0 {
 			b = append(b, `,AUDIO="audio"`...)
 		}
+		// RFC 8216bis 4.4.6.2: without the attribute a player may look for
+		// CEA-608/708 captions in the video, and some wait for a whole
+		// segment to do so; there are none.
+		b = append(b, `,CLOSED-CAPTIONS=NONE`...)
 	} else {
 		main = audio[0]
 		b = append(b, main.init.Codec...)

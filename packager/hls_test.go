@@ -416,3 +416,76 @@ func TestRepublishReplaces(t *testing.T) {
 		t.Fatal("a new publish must get new file names")
 	}
 }
+
+// TestDiscontinuityWithoutInitChange: Frame.Discontinuity with the same
+// configuration (a publisher that reconnected) gives EXT-X-DISCONTINUITY on
+// both media playlists and no new EXT-X-MAP (the init did not change);
+// media sequence numbers go on and gohlslib reads the playlists.
+func TestDiscontinuityWithoutInitChange(t *testing.T) {
+	fx := loadFixture(t)
+	h := NewHLS(HLSSettings{}, nil)
+	defer h.Close()
+	st := newHLSStream(h, "live/cam", "e1")
+	tm, _ := transmux.New(h.set.tm, fx.Tracks(), st)
+	seen := map[*media.Track]bool{}
+	for _, f := range fx.Frames {
+		if f.Seconds(f.DTS) >= 6.5 {
+			break
+		}
+		if f.DTS*int64(90000)/int64(f.Track.ClockRate) >= 4*90000 && !seen[f.Track] && (f.Keyframe || f.Track != fx.Video) {
+			g := *f
+			g.Discontinuity, seen[f.Track] = true, true
+			f = &g
+		}
+		_ = tm.WriteFrame(f)
+	}
+	st.mu.Lock()
+	video := string(st.renderMedia(nil, st.track("video")))
+	audio := string(st.renderMedia(nil, st.track("audio")))
+	st.mu.Unlock()
+	for name, pl := range map[string]string{"video": video, "audio": audio} {
+		if strings.Count(pl, "#EXT-X-DISCONTINUITY\n") != 1 || strings.Count(pl, "#EXT-X-MAP") != 1 {
+			t.Errorf("%s: want one discontinuity and one map:\n%s", name, pl)
+		}
+		if !strings.Contains(pl, "seg1.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:") {
+			t.Errorf("%s: the discontinuity is not before segment 2:\n%s", name, pl)
+		}
+		if _, err := playlist.Unmarshal([]byte(pl)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestDiscontinuityDatedWhileInProgress: the segment that starts a
+// discontinuity is dated while it has only parts (hls.js aligns audio and
+// video by date after a discontinuity), and gohlslib reads the playlist.
+func TestDiscontinuityDatedWhileInProgress(t *testing.T) {
+	fx := loadFixture(t)
+	h := NewHLS(HLSSettings{}, nil)
+	defer h.Close()
+	st := newHLSStream(h, "live/cam", "e1")
+	tm, _ := transmux.New(h.set.tm, fx.Tracks(), st)
+	c0 := fx.VideoFrames[0].Config
+	c1 := &media.Config{SPS: c0.SPS, PPS: c0.PPS, Width: c0.Width, Height: c0.Height}
+	for _, f := range fx.Frames {
+		if f.Seconds(f.DTS) >= 4.5 {
+			break
+		}
+		if f.Track == fx.Video && f.DTS >= 4*90000 {
+			g := *f
+			g.Config = c1
+			f = &g
+		}
+		_ = tm.WriteFrame(f)
+	}
+	st.mu.Lock()
+	video := string(st.renderMedia(nil, st.track("video")))
+	st.mu.Unlock()
+	want := "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"video_e1_init1.mp4\"\n#EXT-X-PROGRAM-DATE-TIME:2026-11-24T12:00:04.000Z\n#EXT-X-PART:"
+	if !strings.Contains(video, want) {
+		t.Errorf("the segment in progress after the change is not dated:\n%s", video)
+	}
+	if _, err := playlist.Unmarshal([]byte(video)); err != nil {
+		t.Error(err)
+	}
+}

@@ -122,10 +122,17 @@ func (w *DASHWindow) InitName(in *transmux.Init) string {
 	return dashInitName(w.s.trackName(in.Track), w.epoch, in.Version)
 }
 
-// SegmentName implements Names: "{track}_{epoch}_t{time}.m4s", as the
-// MPD's SegmentTemplate makes it.
+// SegmentName implements Names: "{track}_{epoch}_p{period}_t{time}.m4s",
+// as the MPD's SegmentTemplate makes it (period: the first MSN of the
+// segment's Period).
 func (w *DASHWindow) SegmentName(seg *transmux.Segment) string {
 	w.s.mu.Lock()
 	defer w.s.mu.Unlock()
-	return dashSegmentName(w.s.trackName(seg.Init.Track), w.epoch, seg.BaseMediaDecodeTime)
+	var period uint64
+	for _, per := range w.s.periods {
+		if per.epoch == w.epoch && per.firstMSN <= seg.MSN {
+			period = per.firstMSN
+		}
+	}
+	return dashSegmentName(w.s.trackName(seg.Init.Track), w.epoch, period, seg.BaseMediaDecodeTime)
 }

@@ -56,6 +56,10 @@ type Part struct {
 	// discontinuity (Segment.Discontinuity), so a live playlist can show the
 	// tag before the segment is complete.
 	Discontinuity bool
+	// Time is the wall-clock time of the part's first sample
+	// (media.Frame.Time), for a playlist that dates a segment before it is
+	// complete.
+	Time time.Time
 	// Header is the moof box followed by the mdat box header.
 	Header []byte
 	// Payload is the mdat body: the samples' data in decode order.

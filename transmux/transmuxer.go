@@ -38,6 +38,10 @@ type Transmuxer struct {
 	partTgt   int64
 	ended     bool
 	resyncs   int
+	// discAt is set by a lead frame with media.Frame.Discontinuity that could
+	// not cut (not a keyframe, or before the first segment started): the
+	// next segment the lead starts is marked as a discontinuity.
+	discAt bool
 }
 
 // cut is a boundary decided on the lead track, in lead timescale.
@@ -198,7 +202,7 @@ func (m *Transmuxer) WriteFrame(f *media.Frame) error {
 		return m.writeLead(ts, f)
 	}
 	if ts.last != nil {
-		ts.enqueue(ts.last, durOf(f.DTS-ts.last.DTS), m.set.MaxPending)
+		ts.enqueue(ts.last, ts.durBefore(f), m.set.MaxPending)
 	}
 	ts.last = f
 	if f.Config != nil && ts.cfg == nil {
@@ -208,6 +212,9 @@ func (m *Transmuxer) WriteFrame(f *media.Frame) error {
 }
 
 func (m *Transmuxer) writeLead(ts *trackState, f *media.Frame) error {
+	if f.Discontinuity {
+		m.discAt = true
+	}
 	if !m.started {
 		if ts.video && (!f.Keyframe || f.Config == nil) {
 			return nil // wait for a decodable start
@@ -229,6 +236,15 @@ func (m *Transmuxer) writeLead(ts *trackState, f *media.Frame) error {
 				o.origin = int64(math.Floor(m.origin * float64(o.rate)))
 			}
 		}
+		if m.discAt && ts.init != nil {
+			// A resumed publish whose first frame arrived while we waited
+			// for a keyframe (after a resync): the segment it starts is a
+			// discontinuity, as after a resync.
+			for _, o := range m.all {
+				o.nextDisc = true
+			}
+		}
+		m.discAt = false
 		m.started = true
 		m.leadStart, m.leadTime = f.DTS, f.DTS
 		for _, o := range m.all {
@@ -243,7 +259,7 @@ func (m *Transmuxer) writeLead(ts *trackState, f *media.Frame) error {
 		ts.last = f
 		return m.drainAll()
 	}
-	dur := durOf(f.DTS - ts.last.DTS)
+	dur := ts.durBefore(f)
 	ts.add(ts.last, dur)
 	ts.last, ts.lastDur = f, dur
 
@@ -256,9 +272,15 @@ func (m *Transmuxer) writeLead(ts *trackState, f *media.Frame) error {
 			newCfg = false // keep the old init; the error is reported
 		}
 	}
+	// A discontinuity (the publisher reconnected, media.Frame.Discontinuity)
+	// cuts at its keyframe whatever the segment's length, as an init change
+	// does: what follows is another coded sequence, and HLS/DASH must mark
+	// it even when the codec configuration is the same.
+	disc := newCfg || m.discAt && (f.Keyframe || !ts.video)
 	switch {
-	case newCfg || f.Keyframe && f.DTS-ts.segStart >= m.segTarget:
-		m.cut(cut{at: f.DTS, segment: true, disc: newCfg})
+	case disc || f.Keyframe && f.DTS-ts.segStart >= m.segTarget:
+		m.cut(cut{at: f.DTS, segment: true, disc: disc})
+		m.discAt = false
 	case f.DTS-ts.partStart+int64(dur) > m.partTgt:
 		m.cut(cut{at: f.DTS})
 	}
@@ -460,6 +482,16 @@ func (ts *trackState) enqueue(f *media.Frame, dur uint32, maxPending int) {
 	ts.queue = append(ts.queue, sampleOf(f, dur))
 }
 
+// durBefore is the duration of the held-back frame that f follows: the
+// time to f, except across a discontinuity, where the time to f includes
+// the publisher's absence and the last frame keeps the previous duration.
+func (ts *trackState) durBefore(f *media.Frame) uint32 {
+	if f.Discontinuity {
+		return ts.guessDur()
+	}
+	return durOf(f.DTS - ts.last.DTS)
+}
+
 func (ts *trackState) guessDur() uint32 {
 	if ts.lastDur > 0 {
 		return ts.lastDur
@@ -484,6 +516,7 @@ func (ts *trackState) closePart(sink Sink) {
 		BaseMediaDecodeTime: bmdt,
 		Samples:             len(ss),
 		Independent:         ss[0].key,
+		Time:                ts.pendTime,
 		Header:              fragmentHeader(ts.seq, bmdt, ss, ts.video),
 		Payload:             make([][]byte, len(ss)),
 	}

@@ -417,3 +417,81 @@ func TestNewErrors(t *testing.T) {
 		t.Fatal("defaults written back")
 	}
 }
+
+// TestDiscontinuityWithoutConfigChange: a resumed publish (Frame.Discontinuity
+// on the first frame of each track, same codec configuration) cuts a new
+// segment at once, marks it on every track, keeps the init and keeps the
+// timeline going; the frame before it keeps its usual duration rather than
+// spanning the publisher's absence.
+func TestDiscontinuityWithoutConfigChange(t *testing.T) {
+	fx := loadFixture(t)
+	c := &media.Config{SPS: fx.VideoFrames[0].Config.SPS, PPS: fx.VideoFrames[0].Config.PPS, Width: 320, Height: 240}
+	v := &media.Track{ID: 0, Kind: media.KindVideo, Codec: media.CodecH264, ClockRate: 90000}
+	a := &media.Track{ID: 1, Kind: media.KindAudio, Codec: media.CodecOpus, ClockRate: 48000, Channels: 2}
+	frames := synth(v, a, 200, 30, func(int) *media.Config { return c })
+	// Frame 100 is a keyframe 0.33 s into a GOP-aligned segment (60..): the
+	// publisher "reconnects" there, 1 s later on the timeline.
+	const at, gapV, gapA = 100, 90000, 48000
+	var out []*media.Frame
+	seenV, seenA := false, false
+	for _, f := range frames {
+		g := *f
+		if g.Track == v && g.DTS >= at*3000 || g.Track == a && g.DTS*90000 >= at*3000*48000 {
+			if g.Track == v {
+				g.DTS += gapV
+				g.PTS += gapV
+				if !seenV {
+					g.Discontinuity, g.Keyframe, seenV = true, true, true
+				}
+			} else {
+				g.DTS += gapA
+				g.PTS += gapA
+				if !seenA {
+					g.Discontinuity, seenA = true, true
+				}
+			}
+		}
+		out = append(out, &g)
+	}
+	rec := newRecorder(t)
+	m, _ := New(Settings{}, []*media.Track{v, a}, rec)
+	for _, f := range out {
+		_ = m.WriteFrame(f)
+	}
+	m.End(nil)
+	if len(rec.inits) != 2 {
+		t.Fatalf("%d inits, want 2 (no new init without a config change)", len(rec.inits))
+	}
+	for _, k := range []media.Kind{media.KindVideo, media.KindAudio} {
+		var discs []uint64
+		var prevEnd uint64
+		for _, s := range rec.segments(k) {
+			if s.Discontinuity {
+				discs = append(discs, s.MSN)
+				if len(s.Parts) == 0 || !s.Parts[0].Discontinuity {
+					t.Errorf("%v: segment %d's first part is not marked", k, s.MSN)
+				}
+			}
+			if s.Init.Version != 0 {
+				t.Errorf("%v: segment %d uses init v%d", k, s.MSN, s.Init.Version)
+			}
+			if s.MSN > 0 && !s.Discontinuity && s.BaseMediaDecodeTime != prevEnd {
+				t.Errorf("%v: segment %d starts at %d, previous ended at %d", k, s.MSN, s.BaseMediaDecodeTime, prevEnd)
+			}
+			prevEnd = s.BaseMediaDecodeTime + s.Duration
+		}
+		if len(discs) != 1 || discs[0] != 2 {
+			t.Errorf("%v: discontinuities at %v, want [2] (segments 0, 1 at frames 0, 60; then the cut at 100)", k, discs)
+		}
+	}
+	vs := rec.segments(media.KindVideo)
+	if len(vs) < 3 {
+		t.Fatalf("%d video segments", len(vs))
+	}
+	if got, want := vs[1].Duration, uint64(40*3000); got != want {
+		t.Errorf("segment before the discontinuity lasts %d, want %d (40 frames, not the absence)", got, want)
+	}
+	if got, want := vs[2].BaseMediaDecodeTime, uint64(at*3000+gapV); got != want {
+		t.Errorf("segment after the discontinuity starts at %d, want %d (timestamps go on)", got, want)
+	}
+}

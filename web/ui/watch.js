@@ -15,8 +15,22 @@ $('stream').value = stream; $('player').value = player; $('token').value = token
 const withToken = u => token ? u + '?token=' + encodeURIComponent(token) : u;
 let latency = () => null;
 
-v.addEventListener('playing', () => { window.watchState.playing = true; setState('playing'); });
-v.addEventListener('waiting', () => setState('buffering'));
+// A player error stays on screen: the state says "error" with the message
+// until playback has gone on for a while after it (players such as dash.js
+// reset and retry after a decode error, and the picture may never come
+// back), and a picture that stands still while "playing" says "stalled".
+let errorAt = null; // currentTime when the last error came
+const showError = msg => {
+  window.watchState.error = msg;
+  errorAt = v.currentTime;
+  setState('error', msg);
+};
+v.addEventListener('playing', () => {
+  window.watchState.playing = true;
+  if (errorAt === null) setState('playing');
+});
+v.addEventListener('waiting', () => { if (errorAt === null) setState('buffering'); });
+v.addEventListener('error', () => showError('video: ' + (v.error ? v.error.code + ' ' + v.error.message : 'error')));
 
 if (stream) {
   setState('loading');
@@ -24,26 +38,38 @@ if (stream) {
   const dash = withToken('/dash/' + stream + '/manifest.mpd');
   if (player === 'hls') {
     const h = new Hls({ lowLatencyMode: true });
-    h.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) { window.watchState.error = d.type + ': ' + d.details; setState('error', d.details); } });
+    h.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) showError(d.type + ': ' + d.details); });
     h.loadSource(hls);
     h.attachMedia(v);
     latency = () => h.latency;
   } else if (player === 'dash') {
     const p = dashjs.MediaPlayer().create();
     p.updateSettings({ streaming: { liveCatchup: { enabled: true } } });
-    p.on(dashjs.MediaPlayer.events.ERROR, e => { window.watchState.error = JSON.stringify(e.error || e); setState('error', 'player error'); });
+    p.on(dashjs.MediaPlayer.events.ERROR, e => {
+      const err = e.error || e;
+      showError('dash.js: ' + (err.message || JSON.stringify(err)) + (err.code !== undefined ? ' (' + err.code + ')' : ''));
+    });
     p.initialize(v, dash, true);
     latency = () => p.getCurrentLiveLatency();
   } else {
     v.src = hls;
     latency = () => v.seekable.length ? v.seekable.end(v.seekable.length - 1) - v.currentTime : null;
   }
+  let lastTime = -1, still = 0;
   setInterval(() => {
     const l = latency();
     window.watchState.latency = l;
+    still = v.currentTime === lastTime && !v.paused ? still + 1 : 0;
+    lastTime = v.currentTime;
+    if (errorAt !== null) {
+      if (v.currentTime < errorAt + 5) return; // keep the error shown
+      errorAt = null; // played on for 5 s: recovered, the message stays below
+    }
     if (window.watchState.playing) {
+      setState(still >= 6 ? 'stalled' : 'playing');
       $('info').textContent = player + ' · latency ' + (l == null || isNaN(l) ? '?' : l.toFixed(2) + ' s') + ' · t=' + v.currentTime.toFixed(1) +
-        (v.videoWidth ? ' · ' + v.videoWidth + 'x' + v.videoHeight : '');
+        (v.videoWidth ? ' · ' + v.videoWidth + 'x' + v.videoHeight : '') +
+        (window.watchState.error ? ' · last error: ' + window.watchState.error : '');
     }
   }, 500);
 }

@@ -1,0 +1,124 @@
+// Watches a live stream in headless Chromium with dash.js or hls.js for a
+// while and reports what a viewer would notice, as one JSON object on
+// stdout: {player, playing, samples, stall, sizes, errors, resets, end}.
+//   samples: [[wall s, currentTime s], ...] every 200 ms after 'playing'
+//   stall:   the longest wall time currentTime did not advance (s)
+//   stallAt: [wall s, currentTime] where that stall began
+//   sizes:   [[currentTime, "WxH"], ...] each time the picture size changed
+//   errors:  every player error event and <video> error, as text
+//   resets:  dash.js MediaSource resets / decode-error recoveries seen in its log
+// Used by e2e/resolution_test.go; run by hand as
+//   node watch.mjs --player dash --url http://127.0.0.1:8080/dash/cam/manifest.mpd --seconds 20
+// Unlike play.mjs it opens the page right away (no wait for the stream to be
+// ready): a player that opens the stream in its first second must play.
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
+  if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
+  return acc;
+}, []));
+const player = args.player || 'dash';
+const url = args.url;
+const watch = Number(args.seconds || 20) * 1000;
+const timeout = Number(args.timeout || 30) * 1000;
+const logLevel = Number(args.log || 0); // dash.js debug.logLevel; 0: none kept
+const chromiumPath = args.chromium || process.env.CHROMIUM || '/usr/bin/chromium';
+
+const libs = {
+  '/dash.js': path.join(here, 'node_modules/dashjs/dist/modern/umd/dash.all.min.js'),
+  '/hls.js': path.join(here, 'node_modules/hls.js/dist/hls.min.js'),
+};
+
+const page = `<!doctype html><meta charset="utf-8"><title>whipcast ${player}</title>
+<video id="v" muted autoplay playsinline></video>
+<script src="/${player}.js"></script>
+<script>
+const v = document.getElementById('v');
+window.state = { playing: false, errors: [], sizes: [], resets: 0 };
+v.addEventListener('playing', () => { window.state.playing = true; });
+v.addEventListener('error', () => { window.state.errors.push('video: ' + (v.error && (v.error.code + ' ' + v.error.message))); });
+v.addEventListener('resize', () => { window.state.sizes.push([v.currentTime, v.videoWidth + 'x' + v.videoHeight]); });
+const src = ${JSON.stringify(url)};
+if (${JSON.stringify(player)} === 'dash') {
+  const p = dashjs.MediaPlayer().create();
+  p.updateSettings({ streaming: { liveCatchup: { enabled: true } }${logLevel ? ", debug: { logLevel: " + logLevel + " }" : ""} });
+  p.on(dashjs.MediaPlayer.events.ERROR, e => { window.state.errors.push('dash: ' + JSON.stringify(e.error || e)); });
+  p.on(dashjs.MediaPlayer.events.PLAYBACK_ERROR, e => { window.state.errors.push('dash playback: ' + JSON.stringify(e.error || e)); });
+  p.initialize(v, src, true);
+} else {
+  const h = new Hls({ lowLatencyMode: true });
+  h.on(Hls.Events.ERROR, (_, d) => { window.state.errors.push((d.fatal ? 'fatal ' : '') + d.type + ': ' + d.details); });
+  h.loadSource(src);
+  h.attachMedia(v);
+}
+</script>`;
+
+const server = http.createServer((req, res) => {
+  if (req.url === '/') {
+    res.writeHead(200, { 'Content-Type': 'text/html' });
+    res.end(page);
+  } else if (libs[req.url]) {
+    res.writeHead(200, { 'Content-Type': 'text/javascript' });
+    fs.createReadStream(libs[req.url]).pipe(res);
+  } else {
+    res.writeHead(404);
+    res.end();
+  }
+});
+await new Promise(r => server.listen(0, '127.0.0.1', r));
+
+const out = { player, playing: false, samples: [], stall: 0, stallAt: null, sizes: [], errors: [], resets: 0, log: [] };
+let browser;
+try {
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required'],
+  });
+  const pg = await browser.newPage();
+  pg.on('console', m => {
+    const t = m.text();
+    if (logLevel && out.log.length < 3000 && !/ratechange|Throughput|AbrController/.test(t)) out.log.push(((Date.now() - (globalThis.t0 || 0)) / 1000).toFixed(1) + ' ' + t.slice(0, 300));
+    // dash.js logs its recovery from a decode error (it resets MediaSource).
+    if (/PIPELINE_ERROR|MediaSource.*(reset|reopen)|Recovering|MEDIA_ERR_DECODE/i.test(t)) {
+      out.resets++;
+      if (out.log.length < 20) out.log.push(t.slice(0, 300));
+    }
+  });
+  pg.on('pageerror', e => { out.errors.push('page: ' + String(e && e.message || e)); });
+  await pg.goto(`http://127.0.0.1:${server.address().port}/`);
+  await pg.waitForFunction(() => window.state.playing || window.state.errors.length > 0, null, { timeout });
+  const t0 = Date.now();
+  globalThis.t0 = t0;
+  let last = null, since = t0;
+  while (Date.now() - t0 < watch) {
+    const ct = await pg.evaluate(() => document.getElementById('v').currentTime);
+    const now = Date.now();
+    out.samples.push([(now - t0) / 1000, ct]);
+    if (last === null || ct > last + 0.001) {
+      last = ct;
+      since = now;
+    }
+    if ((now - since) / 1000 > out.stall) {
+      out.stall = (now - since) / 1000;
+      out.stallAt = [(since - t0) / 1000, last];
+    }
+    await pg.waitForTimeout(200);
+  }
+  const st = await pg.evaluate(() => window.state);
+  out.playing = st.playing;
+  out.sizes = st.sizes;
+  out.errors = st.errors;
+} catch (e) {
+  out.errors.push('driver: ' + String(e && e.message || e));
+} finally {
+  if (browser) await browser.close();
+  server.close();
+}
+process.stdout.write(JSON.stringify(out) + '\n');
