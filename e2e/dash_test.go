@@ -259,9 +259,10 @@ func TestE2EPublishWHIPPlayDASH(t *testing.T) {
 			total += s.d
 		}
 		t.Logf("%s: %d segments, %.3f s, all tfdt = @t", as.ContentType, len(segs), float64(total)/float64(as.Template.Timescale))
-		// Outside the window (or never made): 404, not a panic.
+		// Between two segments, or past the window (never made): 404, not a
+		// panic. (A first segment may start at any tick, even 1.)
 		for _, bad := range []string{
-			strings.ReplaceAll(as.Template.Media, "$Time$", "1"),
+			strings.ReplaceAll(as.Template.Media, "$Time$", strconv.FormatUint(segs[0].t+1, 10)),
 			strings.ReplaceAll(as.Template.Media, "$Time$", strconv.FormatUint(segs[len(segs)-1].t+segs[len(segs)-1].d, 10)),
 		} {
 			if code, _ := get(t, dir+bad); code != http.StatusNotFound {
