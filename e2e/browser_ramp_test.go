@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// publishResult is what browser/publish.mjs prints.
+type publishResult struct {
+	Published bool     `json:"published"`
+	Sizes     [][2]any `json:"sizes"`
+	Error     string   `json:"error"`
+}
+
+// TestE2EBrowserRampDASHHLS is issue 11's field case with no fixture of ours:
+// Chromium publishes its fake camera through the gateway's /publish page
+// (its encoder starts small and ramps up to 1280x720 in the first seconds,
+// each step a new SPS, so a new DASH Period and an HLS discontinuity), while
+// dash.js and hls.js in two more Chromiums open the stream as soon as it is
+// published and play through every change: no decode error, no MediaSource
+// reset, no fatal error, currentTime advancing, more than one picture size
+// seen.
+func TestE2EBrowserRampDASHHLS(t *testing.T) {
+	node := needBrowser(t)
+	checkNoLeaks(t)
+	g := startGateway(t, "")
+	base := "http://" + g.HTTPAddr().String()
+	const stream = "ramp"
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	var pub publishResult
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		cmd := exec.CommandContext(ctx, node, "publish.mjs", "--base", base, "--stream", stream,
+			"--seconds", "30", "--chromium", chromiumPath)
+		cmd.Dir = "browser"
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if jerr := json.Unmarshal(out, &pub); err != nil || jerr != nil {
+			pub.Error = fmt.Sprintf("driver failed: %v %s", err, out)
+		}
+	}()
+
+	// The players start once the publish is there, as a viewer following a
+	// link would, and watch through the ramp.
+	waitFor(t, 40*time.Second, "the browser's publish", func() bool {
+		resp, err := http.Get(base + "/hls/" + stream + "/index.m3u8")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	results := map[string]watchResult{}
+	var mu sync.Mutex
+	urls := map[string]string{
+		"dash": base + "/dash/" + stream + "/manifest.mpd",
+		"hls":  base + "/hls/" + stream + "/index.m3u8",
+	}
+	for player, url := range urls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.CommandContext(ctx, node, "watch.mjs", "--player", player, "--url", url,
+				"--seconds", "22", "--timeout", "20", "--chromium", chromiumPath)
+			cmd.Dir = "browser"
+			cmd.Stderr = os.Stderr
+			out, err := cmd.Output()
+			var r watchResult
+			if jerr := json.Unmarshal(out, &r); err != nil || jerr != nil {
+				r.Errors = append(r.Errors, fmt.Sprintf("driver failed: %v %s", err, out))
+			}
+			mu.Lock()
+			results[player] = r
+			mu.Unlock()
+		}()
+	}
+
+	// Meanwhile: how many Periods the live MPD has had (each picture size
+	// of the ramp is one), and every MPD parses.
+	maxPeriods := 0
+	deadline := time.Now().Add(25 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(urls["dash"])
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var m struct {
+				Periods []struct{} `xml:"Period"`
+			}
+			if resp.StatusCode == http.StatusOK {
+				if err := xml.Unmarshal(body, &m); err != nil {
+					t.Errorf("live MPD does not parse: %v", err)
+				}
+				maxPeriods = max(maxPeriods, len(m.Periods))
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	wg.Wait()
+
+	t.Logf("publisher (Chromium): %+v; the live MPD had up to %d Periods", pub, maxPeriods)
+	if !pub.Published || pub.Error != "" {
+		t.Fatalf("Chromium did not publish: %+v", pub)
+	}
+	if distinct := sizesSeen(pub.Sizes); distinct < 2 {
+		// Without the ramp this test shows nothing of what it is for.
+		t.Fatalf("Chromium sent one picture size only (%v): no resolution change to play through", pub.Sizes)
+	}
+	for _, player := range []string{"dash", "hls"} {
+		r := results[player]
+		adv := 0.0
+		if n := len(r.Samples); n > 1 {
+			adv = r.Samples[n-1][1] - r.Samples[0][1]
+		}
+		t.Logf("%s: playing=%v, currentTime advanced %.1f s over %d samples, longest stall %.1f s (at %v), sizes seen %v, resets %d",
+			player, r.Playing, adv, len(r.Samples), r.Stall, r.StallAt, r.Sizes, r.Resets)
+		if !r.Playing || adv < 10 {
+			t.Errorf("%s: did not play through the ramp (advanced %.1f s in 22 s)", player, adv)
+		}
+		for _, e := range r.Errors {
+			// As in TestE2EResolutionChanges: hls.js's non-fatal buffer
+			// stall and seek over a hole are judged by the stall bound.
+			if player == "hls" && (strings.HasPrefix(e, "mediaError: bufferStalledError") || strings.HasPrefix(e, "mediaError: bufferSeekOverHole")) {
+				t.Logf("hls: %s", e)
+				continue
+			}
+			t.Errorf("%s: %s", player, e)
+		}
+		if r.Resets > 0 {
+			t.Errorf("%s: %d decode-error recoveries (MediaSource resets)", player, r.Resets)
+		}
+		if r.Stall > 2 {
+			t.Errorf("%s: currentTime stood still for %.1f s, more than a segment", player, r.Stall)
+		}
+		if distinct := sizesSeen(r.Sizes); distinct < 2 {
+			t.Errorf("%s: the player showed %d picture sizes of the ramp %v", player, distinct, pub.Sizes)
+		}
+	}
+}
