@@ -75,7 +75,7 @@ func TestE2EBrowserRampDASHHLS(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			cmd := exec.CommandContext(ctx, node, "watch.mjs", "--player", player, "--url", url,
-				"--seconds", "22", "--timeout", "20", "--chromium", chromiumPath)
+				"--seconds", "22", "--timeout", "30", "--chromium", chromiumPath)
 			cmd.Dir = "browser"
 			cmd.Stderr = os.Stderr
 			out, err := cmd.Output()
