@@ -90,6 +90,9 @@ func checkICEURL(raw string) (turn bool, err error) {
 		}
 		host = h
 	}
+	if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
+		return turn, fmt.Errorf("%q: write an IPv6 address in brackets, %s:[2001:db8::1]:3478", raw, scheme)
+	}
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	if host == "" {
 		return turn, fmt.Errorf("%q has no host", raw)

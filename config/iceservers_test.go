@@ -39,6 +39,7 @@ func TestICEServersErrorsNameTheKey(t *testing.T) {
 		{k + "    - urls: [stun.example.net]\n", "webrtc.ice_servers[0].urls[0]"},
 		{k + "    - urls: [\"stun://stun.example.net\"]\n", "without // or a path"},
 		{k + "    - urls: [\"stun:\"]\n", "has no host"},
+		{k + "    - urls: [\"stun:2001:db8::1\"]\n", "in brackets"},
 		{k + "    - urls: [\"stun:h:0\"]\n", "port \"0\""},
 		{k + "    - urls: [\"stun:h?transport=udp\"]\n", "takes no query"},
 		{k + "    - urls: [\"turn:h?transport=sctp\"]\n      secret: x\n", "transport=udp or transport=tcp"},

@@ -279,3 +279,46 @@ func TestPublicIPsReplace(t *testing.T) {
 		})
 	}
 }
+
+// TestWHEPDeleteAfterStreamEnded: a viewer's DELETE after the stream ended
+// (its playback ended with it) is 200, idempotent; the 201 of WHEP carries
+// the same headers as WHIP's.
+func TestWHEPDeleteAfterStreamEnded(t *testing.T) {
+	checkNoLeaks(t)
+	env := newHeaderEnv(t, 0, nil)
+	if _, _, err := env.srv.Publish(context.Background(), "live/cam", crlf(testOffer)); err != nil {
+		t.Fatal(err)
+	}
+	whep := env.http.URL + "/whep/live/cam"
+	resp, answer := do(t, "POST", whep, "application/sdp", crlf(strings.ReplaceAll(testOffer, "a=sendonly", "a=recvonly")))
+	if resp.StatusCode != 201 {
+		t.Fatalf("WHEP POST: %d %s", resp.StatusCode, answer)
+	}
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, "/whep/live/cam?session=") || resp.Header.Get("Accept-Patch") != "application/trickle-ice-sdpfrag" ||
+		!slices.Equal(resp.Header.Values("Link"), wantLinks) {
+		t.Fatalf("WHEP 201: %v", resp.Header)
+	}
+	if !env.srv.CloseStream("live/cam") {
+		t.Fatal("no publish to close")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for env.srv.Viewers() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the viewer did not end with the stream")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 2 {
+		if resp, body := do(t, "DELETE", env.http.URL+loc, "", ""); resp.StatusCode != 200 {
+			t.Errorf("WHEP DELETE after the stream ended: %d %q", resp.StatusCode, body)
+		}
+	}
+	if resp, _ := do(t, "DELETE", whep+"?session=nope", "", ""); resp.StatusCode != 404 {
+		t.Errorf("WHEP DELETE of an unknown session: %d", resp.StatusCode)
+	}
+	// A WHIP DELETE with the viewer's id is not a publish that ended.
+	if resp, _ := do(t, "DELETE", env.url("live/cam")+"?session="+strings.SplitN(loc, "=", 2)[1], "", ""); resp.StatusCode != 404 {
+		t.Errorf("WHIP DELETE with a WHEP session id: %d", resp.StatusCode)
+	}
+}
