@@ -89,8 +89,7 @@ func checkICEURL(raw string) (turn bool, err error) {
 			return turn, fmt.Errorf("%q: port %q is not 1-65535", raw, p)
 		}
 		host = h
-	}
-	if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
+	} else if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
 		return turn, fmt.Errorf("%q: write an IPv6 address in brackets, %s:[2001:db8::1]:3478", raw, scheme)
 	}
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
