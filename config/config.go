@@ -108,6 +108,10 @@ type WebRTC struct {
 	// is sent, RTMP closes and the recording is finalised only when it has
 	// passed. Default 10s; 0 ends a stream as soon as its publisher leaves.
 	ReconnectWindow time.Duration `yaml:"reconnect_window"`
+	// ICEServers are STUN and TURN servers (config/iceservers.go) offered
+	// to WHIP and WHEP clients in Link headers; the TURN ones are used by
+	// the gateway's own ICE agent too. Default none.
+	ICEServers []ICEServer `yaml:"ice_servers"`
 }
 
 // Auth holds the shared-secret tokens. Empty means open (the API: to
@@ -284,6 +288,7 @@ func (c *Config) Validate() error {
 	if c.Auth.JWTSecret != "" && len(c.Auth.JWTSecret) < 32 {
 		bad("auth.jwt_secret", "must be at least 32 characters (HS256 key)")
 	}
+	c.validateICEServers(bad)
 	c.validateStorage(bad)
 	c.validateFilters(bad)
 	c.validateMotion(bad)

@@ -37,8 +37,14 @@ type Config struct {
 	UDPPort int
 	// ListenIP is the IP the UDP and TCP muxes bind to. Default: all.
 	ListenIP string
-	// PublicIPs are NAT 1:1 addresses advertised as host candidates.
+	// PublicIPs, when set, are the only addresses advertised as host
+	// candidates (NAT 1:1, containers): the machine's own addresses are
+	// replaced, of both families. Default none: the machine's addresses.
 	PublicIPs []string
+	// ICEServers are the STUN and TURN servers offered to clients (Link
+	// headers on WHIP/WHEP OPTIONS and 201); the TURN ones are used by the
+	// gateway's own ICE agent too. Default none.
+	ICEServers []ICEServer
 	// IncludeLoopback offers loopback candidates (tests, local browsers).
 	IncludeLoopback bool
 	// KeyframeInterval is the longest wait for a keyframe before a PLI is
@@ -74,6 +80,7 @@ type Server struct {
 	api              *webrtc.API
 	keyframeInterval time.Duration
 	mediaTimeout     time.Duration
+	iceServers       []ICEServer
 
 	udpConn *net.UDPConn
 	udpMux  *ice.UDPMuxDefault
@@ -84,8 +91,12 @@ type Server struct {
 	sessions map[string]*Session
 	viewers  map[string]*Viewer // WHEP playbacks (viewer.go)
 	closed   bool
-	nacks    atomic.Uint64  // NACKs sent, counted by nackCounter
-	wg       sync.WaitGroup // session and viewer supervisors
+	// endedPub and endedView remember recently ended WHIP and WHEP session
+	// ids, so that a DELETE after the media ended is 200 (ended.go).
+	endedPub  endedIDs
+	endedView endedIDs
+	nacks     atomic.Uint64  // NACKs sent, counted by nackCounter
+	wg        sync.WaitGroup // session and viewer supervisors
 
 	closeOnce sync.Once
 }
@@ -100,6 +111,7 @@ func NewServer(cfg Config, reg *media.Registry) (*Server, error) {
 		log:              cfg.Logger,
 		keyframeInterval: cfg.KeyframeInterval,
 		mediaTimeout:     cfg.MediaTimeout,
+		iceServers:       cfg.ICEServers,
 		sessions:         make(map[string]*Session),
 		viewers:          make(map[string]*Viewer),
 	}
@@ -234,7 +246,9 @@ func (s *Server) newAPI(cfg Config) (*webrtc.API, error) {
 	se.SetICETCPMux(s.tcpMux)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6})
 	if len(cfg.PublicIPs) > 0 {
-		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
+		if err := se.SetICEAddressRewriteRules(publicIPRules(cfg.PublicIPs)...); err != nil {
+			return nil, fmt.Errorf("ingest: public IPs: %w", err)
+		}
 	}
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
 	if cfg.ListenIP != "" {
@@ -328,6 +342,7 @@ func (s *Server) remove(sess *Session) {
 	s.mu.Lock()
 	if s.sessions[sess.id] == sess {
 		delete(s.sessions, sess.id)
+		s.endedPub.add(sess.id, sess.name, time.Now())
 	}
 	s.mu.Unlock()
 }

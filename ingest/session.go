@@ -123,7 +123,7 @@ func (s *Session) requestKeyframe() {
 // negotiate creates the PeerConnection and returns the answer once ICE
 // gathering is complete.
 func (s *Session) negotiate(ctx context.Context, offer string) (string, error) {
-	pc, err := s.srv.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := s.srv.api.NewPeerConnection(webrtc.Configuration{ICEServers: pionICEServers(s.srv.iceServers, s.name, time.Now())})
 	if err != nil {
 		return "", fmt.Errorf("ingest: new peer connection: %w", err)
 	}
@@ -161,10 +161,8 @@ func (s *Session) negotiate(ctx context.Context, offer string) (string, error) {
 		ctx, cancel = context.WithTimeout(ctx, defaultGatherTimeout)
 		defer cancel()
 	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return "", fmt.Errorf("ingest: ICE gathering: %w", ctx.Err())
+	if err := waitGathered(ctx, gathered, len(pc.GetConfiguration().ICEServers) > 0); err != nil {
+		return "", err
 	}
 	return pc.LocalDescription().SDP, nil
 }

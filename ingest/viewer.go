@@ -232,7 +232,7 @@ func h264SendFmtp(cfg *media.Config) string {
 }
 
 func (v *Viewer) negotiate(ctx context.Context, offer string) (string, error) {
-	pc, err := v.srv.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := v.srv.api.NewPeerConnection(webrtc.Configuration{ICEServers: pionICEServers(v.srv.iceServers, v.name, time.Now())})
 	if err != nil {
 		return "", fmt.Errorf("ingest: new peer connection: %w", err)
 	}
@@ -299,10 +299,8 @@ func (v *Viewer) negotiate(ctx context.Context, offer string) (string, error) {
 		ctx, cancel = context.WithTimeout(ctx, defaultGatherTimeout)
 		defer cancel()
 	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return "", fmt.Errorf("ingest: ICE gathering: %w", ctx.Err())
+	if err := waitGathered(ctx, gathered, len(pc.GetConfiguration().ICEServers) > 0); err != nil {
+		return "", err
 	}
 	return pc.LocalDescription().SDP, nil
 }
@@ -390,6 +388,7 @@ func (v *Viewer) teardown() {
 	v.srv.mu.Lock()
 	if v.srv.viewers[v.id] == v {
 		delete(v.srv.viewers, v.id)
+		v.srv.endedView.add(v.id, v.name, time.Now())
 	}
 	v.srv.mu.Unlock()
 	v.srv.log.Info("ingest: playback ended", "stream", v.name, "session", v.id, "reason", v.endErr)

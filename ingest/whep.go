@@ -17,8 +17,8 @@ import (
 //
 //	POST   /whep/{stream}               start watching (application/sdp offer, recvonly) → 201, Location, answer
 //	PATCH  /whep/{stream}?session={id}  trickle ICE (application/trickle-ice-sdpfrag) → 204
-//	DELETE /whep/{stream}?session={id}  stop watching → 200
-//	OPTIONS any                          CORS preflight → 204
+//	DELETE /whep/{stream}?session={id}  stop watching → 200 (also after the playback ended)
+//	OPTIONS any                          CORS preflight, Accept-Post/Accept-Patch, ICE servers → 204
 //
 // Status codes: stream not live → 404; malformed offer, no receiving
 // m-line, or no H.264 the viewer can take → 400; the rest as WHIP.
@@ -48,8 +48,7 @@ func (h *whepHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.Method == http.MethodOptions:
-		w.Header().Set("Allow", "POST, PATCH, DELETE, OPTIONS")
-		w.WriteHeader(http.StatusNoContent)
+		serveOptions(w, r, h.srv, h.auth, stream)
 	case r.Method == http.MethodPost && id == "":
 		h.post(w, r, stream)
 	case (r.Method == http.MethodPatch || r.Method == http.MethodDelete) && id != "":
@@ -85,6 +84,7 @@ func (h *whepHandler) post(w http.ResponseWriter, r *http.Request, stream string
 	}
 	w.Header().Set("Location", requestPath(r)+"?session="+url.QueryEscape(v.ID()))
 	w.Header().Set("ETag", etag(v.ID()))
+	createdHeaders(w.Header(), h.srv, stream)
 	w.Header().Set("Content-Type", "application/sdp")
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
@@ -93,6 +93,14 @@ func (h *whepHandler) post(w http.ResponseWriter, r *http.Request, stream string
 func (h *whepHandler) session(w http.ResponseWriter, r *http.Request, stream, id string) {
 	v, ok := h.srv.Viewer(id)
 	if !ok || v.Stream() != stream {
+		// A DELETE after the playback ended (the stream ended, or the
+		// viewer closed its PeerConnection first) is 200: idempotent.
+		if r.Method == http.MethodDelete && h.srv.ViewerEnded(id, stream) {
+			if authorize(w, r, h.auth, stream, "whep") {
+				w.WriteHeader(http.StatusOK)
+			}
+			return
+		}
 		httpError(w, http.StatusNotFound, "session not found")
 		return
 	}

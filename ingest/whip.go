@@ -29,13 +29,18 @@ const publishTimeout = 10 * time.Second
 //
 //	POST   /whip/{stream}               create a session (application/sdp) → 201, Location
 //	PATCH  /whip/{stream}?session={id}  trickle ICE (application/trickle-ice-sdpfrag) → 204
-//	DELETE /whip/{stream}?session={id}  end the publish → 200
-//	OPTIONS any                          CORS preflight → 204
+//	DELETE /whip/{stream}?session={id}  end the publish → 200 (also when it already ended)
+//	OPTIONS any                          CORS preflight, Accept-Post/Accept-Patch, ICE servers → 204
 //
 // One leading "/" is tolerated, so mounting with StripPrefix("/whip") works
 // too. The Location header is the absolute path of the POST's URL (prefix
 // included, taken from the request line) with "?session={id}"; a session id
-// that does not belong to {stream} is 404.
+// that does not belong to {stream} is 404, and so is one that never existed
+// or ended more than 5 minutes (or 1024 sessions) ago.
+//
+// The 201 and OPTIONS carry Accept-Patch: application/trickle-ice-sdpfrag
+// and one Link rel="ice-server" per configured STUN/TURN URL (RFC 9725
+// §4.6; on OPTIONS only when auth lets the request in).
 //
 // Status codes: malformed offer or no H.264/Opus → 400 with a one-line
 // text/plain reason; bad stream name → 400; stream busy → 409; body over
@@ -63,7 +68,7 @@ func setCORS(h http.Header) {
 	h.Set("Access-Control-Allow-Origin", "*")
 	h.Set("Access-Control-Allow-Methods", "POST, PATCH, DELETE, OPTIONS")
 	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match")
-	h.Set("Access-Control-Expose-Headers", "Location, Link, ETag")
+	h.Set("Access-Control-Expose-Headers", exposedHeaders)
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {
@@ -81,8 +86,7 @@ func (h *whipHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sessionID := r.URL.Query().Get("session")
 	switch r.Method {
 	case http.MethodOptions:
-		w.Header().Set("Allow", "POST, PATCH, DELETE, OPTIONS")
-		w.WriteHeader(http.StatusNoContent)
+		serveOptions(w, r, h.srv, h.auth, stream)
 		return
 	case http.MethodPost:
 		if sessionID != "" {
@@ -178,6 +182,7 @@ func (h *whipHandler) post(w http.ResponseWriter, r *http.Request, stream string
 	loc := requestPath(r) + "?session=" + url.QueryEscape(sess.ID())
 	w.Header().Set("Location", loc)
 	w.Header().Set("ETag", etag(sess.ID()))
+	createdHeaders(w.Header(), h.srv, stream)
 	w.Header().Set("Content-Type", "application/sdp")
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
@@ -194,6 +199,15 @@ func requestPath(r *http.Request) string {
 func (h *whipHandler) session(w http.ResponseWriter, r *http.Request, stream, id string) {
 	sess, ok := h.srv.Session(id)
 	if !ok || sess.Stream() != stream {
+		// A DELETE of a session that already ended (the client closed its
+		// PeerConnection first) is 200: DELETE is idempotent. It ends
+		// nothing: a publish that resumed the stream has its own id.
+		if r.Method == http.MethodDelete && h.srv.SessionEnded(id, stream) {
+			if h.authorize(w, r, stream) {
+				w.WriteHeader(http.StatusOK)
+			}
+			return
+		}
 		httpError(w, http.StatusNotFound, "session not found")
 		return
 	}

@@ -125,7 +125,8 @@ func TestWHIPHandler(t *testing.T) {
 		{"GET session", "GET", sess, "", "", nil, 405},
 		{"POST to session", "POST", sess, sdpType, offer, nil, 405},
 		{"DELETE", "DELETE", sess, "", "", nil, 200},
-		{"DELETE again", "DELETE", sess, "", "", nil, 404},
+		{"DELETE again (ended: idempotent)", "DELETE", sess, "", "", nil, 200},
+		{"PATCH after the end", "PATCH", sess, fragType, crlf(testTrickle), nil, 404},
 	}
 	for _, tc := range steps {
 		resp, body := do(t, tc.method, tc.url, tc.ctype, tc.body, tc.hdr...)

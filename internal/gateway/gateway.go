@@ -87,6 +87,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		UDPPort:          cfg.WebRTC.Port,
 		ListenIP:         cfg.WebRTC.ListenIP,
 		PublicIPs:        cfg.WebRTC.PublicIPs,
+		ICEServers:       iceServers(cfg.WebRTC.ICEServers),
 		IncludeLoopback:  cfg.WebRTC.Loopback(),
 		KeyframeInterval: kfi,
 		UDPReadBuffer:    int(cfg.WebRTC.UDPBuffer),
@@ -244,4 +245,13 @@ func (g *Gateway) closeParts() {
 func isLoopback(a net.Addr) bool {
 	ta, ok := a.(*net.TCPAddr)
 	return ok && ta.IP.IsLoopback()
+}
+
+// iceServers turns webrtc.ice_servers into ingest's settings.
+func iceServers(in []config.ICEServer) []ingest.ICEServer {
+	out := make([]ingest.ICEServer, 0, len(in))
+	for _, s := range in {
+		out = append(out, ingest.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential, Secret: s.Secret, TTL: s.TTL})
+	}
+	return out
 }
