@@ -50,10 +50,12 @@ type segmentTemplate struct {
 }
 
 // dashSegment is the newest segment of an MPD's video: its URLs and the
-// wall time it ends at.
+// wall time it ends at; prevEnd is where the one before it ends (a
+// low-latency MPD lists the segment in production, whose end is still to
+// come).
 type dashSegment struct {
-	init, media string
-	end         time.Time
+	init, media  string
+	end, prevEnd time.Time
 }
 
 // newestVideo finds the last Period's video AdaptationSet and the last
@@ -79,13 +81,16 @@ func newestVideo(m *mpd) (dashSegment, error) {
 		if st.StartNumber != nil {
 			number = *st.StartNumber
 		}
-		var t, d uint64
+		var t, d, prevEnd uint64
 		n := number - 1
 		for i, s := range st.Timeline {
 			if s.T != nil {
 				t = *s.T
 			} else if i > 0 {
 				t += d
+			}
+			if i > 0 || s.R > 0 {
+				prevEnd = t + uint64(s.R)*s.D // the start of this S's last repeat
 			}
 			d = s.D
 			t += uint64(s.R) * d // the last repeat
@@ -98,8 +103,13 @@ func newestVideo(m *mpd) (dashSegment, error) {
 		seg := dashSegment{init: fill(st.Initialization), media: fill(st.Media)}
 		if ast, err := time.Parse(time.RFC3339, m.AvailabilityStartTime); err == nil && st.Timescale > 0 {
 			start, _ := parseISODuration(p.Start)
-			media := time.Duration(float64(t+d-st.PresentationTimeOffset) / float64(st.Timescale) * float64(time.Second))
-			seg.end = ast.Add(start + media)
+			at := func(mt uint64) time.Time {
+				return ast.Add(start + time.Duration(float64(mt-st.PresentationTimeOffset)/float64(st.Timescale)*float64(time.Second)))
+			}
+			seg.end = at(t + d)
+			if prevEnd > 0 {
+				seg.prevEnd = at(prevEnd)
+			}
 		}
 		return seg, nil
 	}
@@ -188,8 +198,12 @@ func (r *dashReader) run(ctx context.Context) readerResult {
 		if d, err := parseISODuration(m.MinimumUpdatePeriod); err == nil && d > 0 {
 			wait = max(d, 200*time.Millisecond)
 		}
-		if !seg.end.IsZero() {
-			r.res.Delays = append(r.res.Delays, time.Since(seg.end))
+		// The packaging delay is the age of the newest complete segment.
+		if end := seg.end; !end.IsZero() {
+			if now := time.Now(); end.After(now) && !seg.prevEnd.IsZero() {
+				end = seg.prevEnd
+			}
+			r.res.Delays = append(r.res.Delays, time.Since(end))
 		}
 		base := r.url
 		if m.BaseURL != "" {

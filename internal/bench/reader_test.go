@@ -222,20 +222,21 @@ func TestDASHNewestSegment(t *testing.T) {
 		want dashSegment
 	}{
 		// t = 180000 + 3×180000 = 720000, ends at 900000/90000 = 10 s.
-		{fakeMPD(3), dashSegment{"video_1_init0.mp4", "video_v_t720000.m4s", time.Date(2026, 11, 24, 12, 0, 10, 0, time.UTC)}},
+		{fakeMPD(3), dashSegment{"video_1_init0.mp4", "video_v_t720000.m4s", time.Date(2026, 11, 24, 12, 0, 10, 0, time.UTC),
+			time.Date(2026, 11, 24, 12, 0, 8, 0, time.UTC)}},
 		// $Number$ from startNumber, explicit t on a second S, a Period start.
 		{`<MPD availabilityStartTime="2026-11-24T12:00:00Z"><Period start="PT1M"><AdaptationSet mimeType="video/mp4">
 <SegmentTemplate timescale="1000" startNumber="5" initialization="i.mp4" media="n$Number$.m4s">
 <SegmentTimeline><S t="0" d="2000" r="1"/><S t="5000" d="1000"/></SegmentTimeline></SegmentTemplate>
 <Representation id="v"/></AdaptationSet></Period></MPD>`,
-			dashSegment{"i.mp4", "n7.m4s", time.Date(2026, 11, 24, 12, 1, 6, 0, time.UTC)}},
+			dashSegment{"i.mp4", "n7.m4s", time.Date(2026, 11, 24, 12, 1, 6, 0, time.UTC), time.Date(2026, 11, 24, 12, 1, 5, 0, time.UTC)}},
 	} {
 		m := parseMPD(t, tc.mpd)
 		got, err := newestVideo(m)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.init != tc.want.init || got.media != tc.want.media || !got.end.Equal(tc.want.end) {
+		if got.init != tc.want.init || got.media != tc.want.media || !got.end.Equal(tc.want.end) || !got.prevEnd.Equal(tc.want.prevEnd) {
 			t.Errorf("newest %+v, want %+v", got, tc.want)
 		}
 	}
