@@ -91,6 +91,18 @@ type Stats struct {
 	NACKs int
 	// Dropped counts the RTP packets the Loss option dropped.
 	Dropped int
+	// ReceiverReports counts the RTCP receiver report blocks received
+	// about our tracks; Lost sums the latest cumulative packets-lost of
+	// each of our SSRCs, and MaxFractionLost is the largest fraction lost
+	// (0..1) any one report gave: the receiver's own view of the loss.
+	ReceiverReports int
+	Lost            int
+	MaxFractionLost float64
+	// Late counts the samples written more than one sample duration after
+	// their due time, and MaxLate is the largest lateness: whether the
+	// sender kept up with real time (a load tool on a busy machine).
+	Late    int
+	MaxLate time.Duration
 	// Start is the wall time of the first video frame and the first audio
 	// packet: video frame i is sent at Start + i/FPS, audio packet j at
 	// Start + j×20 ms.
@@ -113,6 +125,7 @@ type Client struct {
 
 	mu      sync.Mutex
 	stats   Stats
+	lost    map[uint32]int // latest cumulative lost per SSRC, from RRs
 	sendErr error
 
 	closeOnce sync.Once
@@ -209,6 +222,8 @@ func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath s
 						if opts.AnswerPLI {
 							c.keyframeWanted.Store(true)
 						}
+					case *rtcp.ReceiverReport:
+						c.receiverReport(p)
 					case *rtcp.TransportLayerNack:
 						n := 0
 						for _, pair := range p.Nacks {
@@ -294,6 +309,34 @@ func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath s
 		close(c.sent)
 	}()
 	return c, nil
+}
+
+// receiverReport folds an RTCP RR's blocks into the loss counters.
+func (c *Client) receiverReport(rr *rtcp.ReceiverReport) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lost == nil {
+		c.lost = map[uint32]int{}
+	}
+	for _, r := range rr.Reports {
+		c.stats.ReceiverReports++
+		c.lost[r.SSRC] = int(r.TotalLost)
+		c.stats.MaxFractionLost = max(c.stats.MaxFractionLost, float64(r.FractionLost)/256)
+	}
+	c.stats.Lost = 0
+	for _, n := range c.lost {
+		c.stats.Lost += n
+	}
+}
+
+// paced records how late a sample due at due was written (Stats.Late).
+// Called with c.mu held.
+func (c *Client) paced(due time.Time, dur time.Duration) {
+	late := time.Since(due)
+	if late > dur {
+		c.stats.Late++
+	}
+	c.stats.MaxLate = max(c.stats.MaxLate, late)
 }
 
 func (c *Client) setErr(err error) {
@@ -417,7 +460,8 @@ func (c *Client) sendVideo(ctx context.Context, track *webrtc.TrackLocalStaticSa
 				c.mu.Unlock()
 				continue
 			}
-			if err := sleepUntil(ctx, start.Add(time.Duration(n)*frameDur)); err != nil {
+			due := start.Add(time.Duration(n) * frameDur)
+			if err := sleepUntil(ctx, due); err != nil {
 				f.Close()
 				return err
 			}
@@ -429,6 +473,7 @@ func (c *Client) sendVideo(ctx context.Context, track *webrtc.TrackLocalStaticSa
 			n++
 			c.mu.Lock()
 			c.stats.VideoFrames = n
+			c.paced(due, frameDur)
 			c.mu.Unlock()
 		}
 		f.Close()
@@ -462,7 +507,8 @@ func (c *Client) sendAudio(ctx context.Context, track *webrtc.TrackLocalStaticSa
 			if bytes.HasPrefix(page, []byte("OpusTags")) || len(page) == 0 {
 				continue
 			}
-			if err := sleepUntil(ctx, start.Add(time.Duration(n)*pktDur)); err != nil {
+			due := start.Add(time.Duration(n) * pktDur)
+			if err := sleepUntil(ctx, due); err != nil {
 				f.Close()
 				return err
 			}
@@ -473,6 +519,7 @@ func (c *Client) sendAudio(ctx context.Context, track *webrtc.TrackLocalStaticSa
 			n++
 			c.mu.Lock()
 			c.stats.AudioPackets = n
+			c.paced(due, pktDur)
 			c.mu.Unlock()
 		}
 		f.Close()
