@@ -152,18 +152,7 @@ streams:
 		t.Fatalf("nginx recorded %d files, want 1", len(recs))
 	}
 	check("RTMP", recs[0])
-	// The multivariant playlist is the last object of a finished recording
-	// (waitRecording).
-	var mp4 string
-	waitFor(t, 15*time.Second, "the finished recording", func() bool {
-		_ = filepath.WalkDir(filepath.Join(recDir, "rec"), func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.Name() == "index.m3u8" {
-				mp4 = filepath.Join(filepath.Dir(p), "recording.mp4")
-			}
-			return nil
-		})
-		return mp4 != ""
-	})
+	mp4 := finishedRecordingMP4(t, filepath.Join(recDir, "rec"))
 	check("recording", mp4)
 }
 
@@ -287,4 +276,22 @@ func videoPTS(t *testing.T, input string) []float64 {
 	}
 	sort.Float64s(pts)
 	return pts
+}
+
+// finishedRecordingMP4 waits for the one recording under dir to finish and
+// returns its recording.mp4. The multivariant playlist is the last object
+// of a finished recording (waitRecording).
+func finishedRecordingMP4(t *testing.T, dir string) string {
+	t.Helper()
+	var mp4 string
+	waitFor(t, 20*time.Second, "the finished recording", func() bool {
+		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.Name() == "index.m3u8" {
+				mp4 = filepath.Join(filepath.Dir(p), "recording.mp4")
+			}
+			return nil
+		})
+		return mp4 != ""
+	})
+	return mp4
 }

@@ -200,16 +200,7 @@ streams:
 
 	sent := pub.Video.FramesSent
 	minFrames := int(0.92 * float64(sent))
-	var mp4 string
-	waitFor(t, 20*time.Second, "the finished recording", func() bool {
-		_ = filepath.WalkDir(filepath.Join(dir, "rec"), func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.Name() == "index.m3u8" {
-				mp4 = filepath.Join(filepath.Dir(p), "recording.mp4")
-			}
-			return nil
-		})
-		return mp4 != ""
-	})
+	mp4 := finishedRecordingMP4(t, filepath.Join(dir, "rec"))
 	p := runProbe(t, mp4, true)
 	_, _, frames, ok := p.stream("video")
 	t.Logf("recording: %d of %d video frames Chromium sent (%.1f %%), %.3f s", frames, sent, 100*float64(frames)/float64(sent), p.duration())

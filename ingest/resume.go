@@ -22,15 +22,7 @@ var errReplaced = errors.New("ingest: no media, replaced by a new publish")
 // RTP for staleAfter, and waits until its stream is held. It reports
 // whether it ended one.
 func (s *Server) takeOverStale(stream string) bool {
-	s.mu.Lock()
-	var old *Session
-	for _, x := range s.sessions {
-		if x.name == stream {
-			old = x
-			break
-		}
-	}
-	s.mu.Unlock()
+	old := s.sessionNamed(stream)
 	if old == nil || time.Since(time.Unix(0, old.lastPacket.Load())) < staleAfter {
 		return false
 	}

@@ -352,15 +352,7 @@ func (s *Server) remove(sess *Session) {
 // without the reconnect window a dropped publisher gets. It reports whether a
 // publish was ended.
 func (s *Server) CloseStream(stream string) bool {
-	s.mu.Lock()
-	var found *Session
-	for _, x := range s.sessions {
-		if x.name == stream {
-			found = x
-			break
-		}
-	}
-	s.mu.Unlock()
+	found := s.sessionNamed(stream)
 	if found == nil {
 		return false
 	}
@@ -400,4 +392,16 @@ func newID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// sessionNamed returns the live session publishing stream, or nil.
+func (s *Server) sessionNamed(stream string) *Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.sessions {
+		if x.name == stream {
+			return x
+		}
+	}
+	return nil
 }

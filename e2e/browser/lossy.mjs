@@ -7,7 +7,7 @@
 // first sent from (e2e/lossrelay_test.go puts a lossy relay there).
 //   node lossy.mjs --whip http://127.0.0.1:8080/whip/cam --seconds 20
 import http from 'node:http';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
   if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
@@ -72,13 +72,7 @@ await new Promise(r => server.listen(0, '127.0.0.1', r));
 let out = { published: false, video: null, error: null };
 let browser;
 try {
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--allow-loopback-in-peer-connection'],
-  });
+  browser = await launchChromium(chromiumPath, { camera: true });
   const p = await browser.newPage();
   p.on('pageerror', e => process.stderr.write(`lossy page error: ${e}\n`));
   await p.goto(`http://127.0.0.1:${server.address().port}/`);

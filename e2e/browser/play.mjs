@@ -9,7 +9,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
@@ -72,12 +72,7 @@ await new Promise(r => server.listen(0, '127.0.0.1', r));
 const out = { ok: false, player, playing: false, advanced: false, start: 0, end: 0, latency: null, error: null, endlist: false, samples: [] };
 let browser;
 try {
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required'],
-  });
+  browser = await launchChromium(chromiumPath, { player: true });
   const pg = await browser.newPage();
   pg.on('response', r => { if (r.status() >= 400) process.stderr.write(`http ${r.status()} ${r.url()}\n`); });
   pg.on('console', m => { if (m.type() === 'error') process.stderr.write(`console: ${m.text()}\n`); });

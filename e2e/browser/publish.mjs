@@ -6,7 +6,7 @@
 // a real browser under bandwidth estimation does. Used by
 // e2e/browser_ramp_test.go; run by hand as
 //   node publish.mjs --base http://127.0.0.1:8080 --stream cam --seconds 30
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
   if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
@@ -20,13 +20,7 @@ const chromiumPath = args.chromium || process.env.CHROMIUM || '/usr/bin/chromium
 const out = { published: false, sizes: [], error: null };
 let browser;
 try {
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--allow-loopback-in-peer-connection'],
-  });
+  browser = await launchChromium(chromiumPath, { camera: true });
   const pub = await browser.newPage();
   pub.on('pageerror', e => process.stderr.write(`publish error: ${e}\n`));
   await pub.goto(`${base}/publish?stream=${encodeURIComponent(stream)}`);

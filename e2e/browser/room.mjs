@@ -4,7 +4,7 @@
 // the room's composite with hls.js on /watch. Prints one JSON object:
 // {ok, pages: {name: {published, watching}}, composite: {playing, start, end}, error}.
 //   node room.mjs --base http://127.0.0.1:8080 --room meet --names alice,bob --shots /tmp/x
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
   if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
@@ -21,13 +21,7 @@ const timeout = 30000;
 const out = { ok: false, pages: {}, composite: null, error: null };
 let browser;
 try {
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required'],
-  });
+  browser = await launchChromium(chromiumPath, { camera: true, player: true });
   const ctx = await browser.newContext({ viewport: { width: 1100, height: 760 } });
   const pages = {};
   for (const name of names) {

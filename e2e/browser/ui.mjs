@@ -4,7 +4,7 @@
 // into --shots and prints one JSON object: {ok, published, playing, advanced,
 // start, end, latency, error}.
 //   node ui.mjs --base http://127.0.0.1:8080 --stream cam1 --player hls --token T --shots /tmp/x
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
   if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
@@ -21,13 +21,7 @@ const timeout = 30000;
 const out = { ok: false, published: false, playing: false, advanced: false, start: 0, end: 0, latency: null, error: null, dashboard: '' };
 let browser;
 try {
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required'],
-  });
+  browser = await launchChromium(chromiumPath, { camera: true, player: true });
   const ctx = await browser.newContext({ viewport: { width: 1100, height: 760 } });
   const log = (p, name) => {
     p.on('console', m => { if (m.type() === 'error') process.stderr.write(`${name} console: ${m.text()}\n`); });

@@ -2,7 +2,7 @@
 // line says after a while: {state, info, error}. Used by e2e/ui_test.go to
 // check that a player error is shown, not "playing".
 //   node uierror.mjs --url 'http://127.0.0.1:8080/watch?stream=x&player=dash' --seconds 8
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
   if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
@@ -11,12 +11,7 @@ const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) =>
 const out = { state: '', info: '', error: null };
 let browser;
 try {
-  browser = await chromium.launch({
-    executablePath: args.chromium || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required'],
-  });
+  browser = await launchChromium(args.chromium || '/usr/bin/chromium', { player: true });
   const pg = await browser.newPage();
   await pg.goto(args.url);
   await pg.waitForFunction(() => document.getElementById('state').textContent === 'error', null,
