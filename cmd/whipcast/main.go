@@ -43,6 +43,7 @@ func run(ctx context.Context, args, environ []string, stderr io.Writer, started 
 	var publicIPs ipList
 	fs.Var(&publicIPs, "public-ip", "IP to advertise in ICE candidates (webrtc.public_ips); repeatable")
 	printCfg := fs.Bool("print-default-config", false, "print the embedded default config and exit")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -90,6 +91,14 @@ func run(ctx context.Context, args, environ []string, stderr io.Writer, started 
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return 1
+	}
+	if *pprofAddr != "" {
+		stopPprof, err := servePprof(*pprofAddr, log)
+		if err != nil {
+			log.Error("start failed", "err", err)
+			return 1
+		}
+		defer stopPprof()
 	}
 	if started != nil {
 		started(g)
