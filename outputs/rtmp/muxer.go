@@ -28,8 +28,13 @@ type message struct {
 // before the muxer stops waiting for it.
 const interleaveLimit = 500 // ms
 
+// maxEarly bounds the audio frames kept while waiting for the start keyframe
+// (interleaveLimit of 20 ms packets is 25).
+const maxEarly = 64
+
 // muxer turns a stream's frames into FLV tag bodies with RTMP timestamps:
-// it starts at a video keyframe (sequence headers first), converts the
+// it starts at a video keyframe (sequence headers first) together with the
+// audio of that instant, even audio read before the keyframe, converts the
 // stream timeline into ms since that keyframe, and interleaves audio and
 // video in DTS order. AAC frames arrive a little later than the video of the
 // same instant (encoder delay), so video waits in a small buffer until audio
@@ -50,6 +55,10 @@ type muxer struct {
 	// than the one before, or players see two frames at one instant.
 	lastFrame [3]int64
 	vDTS      []int64 // the first two video DTS, for the frame rate
+	// early holds the audio read while waiting for the start keyframe:
+	// audio reaches the stream before the video of the same instant when a
+	// keyframe takes longer to arrive than the audio sent with it.
+	early []*media.Frame
 }
 
 // frameRate estimates the video frame rate from the first two frames (0 if
@@ -72,6 +81,8 @@ func (m *muxer) resync() {
 	m.vcfg = nil
 	m.seen = [3]bool{}
 	m.started = false
+	clear(m.early)
+	m.early = m.early[:0]
 }
 
 // push adds one frame and returns the messages now ready, in send order.
@@ -82,27 +93,66 @@ func (m *muxer) push(f *media.Frame) (ready []message, err error) {
 	}
 	if !m.started {
 		if m.video != nil && !(isVideo && f.Keyframe && f.Config != nil) {
+			if !isVideo {
+				m.keepEarly(f)
+			}
 			return nil, nil // wait for a keyframe with its parameter sets
 		}
 		if m.lastSent < 0 {
 			m.base = f.Seconds(f.DTS)
 		}
 		m.started = true
+		if err := m.add(f); err != nil {
+			return nil, err
+		}
+		// Audio read before the keyframe may be of its instant or later (a
+		// large keyframe completes after the audio sent with it): it starts
+		// with the keyframe; what is older than the keyframe is dropped.
+		for i, a := range m.early {
+			if err := m.add(a); err != nil {
+				return nil, err
+			}
+			m.early[i] = nil
+		}
+		m.early = m.early[:0]
+		return m.ready(), nil
 	}
+	if err := m.add(f); err != nil {
+		return nil, err
+	}
+	return m.ready(), nil
+}
+
+// keepEarly remembers an audio frame read while waiting for the start
+// keyframe, forgetting those more than interleaveLimit older than it.
+func (m *muxer) keepEarly(f *media.Frame) {
+	now := f.Seconds(f.DTS)
+	n := 0
+	for n < len(m.early) && (now-m.early[n].Seconds(m.early[n].DTS))*1000 > interleaveLimit || len(m.early)-n >= maxEarly {
+		m.early[n] = nil
+		n++
+	}
+	m.early = append(m.early[:0], m.early[n:]...)
+	m.early = append(m.early, f)
+}
+
+// add queues the messages of one frame of a started muxer.
+func (m *muxer) add(f *media.Frame) error {
+	isVideo := f.Track.Kind == media.KindVideo
 	ms := int64(math.Round((f.Seconds(f.DTS) - m.base) * 1000))
 	if ms < 0 || !isVideo && ms < m.lastSent {
 		// Audio from before the start keyframe, or later than the
 		// interleave window allows: dropped rather than sent out of time.
-		return nil, nil
+		return nil
 	}
 	if isVideo {
 		if f.Config != nil && f.Config != m.vcfg {
 			if !f.Keyframe {
-				return nil, nil // a new configuration begins at a keyframe
+				return nil // a new configuration begins at a keyframe
 			}
 			seq, err := videoSequenceHeader(f.Config)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			m.vcfg = f.Config
 			m.queue(message{kind: msgVideo, body: seq, header: true}, ms)
@@ -112,26 +162,26 @@ func (m *muxer) push(f *media.Frame) (ready []message, err error) {
 		}
 		cts := int32(math.Round(float64(f.PTS-f.DTS) * 1000 / float64(f.Track.ClockRate)))
 		m.queue(message{kind: msgVideo, body: videoFrame(f.Data, f.Keyframe, cts)}, ms)
-	} else {
-		if m.audio.Codec == media.CodecOpus {
-			// E-RTMP: the OpusHead sequence start, then one packet per message.
-			if !m.aSent {
-				m.aSent = true
-				m.queue(message{kind: msgAudio, body: opusSequenceStart(m.audio.Channels), header: true}, ms)
-			}
-			m.queue(message{kind: msgAudio, body: opusFrame(f.Data)}, ms)
-			return m.ready(), nil
-		}
-		if !m.aSent {
-			if f.Config == nil || len(f.Config.AudioSpecificConfig) == 0 {
-				return nil, nil
-			}
-			m.aSent = true
-			m.queue(message{kind: msgAudio, body: audioTag(f.Config.AudioSpecificConfig, true), header: true}, ms)
-		}
-		m.queue(message{kind: msgAudio, body: audioTag(f.Data, false)}, ms)
+		return nil
 	}
-	return m.ready(), nil
+	if m.audio.Codec == media.CodecOpus {
+		// E-RTMP: the OpusHead sequence start, then one packet per message.
+		if !m.aSent {
+			m.aSent = true
+			m.queue(message{kind: msgAudio, body: opusSequenceStart(m.audio.Channels), header: true}, ms)
+		}
+		m.queue(message{kind: msgAudio, body: opusFrame(f.Data)}, ms)
+		return nil
+	}
+	if !m.aSent {
+		if f.Config == nil || len(f.Config.AudioSpecificConfig) == 0 {
+			return nil
+		}
+		m.aSent = true
+		m.queue(message{kind: msgAudio, body: audioTag(f.Config.AudioSpecificConfig, true), header: true}, ms)
+	}
+	m.queue(message{kind: msgAudio, body: audioTag(f.Data, false)}, ms)
+	return nil
 }
 
 // queue inserts msg at ms after every queued message with ms' ≤ ms, which
