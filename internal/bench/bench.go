@@ -41,9 +41,16 @@ func Run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	var sink *rtmpSink
+	if c.RTMPListen != "" {
+		if sink, err = listenRTMP(c.RTMPListen); err != nil {
+			fmt.Fprintln(stderr, "rtmp sink:", err)
+			return 2
+		}
+	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer cancel()
-	r := run(ctx, c, stderr)
+	r := run(ctx, c, sink, stderr)
 	if err := r.writeJSON(stdout); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -58,7 +65,13 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func run(ctx context.Context, c Config, stderr io.Writer) Report {
+// sinkDrain is how long the RTMP sink waits, after the publishers stopped,
+// for the gateway to end its RTMP sessions before it closes them itself.
+const sinkDrain = 3 * time.Second
+
+// run runs the publishers and readers; sink (nil for none) is the RTMP
+// server the gateway pushes to, and run closes it.
+func run(ctx context.Context, c Config, sink *rtmpSink, stderr io.Writer) Report {
 	tr := &http.Transport{MaxIdleConnsPerHost: 4 * c.N, IdleConnTimeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
 	// Blocking reloads are held up to three segment targets by the
@@ -83,6 +96,10 @@ func run(ctx context.Context, c Config, stderr io.Writer) Report {
 	ss := <-samples
 
 	r := summarizeRun(c, results)
+	if sink != nil {
+		sink.drain(sinkDrain)
+		r.RTMP = summarizeRTMP(c, results, sink.received())
+	}
 	if a, b, ok := window(ss, results); ok {
 		var hwm, rss int64
 		if c.PID > 0 {

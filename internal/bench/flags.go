@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"time"
 )
 
@@ -45,6 +46,11 @@ type Config struct {
 	Label string
 	// AnyInterface lets ICE use every interface; default loopback only.
 	AnyInterface bool
+	// RTMPListen is host:port of an RTMP server the tool runs for the
+	// gateway to push to (whipcast: streams[].restream
+	// rtmp://ADDR/live/{stream}); each stream's publish is matched to its
+	// publisher by name. Default "": no RTMP sink.
+	RTMPListen string
 }
 
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
@@ -72,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 20*time.Second, "bound on each publish's signalling and ICE")
 	fs.StringVar(&c.Label, "label", "", "name of the run in the JSON line")
 	fs.BoolVar(&c.AnyInterface, "any-interface", false, "let ICE use every interface (default: loopback only)")
+	fs.StringVar(&c.RTMPListen, "rtmp-listen", "", "run an RTMP server on host:port that the gateway pushes to (whipcast: restream rtmp://ADDR/live/{stream}) and report what each stream carried")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -89,6 +96,11 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		return c, fmt.Errorf("%w: -phase is spread or aligned, not %q", ErrUsage, c.Phase)
 	case c.WHIP == "":
 		return c, fmt.Errorf("%w: -whip is needed", ErrUsage)
+	}
+	if c.RTMPListen != "" {
+		if _, _, err := net.SplitHostPort(c.RTMPListen); err != nil {
+			return c, fmt.Errorf("%w: -rtmp-listen is host:port: %v", ErrUsage, err)
+		}
 	}
 	return c, nil
 }

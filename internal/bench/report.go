@@ -54,6 +54,9 @@ type Report struct {
 	PeakRSSStream  int64   `json:"peak_rss_per_stream_bytes,omitempty"`
 	MachineBusy    float64 `json:"machine_busy,omitempty"`
 
+	// RTMP is what the RTMP sink (-rtmp-listen) received; nil without one.
+	RTMP *RTMPReport `json:"rtmp,omitempty"`
+
 	Errors []string `json:"errors,omitempty"`
 }
 
@@ -173,6 +176,21 @@ func (r Report) writeTable(w io.Writer) error {
 	} {
 		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t\n", row.name, row.s.N, row.s.P50, row.s.P95, row.s.Max)
 	}
+	if m := r.RTMP; m != nil {
+		for _, row := range []struct {
+			name string
+			s    Summary
+		}{
+			{"RTMP publish", m.Connect},
+			{"first RTMP video", m.FirstVideo},
+			{"first RTMP audio", m.FirstAudio},
+			{"RTMP A/V start", m.AVStart},
+			{"RTMP lag", m.Lag},
+			{"RTMP drift", m.Drift},
+		} {
+			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t\n", row.name, row.s.N, row.s.P50, row.s.P95, row.s.Max)
+		}
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -194,6 +212,13 @@ func (r Report) writeTable(w io.Writer) error {
 	if r.Cores > 0 || r.PeakRSS > 0 {
 		line("gateway CPU", "%.3f cores, %.4f per stream", r.Cores, r.CoresPerStream)
 		line("gateway memory", "peak RSS %.1f MiB (%.1f MiB per stream), RSS %.1f MiB", mib(r.PeakRSS), mib(r.PeakRSSStream), mib(r.RSS))
+	}
+	if m := r.RTMP; m != nil {
+		line("RTMP sink", "%s: %d of %d streams received (%d publishes, %d reconnects), video %s, audio %s",
+			m.Listen, m.Streams, r.Connected, m.Publishes, m.Reconnects, codecs(m.VideoCodecs), codecs(m.AudioCodecs))
+		line("RTMP frames", "%d video (%.2f/s per stream), %d audio (%.2f/s), %.0f kb/s per stream",
+			m.VideoFrames, m.VideoFPS, m.AudioFrames, m.AudioFPS, m.KbpsPerStream)
+		line("RTMP timestamps", "%d gaps over %d ms, %d not increasing", m.Gaps, gapLimit, m.NonMonotonic)
 	}
 	for _, e := range r.Errors {
 		line("error", "%s", e)
