@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -13,10 +14,13 @@ import (
 
 // TestE2EBenchSmoke runs the load tool (cmd/whipcast-bench) with one
 // publisher for 5 s against an in-process gateway, with an HLS and a DASH
-// reader: everything the report counts must have been seen. It asserts no
-// figure of speed; docs/BENCHMARKS.md has those.
+// reader, and the tool's RTMP sink that the gateway's restream rule pushes
+// to: everything the report counts must have been seen, and the sink must
+// have received the stream as H.264 + AAC with increasing timestamps. It
+// asserts no figure of speed; docs/BENCHMARKS.md has those.
 func TestE2EBenchSmoke(t *testing.T) {
-	g := startGateway(t, "")
+	sink := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	g := startGateway(t, fmt.Sprintf("streams:\n  - match: \"bench/*\"\n    restream: [\"rtmp://%s/live/{stream}\"]\n", sink))
 	base := "http://" + g.HTTPAddr().String()
 	var out, errb bytes.Buffer
 	code := bench.Run([]string{
@@ -27,6 +31,7 @@ func TestE2EBenchSmoke(t *testing.T) {
 		"-name", "bench/s{i}",
 		"-video", fixtureVideo, "-audio", fixtureAudio,
 		"-pid", strconv.Itoa(os.Getpid()), // the gateway runs in this process
+		"-rtmp-listen", sink,
 	}, &out, &errb)
 	t.Logf("stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
 	if code != 0 {
@@ -51,7 +56,24 @@ func TestE2EBenchSmoke(t *testing.T) {
 	case r.Cores <= 0 || r.PeakRSS <= 0:
 		t.Errorf("process sampling: cores %v, peak RSS %d", r.Cores, r.PeakRSS)
 	}
-	if !strings.Contains(table, "1 of 1 connected") {
+	const seconds, fps = 5, 30
+	switch m := r.RTMP; {
+	case m == nil || m.Streams != 1 || m.Connect.N != 1 || m.FirstVideo.N != 1 || m.FirstAudio.N != 1:
+		t.Errorf("RTMP sink: %+v", m)
+	case m.VideoCodecs["AVC"] != 1 || m.AudioCodecs["AAC"] != 1:
+		t.Errorf("RTMP codecs: video %v, audio %v; want AVC and AAC", m.VideoCodecs, m.AudioCodecs)
+	case m.NonMonotonic != 0:
+		t.Errorf("RTMP: %d frames not after the one before", m.NonMonotonic)
+	// The push starts at the first keyframe after the publish and ends with
+	// the stream: at least 2 of the 5 s, never more frames than were sent.
+	case m.VideoFrames < 2*fps || m.VideoFrames > r.VideoFrames:
+		t.Errorf("RTMP: %d video frames of %d sent", m.VideoFrames, r.VideoFrames)
+	case m.AudioFrames < 2*48000/1024 || m.AudioFrames > (seconds+1)*48000/1024:
+		t.Errorf("RTMP: %d AAC frames for %d s", m.AudioFrames, seconds)
+	case m.AVStart.Max > 100 || m.AVStart.P50 < -100:
+		t.Errorf("RTMP: audio starts %+v ms from video", m.AVStart)
+	}
+	if !strings.Contains(table, "1 of 1 connected") || !strings.Contains(table, "RTMP sink") {
 		t.Errorf("table:\n%s", table)
 	}
 }

@@ -186,6 +186,7 @@ func (r Report) writeTable(w io.Writer) error {
 			{"first RTMP audio", m.FirstAudio},
 			{"RTMP A/V start", m.AVStart},
 			{"RTMP lag", m.Lag},
+			{"RTMP start lag", m.StartLag},
 			{"RTMP drift", m.Drift},
 		} {
 			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t\n", row.name, row.s.N, row.s.P50, row.s.P95, row.s.Max)

@@ -46,9 +46,12 @@ type RTMPReport struct {
 	Gaps         int `json:"gaps"`
 	NonMonotonic int `json:"non_monotonic"`
 	// Lag is, per frame of every stream, its arrival after the stream's
-	// first frame minus its timestamp after the first frame's: how much
-	// later than its timestamp says it came (jitter, bursts, queues).
-	Lag Summary `json:"lag"`
+	// first frame minus its timestamp after the first frame's, counted
+	// from the least such value of the stream: how much later than the
+	// promptest frame it came (jitter, bursts, queues). StartLag is the
+	// first frame's, per stream: how long the start held it.
+	Lag      Summary `json:"lag"`
+	StartLag Summary `json:"start_lag"`
 	// Drift is, per stream, the median lag of its last quarter of frames
 	// minus that of its first quarter (positive: falling behind).
 	Drift Summary `json:"drift"`
@@ -58,7 +61,7 @@ type RTMPReport struct {
 // name and folds them into the report.
 func summarizeRTMP(c Config, rs []streamResult, got []*sinkStream) *RTMPReport {
 	m := &RTMPReport{Listen: c.RTMPListen, Publishes: len(got), VideoCodecs: map[string]int{}, AudioCodecs: map[string]int{}}
-	var connect, firstV, firstA, avStart, lags, drifts []time.Duration
+	var connect, firstV, firstA, avStart, lags, startLags, drifts []time.Duration
 	var fps, afps, kbps float64
 	for _, r := range rs {
 		if !r.connected {
@@ -93,6 +96,9 @@ func summarizeRTMP(c Config, rs []streamResult, got []*sinkStream) *RTMPReport {
 		m.Gaps += x.gaps
 		m.NonMonotonic += x.nonMono
 		lags = append(lags, x.lags...)
+		if x.haveStart {
+			startLags = append(startLags, x.startLag)
+		}
 		if x.haveDrift {
 			drifts = append(drifts, x.drift)
 		}
@@ -103,7 +109,7 @@ func summarizeRTMP(c Config, rs []streamResult, got []*sinkStream) *RTMPReport {
 		}
 	}
 	m.Connect, m.FirstVideo, m.FirstAudio = summarize(connect), summarize(firstV), summarize(firstA)
-	m.AVStart, m.Lag, m.Drift = summarize(avStart), summarize(lags), summarize(drifts)
+	m.AVStart, m.Lag, m.StartLag, m.Drift = summarize(avStart), summarize(lags), summarize(startLags), summarize(drifts)
 	if m.Streams > 0 {
 		n := float64(m.Streams)
 		m.VideoFPS, m.AudioFPS, m.KbpsPerStream = round(fps/n, 2), round(afps/n, 2), round(kbps/n, 1)

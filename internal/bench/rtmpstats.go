@@ -97,7 +97,9 @@ type sinkResult struct {
 	gaps, nonMono    int
 	avStart          time.Duration // first audio timestamp − first video timestamp
 	haveAV           bool
-	lags             []time.Duration
+	lags             []time.Duration // ≥ 0: from the least lag of the stream
+	startLag         time.Duration   // the first frame's lag
+	haveStart        bool
 	drift            time.Duration
 	haveDrift        bool
 	videoFPS, audioS float64 // frames per second of each track
@@ -137,6 +139,16 @@ func (s *sinkStream) result() sinkResult {
 	r.seconds = to.Sub(from).Seconds()
 	r.videoFPS, r.audioS = rate(v), rate(a)
 	r.drift, r.haveDrift = drift(s.lags)
+	// From the frame that came soonest after its timestamp: every lag is
+	// then ≥ 0, and the first frame's is how long the start held it
+	// (a pusher waiting for a keyframe or for audio sends a burst).
+	if len(r.lags) > 0 {
+		least := slices.Min(r.lags)
+		for i := range r.lags {
+			r.lags[i] -= least
+		}
+		r.startLag, r.haveStart = r.lags[0], true
+	}
 	return r
 }
 
