@@ -35,6 +35,14 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer cancel()
+	c, cleanup, err := generate(ctx, c)
+	defer cleanup()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
 	for _, p := range []string{c.Video, c.Audio} {
 		if _, err := os.Stat(p); err != nil {
 			fmt.Fprintln(stderr, err)
@@ -48,8 +56,6 @@ func Run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer cancel()
 	r := run(ctx, c, sink, stderr)
 	if err := r.writeJSON(stdout); err != nil {
 		fmt.Fprintln(stderr, err)

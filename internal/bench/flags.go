@@ -21,8 +21,14 @@ type Config struct {
 	// Name is the stream name template ({i}). Default bench{i}.
 	Name string
 	// Video and Audio are the Annex-B H.264 and Ogg/Opus files sent in a
-	// loop. Default testdata/av.h264 and testdata/av.ogg.
+	// loop, or "gen" for media generated with ffmpeg before the run (see
+	// GenSize, GenBitrate, FPS, GOP). Default testdata/av.h264 and
+	// testdata/av.ogg.
 	Video, Audio string
+	// GenSize and GenBitrate shape the generated video (-video gen).
+	// Default 1280x720 at 2500k (bits/s), the 720p stream.
+	GenSize    string
+	GenBitrate int
 	// FPS is the video file's frame rate. Default 30.
 	FPS int
 	// GOP is the video file's keyframe interval, for spreading the
@@ -67,8 +73,10 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.HLS, "hls", "", "HLS playlist template, empty for no HLS readers (whipcast: http://127.0.0.1:8080/hls/{name}/index.m3u8; MediaMTX: http://127.0.0.1:8888/{name}/index.m3u8)")
 	fs.StringVar(&c.DASH, "dash", "", "DASH MPD template, empty for no DASH readers (whipcast: http://127.0.0.1:8080/dash/{name}/manifest.mpd)")
 	fs.StringVar(&c.Name, "name", "bench{i}", "stream name template")
-	fs.StringVar(&c.Video, "video", "testdata/av.h264", "H.264 Annex-B file, sent in a loop")
-	fs.StringVar(&c.Audio, "audio", "testdata/av.ogg", "Ogg/Opus file (20 ms packets), sent in a loop")
+	fs.StringVar(&c.Video, "video", "testdata/av.h264", "H.264 Annex-B file, sent in a loop; gen: generated with ffmpeg (-gen-size, -gen-bitrate, -fps, -gop)")
+	fs.StringVar(&c.Audio, "audio", "testdata/av.ogg", "Ogg/Opus file (20 ms packets), sent in a loop; gen: a generated 64 kb/s tone")
+	fs.StringVar(&c.GenSize, "gen-size", "1280x720", "picture size of -video gen")
+	genBitrate := fs.String("gen-bitrate", "2500k", "bitrate of -video gen")
 	fs.IntVar(&c.FPS, "fps", 30, "video frame rate of the file")
 	fs.DurationVar(&c.GOP, "gop", 2*time.Second, "keyframe interval of the video file (for -phase spread)")
 	fs.StringVar(&c.Phase, "phase", "spread", "keyframe phases: spread (publisher i starts i*gop/n later) or aligned")
@@ -96,6 +104,16 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		return c, fmt.Errorf("%w: -phase is spread or aligned, not %q", ErrUsage, c.Phase)
 	case c.WHIP == "":
 		return c, fmt.Errorf("%w: -whip is needed", ErrUsage)
+	}
+	if c.Video == genVideo {
+		if !reGenSize.MatchString(c.GenSize) {
+			return c, fmt.Errorf("%w: -gen-size is WIDTHxHEIGHT, not %q", ErrUsage, c.GenSize)
+		}
+		b, err := parseBitrate(*genBitrate)
+		if err != nil {
+			return c, err
+		}
+		c.GenBitrate = b
 	}
 	if c.RTMPListen != "" {
 		if _, _, err := net.SplitHostPort(c.RTMPListen); err != nil {
