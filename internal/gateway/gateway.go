@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/whipcast/whipcast/config"
+	"github.com/whipcast/whipcast/internal/admission"
 	"github.com/whipcast/whipcast/ingest"
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/outputs"
@@ -47,6 +48,7 @@ type Gateway struct {
 	Filters *filter.Stages
 
 	keyframeInterval time.Duration
+	admission        *admission.Controller // limits.go
 	motion           *motionDetectors // motion.go
 	filterChains     *filterChains    // filters.go
 
@@ -83,6 +85,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		}
 	}
 	g.keyframeInterval = kfi
+	g.admission = g.newAdmission()
 	in, err := ingest.NewServer(ingest.Config{
 		UDPPort:          cfg.WebRTC.Port,
 		ListenIP:         cfg.WebRTC.ListenIP,
@@ -91,9 +94,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		IncludeLoopback:  cfg.WebRTC.Loopback(),
 		KeyframeInterval: kfi,
 		UDPReadBuffer:    int(cfg.WebRTC.UDPBuffer),
+		Admission:        g.admission,
 		Logger:           log.With("component", "ingest"),
 	}, g.Registry)
 	if err != nil {
+		g.admission.Close()
 		return nil, fmt.Errorf("webrtc port %d: %w", cfg.WebRTC.Port, err)
 	}
 	g.ingest = in
@@ -165,6 +170,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	handlers.WHIP = ingest.NewWHIPHandler(in, g.auth().PublishAuth(), log.With("component", "whip"))
 	handlers.WHEP = ingest.NewWHEPHandler(in, g.auth().PlayAuth(), log.With("component", "whep"))
 	g.registerPlaybackMetrics(handlers.Metrics)
+	g.registerLimitMetrics(handlers.Metrics)
 	g.srv = &http.Server{
 		Handler:           web.NewHandler(handlers, log.With("component", "http")),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -212,6 +218,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 func (g *Gateway) closeParts() {
 	if g.ingest != nil {
 		_ = g.ingest.Close()
+	}
+	if g.admission != nil {
+		g.admission.Close()
 	}
 	if g.rooms != nil {
 		g.rooms.Close()
