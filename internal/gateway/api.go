@@ -31,7 +31,7 @@ func (g *Gateway) webHandlers() web.Handlers {
 	}
 	opt.Ingest = g.ingest.StreamStats
 	opt.Limits = g.limitsState // limits.go
-	if codec.Available { // without codecs the routes answer 501
+	if codec.Available {       // without codecs the routes answer 501
 		opt.Filters, opt.Motion = g.filterChains, g.motion
 	}
 	mopt := web.MetricsOptions{Streams: g.Registry, Events: g.events}

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/whipcast/whipcast/config"
-	"github.com/whipcast/whipcast/internal/admission"
 	"github.com/whipcast/whipcast/ingest"
+	"github.com/whipcast/whipcast/internal/admission"
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/outputs"
 	"github.com/whipcast/whipcast/packager"
@@ -49,8 +49,8 @@ type Gateway struct {
 
 	keyframeInterval time.Duration
 	admission        *admission.Controller // limits.go
-	motion           *motionDetectors // motion.go
-	filterChains     *filterChains    // filters.go
+	motion           *motionDetectors      // motion.go
+	filterChains     *filterChains         // filters.go
 
 	cfg    *config.Config
 	log    *slog.Logger
