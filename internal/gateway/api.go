@@ -30,8 +30,8 @@ func (g *Gateway) webHandlers() web.Handlers {
 		opt.Outputs = restreamOutputs{g.Restream}
 	}
 	opt.Ingest = g.ingest.StreamStats
-	opt.Limits = g.limitsState // limits.go
-	if codec.Available {       // without codecs the routes answer 501
+	opt.Limits = g.limitsState
+	if codec.Available { // without codecs the routes answer 501
 		opt.Filters, opt.Motion = g.filterChains, g.motion
 	}
 	mopt := web.MetricsOptions{Streams: g.Registry, Events: g.events}
