@@ -222,3 +222,33 @@ func TestE2EAdmissionCPU(t *testing.T) {
 		t.Fatal("no playlist for the admitted publisher")
 	}
 }
+
+// TestE2EAdmissionRoomJoin: a room participant is a publisher like any
+// other. At limits.max_publishers a WHIP publish to /whip/{room}/{name} and
+// a publish over the room socket are refused with 503 and the reason.
+func TestE2EAdmissionRoomJoin(t *testing.T) {
+	checkNoLeaks(t)
+	g := startGateway(t, "audio: {codec: opus}\nlimits:\n  max_publishers: 1\n  max_cpu: 0\n  max_lag: 0s\n")
+	base := "http://" + g.HTTPAddr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if code, _ := apiCall(t, "POST", base+"/v1/rooms", `{"name": "meet"}`); code != http.StatusCreated {
+		t.Fatalf("create room: %d", code)
+	}
+	publish(t, g, "meet/alice", whipclient.Options{Loop: 3, MaxDuration: time.Minute})
+	offer := aliceOffer(t)
+	if code, retry, body := postOffer(t, base, "meet/bob", offer); code != http.StatusServiceUnavailable || retry != "5" ||
+		!strings.Contains(body, "limits.max_publishers (1) reached") {
+		t.Fatalf("WHIP join past the limit: %d Retry-After %q %q", code, retry, body)
+	}
+	bob := joinRoom(t, ctx, base, "meet", "bob", "", true)
+	m := bob.request(map[string]any{"type": "publish", "sdp": offer})
+	msg, _ := m["message"].(string)
+	if m["type"] != "error" || m["code"] != float64(http.StatusServiceUnavailable) ||
+		!strings.Contains(msg, "overloaded: limits.max_publishers (1) reached") {
+		t.Fatalf("room socket publish past the limit: %v", m)
+	}
+	if n := refusedMetric(t, base, "max_publishers"); n != 2 {
+		t.Errorf("whipcast_publish_refused_total{reason=max_publishers} %d, want 2", n)
+	}
+}
