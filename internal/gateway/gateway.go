@@ -48,9 +48,8 @@ type Gateway struct {
 	Filters *filter.Stages
 
 	keyframeInterval time.Duration
-	admission        *admission.Controller // limits.go
-	motion           *motionDetectors      // motion.go
-	filterChains     *filterChains         // filters.go
+	motion           *motionDetectors // motion.go
+	filterChains     *filterChains    // filters.go
 
 	cfg    *config.Config
 	log    *slog.Logger
@@ -65,6 +64,10 @@ type Gateway struct {
 	composites *composite.Manager
 	ln         net.Listener
 	srv        *http.Server
+
+	// admission is limits.*, asked by ingest before each new publisher
+	// (limits.go).
+	admission *admission.Controller
 }
 
 // New opens the HTTP listener and the WebRTC media port and wires the parts.
