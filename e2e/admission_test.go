@@ -172,7 +172,9 @@ func TestE2EAdmissionMaxPublishers(t *testing.T) {
 // goroutines here are load it measures.
 func TestE2EAdmissionCPU(t *testing.T) {
 	checkNoLeaks(t)
-	g := startGateway(t, "limits:\n  max_cpu: 0.25\n  max_lag: 0s\n")
+	// 10 % of the cores: busy goroutines pass it even when other processes
+	// take most of the machine, an idle gateway stays well below.
+	g := startGateway(t, "limits:\n  max_cpu: 0.1\n  max_lag: 0s\n")
 	base := "http://" + g.HTTPAddr().String()
 	offer := aliceOffer(t)
 
@@ -204,18 +206,19 @@ func TestE2EAdmissionCPU(t *testing.T) {
 	code, retry, body := postOffer(t, base, "cpu/a", offer)
 	stopSpinning()
 	if code != http.StatusServiceUnavailable || retry != "5" || !strings.HasPrefix(body, "overloaded: cpu ") ||
-		!strings.Contains(body, ">= limits.max_cpu 25%") {
+		!strings.Contains(body, ">= limits.max_cpu 10%") {
 		t.Fatalf("busy process: %d Retry-After %q %q, want 503 with the CPU reason", code, retry, body)
 	}
 	if n := refusedMetric(t, base, "cpu"); n != 1 {
 		t.Errorf("whipcast_publish_refused_total{reason=cpu} %d, want 1", n)
 	}
-	if st := limitsState(t, base); st.Refused["cpu"] != 1 || st.MaxCPU != 0.25 || st.Cores <= 0 {
+	if st := limitsState(t, base); st.Refused["cpu"] != 1 || st.MaxCPU != 0.1 || st.Cores <= 0 {
 		t.Errorf("/v1/limits after the refusal: %+v", st)
 	}
 
 	// Idle again: admitted, and the stream plays.
 	waitFor(t, 30*time.Second, "the CPU check to admit again", func() bool { return limitsState(t, base).Admitting })
+	t.Logf("refused at: %s; idle: cpu %.3f of %g cores", strings.TrimSpace(body), limitsState(t, base).CPU, limitsState(t, base).Cores)
 	publish(t, g, "cpu/a", whipclient.Options{MaxDuration: 6 * time.Second})
 	hls := videoPlaylistURL(t, base, "cpu/a")
 	if segmentsMade(t, hls) < 0 {
