@@ -26,6 +26,7 @@ type Limits struct {
 	// (how long a runnable goroutine, such as the UDP read loop, waits for
 	// a CPU: the 99th percentile over the last 5 s) is at or above this. It
 	// catches a CPU starved by other processes, which MaxCPU cannot see.
+	// A window of fewer than 1000 wake-ups reads 0 (a nearly idle process).
 	// Default 50ms; 0 turns the check off.
 	MaxLag time.Duration `yaml:"max_lag"`
 }

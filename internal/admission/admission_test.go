@@ -148,7 +148,7 @@ func TestProcessMeterWindow(t *testing.T) {
 	// 1 core busy for 10 s, scheduler waits below 1 ms: half of 2 cores.
 	for i := 1; i <= 10; i++ {
 		cpu += time.Second
-		counts[0] += 100
+		counts[0] += 1000
 		l := m.Measure(t0.Add(time.Duration(i) * time.Second))
 		if math.Abs(l.CPU-0.5) > 1e-9 || l.Lag != time.Millisecond {
 			t.Fatalf("second %d: %+v", i, l)
@@ -158,8 +158,8 @@ func TestProcessMeterWindow(t *testing.T) {
 	// window forgets the quiet seconds.
 	for i := 11; i <= 16; i++ {
 		cpu += 2 * time.Second
-		counts[0] += 98
-		counts[1] += 2
+		counts[0] += 980
+		counts[1] += 20
 		m.Measure(t0.Add(time.Duration(i) * time.Second))
 	}
 	l := m.Measure(t0.Add(16 * time.Second))
@@ -170,9 +170,16 @@ func TestProcessMeterWindow(t *testing.T) {
 		t.Fatalf("%d samples kept for a 5 s window at 1 s", len(m.samples))
 	}
 	// Waits past the last finite bound read as that bound.
-	counts[2] += 10000
+	counts[2] += 100000
 	if l := m.Measure(t0.Add(17 * time.Second)); l.Lag != 100*time.Millisecond {
 		t.Fatalf("overflow bucket: %v", l.Lag)
+	}
+	// A nearly idle process: a few slow wake-ups are no CPU shortage.
+	for i := 18; i <= 30; i++ {
+		counts[1] += 10
+		if l := m.Measure(t0.Add(time.Duration(i) * time.Second)); i >= 23 && l.Lag != 0 {
+			t.Fatalf("second %d: lag %v from %d wake-ups a second", i, l.Lag, 10)
+		}
 	}
 }
 

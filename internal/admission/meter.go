@@ -21,6 +21,13 @@ const schedLatencies = "/sched/latencies:seconds"
 // lagQuantile is the share of wake-ups whose wait Load.Lag bounds.
 const lagQuantile = 0.99
 
+// lagMinSamples is the fewest scheduler observations in a window for Lag
+// to be more than 0: in a nearly idle process the 99th percentile of a few
+// dozen wake-ups is one page fault or one GC, not a CPU shortage, and it
+// must not refuse the first publisher. One stream alone wakes the read loop
+// a few hundred times a second.
+const lagMinSamples = 1000
+
 // ProcessMeter measures this process: CPU time from getrusage (user and
 // system, so cgo work such as the AAC encoder counts, which the Go
 // runtime's own CPU estimates miss) and the scheduler's latency histogram.
@@ -72,19 +79,19 @@ func (m *ProcessMeter) Measure(now time.Time) Load {
 	if wall := now.Sub(base.at); wall > 0 && m.cores > 0 {
 		l.CPU = (cur.cpu - base.cpu).Seconds() / wall.Seconds() / m.cores
 	}
-	l.Lag = quantile(base.counts, cur.counts, bounds, lagQuantile)
+	l.Lag = quantile(base.counts, cur.counts, bounds, lagQuantile, lagMinSamples)
 	return l
 }
 
 // quantile is the q-th quantile of the observations between two snapshots
 // of a runtime histogram (bounds[i], bounds[i+1] delimit counts[i]), as
-// the upper bound of its bucket; 0 with no observations.
-func quantile(before, after []uint64, bounds []float64, q float64) time.Duration {
+// the upper bound of its bucket; 0 with fewer than minN observations.
+func quantile(before, after []uint64, bounds []float64, q float64, minN uint64) time.Duration {
 	var total uint64
 	for i := range after {
 		total += after[i] - at(before, i)
 	}
-	if total == 0 || len(bounds) != len(after)+1 {
+	if total == 0 || total < minN || len(bounds) != len(after)+1 {
 		return 0
 	}
 	want := uint64(math.Ceil(q * float64(total)))
