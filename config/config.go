@@ -47,6 +47,8 @@ type Config struct {
 	Filters FilterStages `yaml:"filters"`
 	// Rooms: config/rooms.go.
 	Rooms Rooms `yaml:"rooms"`
+	// Limits: admission control, config/limits.go.
+	Limits Limits `yaml:"limits"`
 }
 
 // Audio configures the AAC that whipcast makes from WebRTC's Opus, once per
@@ -293,6 +295,7 @@ func (c *Config) Validate() error {
 	c.validateFilters(bad)
 	c.validateMotion(bad)
 	c.validateRooms(bad)
+	c.validateLimits(bad)
 	return errors.Join(errs...)
 }
 

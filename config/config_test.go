@@ -20,6 +20,19 @@ func TestDefaultRuns(t *testing.T) {
 	}
 }
 
+func TestDefaultLimits(t *testing.T) {
+	c, err := Load(nil, []string{"WHIPCAST_LIMITS_MAX_PUBLISHERS=0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.MaxPublishers != 0 || c.Limits.MaxCPU != 0.9 || c.Limits.MaxLag != 50*time.Millisecond {
+		t.Fatalf("limits: %+v", c.Limits)
+	}
+	if c, _ = Load(nil, nil); c.Limits.MaxPublishers != 100 {
+		t.Fatalf("limits.max_publishers default %d", c.Limits.MaxPublishers)
+	}
+}
+
 func TestFileOverridesAndEnv(t *testing.T) {
 	doc := []byte("http:\n  addr: 127.0.0.1:9000\nwebrtc:\n  public_ips: [203.0.113.7]\n  udp_buffer: 8MiB\nhls:\n  part: 300ms\n")
 	c, err := Load(doc, []string{"WHIPCAST_WEBRTC_PORT=9999", "WHIPCAST_AUTH_PUBLISH_TOKEN=s3cret", "PATH=/bin",
@@ -60,6 +73,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{doc: "audio:\n  codec: mp3\n", want: "audio.codec"},
 		{doc: "rooms:\n  max: 0\n", want: "rooms.max"},
 		{doc: "rooms:\n  grace: 10ms\n", want: "rooms.grace"},
+		{doc: "limits:\n  max_publishers: -1\n", want: "limits.max_publishers"},
+		{doc: "limits:\n  max_cpu: 1.5\n", want: "limits.max_cpu"},
+		{doc: "limits:\n  max_lag: -1s\n", want: "limits.max_lag"},
 		{doc: "audio:\n  codec: AAC\n", want: "audio.codec"},
 		{doc: "audio:\n  codecs: aac\n", want: "field codecs not found"},
 		{env: "WHIPCAST_HTTP_ADRESS=x", want: "names no key"},

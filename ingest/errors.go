@@ -1,6 +1,9 @@
 package ingest
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 var (
 	// ErrBadOffer is wrapped by Publish when the SDP offer cannot be parsed or
@@ -34,4 +37,27 @@ var (
 	// ErrForbidden is returned by a WHIP auth callback when the credentials
 	// are wrong for this stream (HTTP 403).
 	ErrForbidden = errors.New("forbidden")
+	// ErrOverloaded is wrapped by a *RefusedError: the admission check
+	// (Config.Admission) refused a new publisher. HTTP 503.
+	ErrOverloaded = errors.New("overloaded")
 )
+
+// RefusedError is a publish refused by admission control before anything
+// was negotiated. WHIP answers 503 with Retry-After and "overloaded:
+// {Detail}"; the room socket sends the same status and text.
+type RefusedError struct {
+	// Reason names the check that refused, as the metric's label:
+	// "max_publishers", "cpu" or "lag".
+	Reason string
+	// Detail says why in words, naming the setting, e.g.
+	// "limits.max_publishers (100) reached".
+	Detail string
+	// RetryAfter is when a retry may be admitted (the Retry-After header,
+	// whole seconds rounded up).
+	RetryAfter time.Duration
+}
+
+func (e *RefusedError) Error() string { return "overloaded: " + e.Detail }
+
+// Unwrap makes errors.Is(err, ErrOverloaded) hold.
+func (e *RefusedError) Unwrap() error { return ErrOverloaded }

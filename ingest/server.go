@@ -57,6 +57,10 @@ type Config struct {
 	// MediaTimeout ends a session that received no RTP for this long.
 	// Default 10s.
 	MediaTimeout time.Duration
+	// Admission, when set, is asked before each new publisher (admit.go)
+	// and may refuse it with a *RefusedError (503). Default nil: every
+	// publish is admitted.
+	Admission Admission
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -81,6 +85,7 @@ type Server struct {
 	keyframeInterval time.Duration
 	mediaTimeout     time.Duration
 	iceServers       []ICEServer
+	admission        Admission
 
 	udpConn *net.UDPConn
 	udpMux  *ice.UDPMuxDefault
@@ -90,6 +95,7 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*Session
 	viewers  map[string]*Viewer // WHEP playbacks (viewer.go)
+	pending  map[string]int     // names of publishes being negotiated (admit.go)
 	closed   bool
 	// endedPub and endedView remember recently ended WHIP and WHEP session
 	// ids, so that a DELETE after the media ended is 200 (ended.go).
@@ -112,7 +118,9 @@ func NewServer(cfg Config, reg *media.Registry) (*Server, error) {
 		keyframeInterval: cfg.KeyframeInterval,
 		mediaTimeout:     cfg.MediaTimeout,
 		iceServers:       cfg.ICEServers,
+		admission:        cfg.Admission,
 		sessions:         make(map[string]*Session),
+		pending:          make(map[string]int),
 		viewers:          make(map[string]*Viewer),
 	}
 	if s.log == nil {
@@ -289,6 +297,12 @@ func (s *Server) Publish(ctx context.Context, stream, offerSDP string) (*Session
 	if err := media.ValidateName(stream); err != nil {
 		return nil, "", err
 	}
+	// Admission first: a refusal under overload should cost nothing.
+	release, err := s.admit(stream)
+	if err != nil {
+		return nil, "", err
+	}
+	defer release()
 	info, err := checkOffer(offerSDP)
 	if err != nil {
 		return nil, "", err

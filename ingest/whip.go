@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,7 +47,10 @@ const publishTimeout = 10 * time.Second
 // text/plain reason; bad stream name → 400; stream busy → 409; body over
 // 64 KiB → 413; wrong Content-Type → 415; ICE restart (new ice-ufrag, or
 // If-Match: *) → 422 as RFC 9725 §4.3.1 requires of a session that supports
-// trickle but not restarts; If-Match not matching the ETag → 412.
+// trickle but not restarts; If-Match not matching the ETag → 412; refused by
+// admission control (Config.Admission: too many publishers, CPU or
+// scheduling lag too high) → 503 with Retry-After and "overloaded: {reason}",
+// before the offer is even parsed.
 //
 // auth, when not nil, is called for POST, PATCH and DELETE with the stream
 // name; it returns nil, ErrUnauthorized (401, e.g. no Authorization: Bearer)
@@ -176,6 +180,7 @@ func (h *whipHandler) post(w http.ResponseWriter, r *http.Request, stream string
 		if code == http.StatusInternalServerError {
 			h.log.Error("whip: publish failed", "stream", stream, "err", err)
 		}
+		setRetryAfter(w.Header(), err)
 		httpError(w, code, err.Error())
 		return
 	}
@@ -186,6 +191,15 @@ func (h *whipHandler) post(w http.ResponseWriter, r *http.Request, stream string
 	w.Header().Set("Content-Type", "application/sdp")
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
+}
+
+// setRetryAfter adds Retry-After (RFC 9110 §10.2.3, in seconds) to the 503
+// of a publish refused by admission control.
+func setRetryAfter(h http.Header, err error) {
+	var re *RefusedError
+	if errors.As(err, &re) && re.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((re.RetryAfter+time.Second-1)/time.Second)))
+	}
 }
 
 // requestPath is the path the client used, before any StripPrefix.
@@ -250,8 +264,8 @@ func serveTrickle(w http.ResponseWriter, r *http.Request, id string, trickle fun
 // AddCandidate, shared by WHIP, WHEP and the room socket so that each
 // refusal reads the same everywhere: 400 a bad name, offer or candidate; 404
 // a stream that is not live or an unknown session; 409 a stream already
-// published; 422 an ICE restart (RFC 9725 §4.3.1); 503 shutting down; 500
-// anything else.
+// published; 422 an ICE restart (RFC 9725 §4.3.1); 503 shutting down or
+// refused by admission control (ErrOverloaded); 500 anything else.
 func ErrorStatus(err error) int {
 	switch {
 	case errors.Is(err, media.ErrBadName), errors.Is(err, ErrBadOffer), errors.Is(err, ErrNoVideoCodec),
@@ -263,7 +277,7 @@ func ErrorStatus(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrICERestart):
 		return http.StatusUnprocessableEntity
-	case errors.Is(err, ErrServerClosed), errors.Is(err, media.ErrRegistryClosed):
+	case errors.Is(err, ErrServerClosed), errors.Is(err, media.ErrRegistryClosed), errors.Is(err, ErrOverloaded):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

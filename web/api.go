@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/whipcast/whipcast/ingest"
+	"github.com/whipcast/whipcast/internal/admission"
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/outputs/recorder"
 	"github.com/whipcast/whipcast/storage"
@@ -91,6 +92,8 @@ type APIOptions struct {
 	Motion StreamMotion
 	// Composites serves /v1/rooms/{room}/composite (api_composite.go).
 	Composites Composites
+	// Limits is GET /v1/limits: the admission state (api_limits.go).
+	Limits func() admission.State
 	// Events feeds GET /v1/events.
 	Events *Bus
 	// Auth guards every /v1 route (Auth.Admin).
@@ -127,6 +130,7 @@ func NewAPI(opt APIOptions) *API {
 	a.routes = []route{
 		{"GET", "/v1/openapi.json", a.openAPI},
 		{"GET", "/v1/events", a.events},
+		{"GET", "/v1/limits", a.getLimits},
 		{"GET", "/v1/streams", a.listStreams},
 		{"GET", "/v1/streams/{stream}/recording", a.getRecording},
 		{"POST", "/v1/streams/{stream}/recording", a.startRecording},

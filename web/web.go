@@ -182,15 +182,18 @@ func (w *statusWriter) Flush() {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// accessLog logs each request at debug level, and errors (5xx) at warn. The
-// query string is left out: players may carry tokens there.
+// accessLog logs each request at debug level, and errors (5xx) at warn. A
+// 503 is a refusal whose owner logs it once per burst (admission control,
+// shutdown, /readyz), so it stays at debug: a wave of refused publishers
+// must not turn into a wave of warnings. The query string is left out:
+// players may carry tokens there.
 func accessLog(next http.Handler, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		level := slog.LevelDebug
-		if sw.status >= 500 {
+		if sw.status >= 500 && sw.status != http.StatusServiceUnavailable {
 			level = slog.LevelWarn
 		}
 		log.Log(r.Context(), level, "http", "method", r.Method, "path", r.URL.Path,

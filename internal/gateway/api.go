@@ -30,6 +30,7 @@ func (g *Gateway) webHandlers() web.Handlers {
 		opt.Outputs = restreamOutputs{g.Restream}
 	}
 	opt.Ingest = g.ingest.StreamStats
+	opt.Limits = g.limitsState
 	if codec.Available { // without codecs the routes answer 501
 		opt.Filters, opt.Motion = g.filterChains, g.motion
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/whipcast/whipcast/config"
 	"github.com/whipcast/whipcast/ingest"
+	"github.com/whipcast/whipcast/internal/admission"
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/outputs"
 	"github.com/whipcast/whipcast/packager"
@@ -63,6 +64,10 @@ type Gateway struct {
 	composites *composite.Manager
 	ln         net.Listener
 	srv        *http.Server
+
+	// admission is limits.*, asked by ingest before each new publisher
+	// (limits.go).
+	admission *admission.Controller
 }
 
 // New opens the HTTP listener and the WebRTC media port and wires the parts.
@@ -83,6 +88,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		}
 	}
 	g.keyframeInterval = kfi
+	g.admission = g.newAdmission()
 	in, err := ingest.NewServer(ingest.Config{
 		UDPPort:          cfg.WebRTC.Port,
 		ListenIP:         cfg.WebRTC.ListenIP,
@@ -91,9 +97,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		IncludeLoopback:  cfg.WebRTC.Loopback(),
 		KeyframeInterval: kfi,
 		UDPReadBuffer:    int(cfg.WebRTC.UDPBuffer),
+		Admission:        g.admission,
 		Logger:           log.With("component", "ingest"),
 	}, g.Registry)
 	if err != nil {
+		g.admission.Close()
 		return nil, fmt.Errorf("webrtc port %d: %w", cfg.WebRTC.Port, err)
 	}
 	g.ingest = in
@@ -165,6 +173,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	handlers.WHIP = ingest.NewWHIPHandler(in, g.auth().PublishAuth(), log.With("component", "whip"))
 	handlers.WHEP = ingest.NewWHEPHandler(in, g.auth().PlayAuth(), log.With("component", "whep"))
 	g.registerPlaybackMetrics(handlers.Metrics)
+	g.registerLimitMetrics(handlers.Metrics)
 	g.srv = &http.Server{
 		Handler:           web.NewHandler(handlers, log.With("component", "http")),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -212,6 +221,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 func (g *Gateway) closeParts() {
 	if g.ingest != nil {
 		_ = g.ingest.Close()
+	}
+	if g.admission != nil {
+		g.admission.Close()
 	}
 	if g.rooms != nil {
 		g.rooms.Close()

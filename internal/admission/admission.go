@@ -1,0 +1,278 @@
+// Package admission decides whether the gateway takes on one more
+// publisher. It refuses, with a reason in words, when the configured number
+// of publishers is reached (limits.max_publishers) or when the process is
+// already near what the machine gives it: its CPU over the last few seconds
+// against the cores it may use (limits.max_cpu), or the Go scheduler's lag,
+// how long runnable goroutines such as the UDP read loop wait for a CPU
+// (limits.max_lag). Refusing the next publisher is how overload degrades:
+// the streams already live keep every packet.
+//
+// One goroutine (Start, Close) samples the load; Admit only reads the last
+// sample, so a refusal costs nothing.
+package admission
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/whipcast/whipcast/ingest"
+)
+
+// Reasons of a refusal: the label of whipcast_publish_refused_total.
+const (
+	ReasonMaxPublishers = "max_publishers"
+	ReasonCPU           = "cpu"
+	ReasonLag           = "lag"
+)
+
+// Reasons lists every reason, in the order the checks run.
+var Reasons = []string{ReasonMaxPublishers, ReasonCPU, ReasonLag}
+
+// Settings configures a Controller. The zero value of each field means its
+// default, except the three limits, whose zero turns the check off.
+type Settings struct {
+	// MaxPublishers is the most publishers at once. 0: no limit.
+	MaxPublishers int
+	// MaxCPU is the fraction (0..1] of the usable cores at or above which
+	// new publishers are refused. 0: off.
+	MaxCPU float64
+	// MaxLag is the scheduler lag (99th percentile over Window) at or above
+	// which new publishers are refused. 0: off.
+	MaxLag time.Duration
+	// Interval is the time between load samples. Default 1s.
+	Interval time.Duration
+	// Window is how far back the load is measured. Default 5s: long enough
+	// that one GC cycle or one keyframe burst does not refuse anyone, short
+	// enough to see an overload before the UDP buffer overflows for good.
+	Window time.Duration
+	// RetryAfter is what a refusal tells the publisher (Retry-After).
+	// Default Window.
+	RetryAfter time.Duration
+	// Meter measures the load. Default: this process (NewProcessMeter).
+	Meter Meter
+	// Logger gets one warning when refusals start (and at most one a
+	// minute while they go on) and a note when publishers are admitted
+	// again. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Load is one measurement of the process.
+type Load struct {
+	// CPU is the process's CPU time over the window divided by the wall
+	// time and Cores: 1 means every usable core was busy.
+	CPU float64
+	// Cores is how many cores the process may use.
+	Cores float64
+	// Lag is the 99th percentile of the time goroutines waited, runnable,
+	// for a CPU, over the window.
+	Lag time.Duration
+}
+
+// Meter measures the load. Measure is called once per Settings.Interval,
+// from the Controller's goroutine only.
+type Meter interface {
+	Measure(now time.Time) Load
+}
+
+// Controller is the admission decision. It implements ingest.Admission.
+type Controller struct {
+	set  Settings
+	log  *slog.Logger
+	load atomic.Pointer[Load]
+
+	refused [3]atomic.Uint64 // by reason, in Reasons order
+
+	// The refusal burst (log state), guarded by mu.
+	mu        sync.Mutex
+	inBurst   bool
+	burstN    uint64 // refusals in this burst
+	sinceWarn uint64 // refusals since the last warning
+	lastWarn  time.Time
+
+	startOnce, closeOnce sync.Once
+	stop, done           chan struct{}
+}
+
+var _ ingest.Admission = (*Controller)(nil)
+
+// New makes a Controller; Start begins sampling.
+func New(s Settings) *Controller {
+	if s.Interval <= 0 {
+		s.Interval = time.Second
+	}
+	if s.Window <= 0 {
+		s.Window = 5 * time.Second
+	}
+	if s.RetryAfter <= 0 {
+		s.RetryAfter = s.Window
+	}
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	if s.Meter == nil && (s.MaxCPU > 0 || s.MaxLag > 0) {
+		s.Meter = NewProcessMeter(s.Window)
+	}
+	c := &Controller{set: s, log: s.Logger, stop: make(chan struct{}), done: make(chan struct{})}
+	c.load.Store(&Load{Cores: usableCores()})
+	return c
+}
+
+// Start runs the sampling goroutine, when a load check is on, until Close.
+func (c *Controller) Start() {
+	c.startOnce.Do(func() {
+		if c.set.Meter == nil {
+			close(c.done)
+			return
+		}
+		c.sample(time.Now())
+		go c.run()
+	})
+}
+
+// Close stops the sampling goroutine and waits for it. Safe to call more
+// than once, and without Start.
+func (c *Controller) Close() {
+	c.startOnce.Do(func() { close(c.done) }) // never started: nothing runs
+	c.closeOnce.Do(func() { close(c.stop) })
+	<-c.done
+}
+
+func (c *Controller) run() {
+	defer close(c.done)
+	t := time.NewTicker(c.set.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case now := <-t.C:
+			c.sample(now)
+		}
+	}
+}
+
+func (c *Controller) sample(now time.Time) {
+	l := c.set.Meter.Measure(now)
+	c.load.Store(&l)
+}
+
+// Admit refuses a new publisher (making publishers in all) with a
+// *ingest.RefusedError when a limit is reached.
+func (c *Controller) Admit(publishers int) error {
+	reason, detail := c.check(publishers)
+	if reason == "" {
+		c.admitted()
+		return nil
+	}
+	c.refuse(reason, detail)
+	return &ingest.RefusedError{Reason: reason, Detail: detail, RetryAfter: c.set.RetryAfter}
+}
+
+// check returns the first limit that publishers and the last load reach.
+func (c *Controller) check(publishers int) (reason, detail string) {
+	s, l := c.set, c.load.Load()
+	switch {
+	case s.MaxPublishers > 0 && publishers > s.MaxPublishers:
+		return ReasonMaxPublishers, fmt.Sprintf("limits.max_publishers (%d) reached", s.MaxPublishers)
+	case s.MaxCPU > 0 && l.CPU >= s.MaxCPU:
+		return ReasonCPU, fmt.Sprintf("cpu %s of %s cores >= limits.max_cpu %s", percent(l.CPU), strconv.FormatFloat(l.Cores, 'f', -1, 64), percent(s.MaxCPU))
+	case s.MaxLag > 0 && l.Lag >= s.MaxLag:
+		return ReasonLag, fmt.Sprintf("scheduling lag %s >= limits.max_lag %s", l.Lag.Round(time.Millisecond), s.MaxLag)
+	}
+	return "", ""
+}
+
+// percent writes a fraction as a percentage, with a decimal below 10 %.
+func percent(f float64) string {
+	p := f * 100
+	if p < 10 {
+		return strconv.FormatFloat(p, 'f', 1, 64) + "%"
+	}
+	return strconv.FormatFloat(p, 'f', 0, 64) + "%"
+}
+
+// refuse counts a refusal and warns once per burst (again after a minute
+// of refusals, with their count), not once per request.
+func (c *Controller) refuse(reason, detail string) {
+	for i, r := range Reasons {
+		if r == reason {
+			c.refused[i].Add(1)
+		}
+	}
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.burstN++
+	c.sinceWarn++
+	if c.inBurst && now.Sub(c.lastWarn) < time.Minute {
+		return
+	}
+	if c.inBurst {
+		c.log.Warn("admission: still refusing new publishers", "reason", reason, "detail", detail, "refused", c.sinceWarn)
+	} else {
+		c.log.Warn("admission: refusing new publishers (503)", "reason", reason, "detail", detail)
+	}
+	c.inBurst, c.lastWarn, c.sinceWarn = true, now, 0
+}
+
+// admitted ends a refusal burst.
+func (c *Controller) admitted() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.inBurst {
+		return
+	}
+	c.log.Info("admission: admitting new publishers again", "refused", c.burstN)
+	c.inBurst, c.burstN, c.sinceWarn = false, 0, 0
+}
+
+// Refused returns the refusals since start by reason (every reason present).
+func (c *Controller) Refused() map[string]uint64 {
+	out := make(map[string]uint64, len(Reasons))
+	for i, r := range Reasons {
+		out[r] = c.refused[i].Load()
+	}
+	return out
+}
+
+// State is the admission state as GET /v1/limits shows it.
+type State struct {
+	// Admitting is whether a new publisher would be admitted now.
+	Admitting bool `json:"admitting"`
+	// Reason and Detail name the limit that refuses, when not Admitting.
+	Reason string `json:"reason,omitempty"`
+	Detail string `json:"detail,omitempty"`
+	// Publishers counts live, negotiating and held publishers;
+	// MaxPublishers is limits.max_publishers (0: none).
+	Publishers    int `json:"publishers"`
+	MaxPublishers int `json:"max_publishers"`
+	// CPU is the process's share of Cores over the window; MaxCPU is
+	// limits.max_cpu (0: off).
+	CPU    float64 `json:"cpu"`
+	Cores  float64 `json:"cores"`
+	MaxCPU float64 `json:"max_cpu"`
+	// LagSeconds is the scheduler lag (p99 over the window);
+	// MaxLagSeconds is limits.max_lag (0: off).
+	LagSeconds    float64 `json:"lag_seconds"`
+	MaxLagSeconds float64 `json:"max_lag_seconds"`
+	// Refused counts the refusals since start by reason.
+	Refused map[string]uint64 `json:"refused"`
+}
+
+// State reports the limits, the last load and whether one more publisher
+// than publishers would be admitted.
+func (c *Controller) State(publishers int) State {
+	l := c.load.Load()
+	reason, detail := c.check(publishers + 1)
+	return State{
+		Admitting: reason == "", Reason: reason, Detail: detail,
+		Publishers: publishers, MaxPublishers: c.set.MaxPublishers,
+		CPU: l.CPU, Cores: l.Cores, MaxCPU: c.set.MaxCPU,
+		LagSeconds: l.Lag.Seconds(), MaxLagSeconds: c.set.MaxLag.Seconds(),
+		Refused: c.Refused(),
+	}
+}
