@@ -256,3 +256,63 @@ func BenchmarkOpusDecode(b *testing.B) {
 		})
 	}
 }
+
+// TestOpusToAACMono: a mono transcoder has a mono AudioSpecificConfig and
+// takes stereo packets too (the decoder downmixes them), with frames that
+// follow the input timeline; and a lost packet's gap is filled, so the
+// timeline holds.
+func TestOpusToAACMono(t *testing.T) {
+	pkts := opusPacketsOf(t, "av.ogg") // stereo packets
+	tc, err := NewOpusToAAC(AACSettings{Bitrate: MonoBitrate(0), Channels: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	f := tc.Format()
+	if f.Channels != 1 || len(f.Config) < 2 || (f.Config[1]>>3)&0xF != 1 {
+		t.Fatalf("format %+v: AudioSpecificConfig %x is not mono", f, f.Config)
+	}
+	var out []Packet
+	for i, p := range pkts[:250] {
+		if i == 100 {
+			continue // lost: 960 samples of silence in its place
+		}
+		got, err := tc.Transcode(p, int64(i)*960)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, got...)
+	}
+	rest, err := tc.Flush()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(out, rest...)
+	for i := 1; i < len(out); i++ {
+		if out[i].PTS != out[i-1].PTS+1024 {
+			t.Fatalf("packet %d at %d follows %d", i, out[i].PTS, out[i-1].PTS)
+		}
+	}
+	if end := out[len(out)-1].PTS + 1024; end < 250*960 || end > 250*960+1024 {
+		t.Errorf("AAC ends at %d, want %d (the lost packet's gap filled)", end, 250*960)
+	}
+	var file []byte
+	for _, p := range out {
+		file = append(file, adts(p.Data, 1)...)
+	}
+	path := filepath.Join(t.TempDir(), "mono.aac")
+	if err := os.WriteFile(path, file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("ffprobe"); err != nil {
+		t.Skip("ffprobe not installed")
+	}
+	o, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "a", "-show_entries",
+		"stream=codec_name,channels", "-of", "csv=p=0", path).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(o)) != "aac,1" {
+		t.Errorf("ffprobe: %v %q, want aac,1", err, o)
+	}
+	if o, _ := exec.Command("ffmpeg", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput(); len(o) != 0 {
+		t.Errorf("ffmpeg decode errors: %s", o)
+	}
+}
