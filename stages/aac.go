@@ -28,6 +28,13 @@ import (
 // AAC frames reach the derived stream ~2 encoder frames (~43 ms) after the
 // video frames of the same instant; consumers that interleave by DTS (the
 // RTMP pusher) hold video that long.
+//
+// Channels: the AAC has the source's channel count, read from the first
+// Opus packet (its TOC stereo flag) when it arrives, so the derived Track's
+// Channels is 0 and the AudioSpecificConfig on every AAC frame (one *Config
+// for the stream's life) is what says mono or stereo; transmux and the RTMP
+// muxer read it from there. The encoder opens then too, on the stage's
+// goroutine: Acquire itself opens no codec.
 type AAC struct {
 	settings codec.AACSettings
 	log      *slog.Logger
