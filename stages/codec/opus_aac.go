@@ -44,10 +44,13 @@ var aacOptions = [][2]string{
 
 // gapTolerance is how far (in samples) an Opus packet's timestamp may drift
 // from where the samples before it end before the gap is filled with silence
-// or the overlap is trimmed: 10 ms, half a WebRTC packet. A lost packet (a
-// 960-sample gap) is filled, so the AAC timeline keeps following the
-// stream's and A/V sync holds; jitter of a few samples is ignored.
-const gapTolerance = AACSampleRate / 100
+// or the overlap is trimmed: 100 ms, what `aresample=async=1` did
+// (min_hard_comp), so the AAC timeline behaves as it did with the graph.
+// Ingest's timeline moves audio timestamps by a few tens of ms now and then
+// (Sender Report sync, arrival jitter); a tighter tolerance answers each of
+// those with a burst of silence or a cut. A single lost packet therefore
+// shifts the audio by 20 ms instead of being filled; longer losses are.
+const gapTolerance = AACSampleRate / 10
 
 // opusToAAC decodes Opus with FFmpeg's native decoder, regroups the PCM into
 // the encoder's 1024-sample frames in Go, and encodes AAC-LC with the native
