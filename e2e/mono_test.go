@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -15,13 +16,16 @@ import (
 // opus/48000/2 track, as browsers do by default, gets mono AAC in the HLS
 // of the default config: the multivariant playlist says CHANNELS="1" with
 // mp4a.40.2, ffprobe reads one AAC channel for the 10 s that were sent, and
-// ffmpeg decodes the whole stream without a word.
+// ffmpeg decodes the whole stream without a word. The RTMP restream of the
+// same transcode reaches nginx-rtmp as mono AAC too (the FLV sequence
+// header carries the mono AudioSpecificConfig).
 func TestE2EMonoOpusToAAC(t *testing.T) {
 	if defaultAudio() != "aac" {
 		t.Skip("this build has no codec support")
 	}
+	n := startNginx(t)
 	checkNoLeaks(t)
-	g := startGateway(t, "")
+	g := startGateway(t, fmt.Sprintf("streams:\n  - match: \"*\"\n    restream: [%q]\n", n.url("live/mono")))
 	base := "http://" + g.HTTPAddr().String()
 	const stream = "e2e/mono"
 	hlsURL := base + "/hls/" + stream + "/index.m3u8"
@@ -46,7 +50,6 @@ func TestE2EMonoOpusToAAC(t *testing.T) {
 	if !strings.Contains(mv, `CHANNELS="1"`) || !strings.Contains(mv, "mp4a.40.2") {
 		t.Errorf("multivariant playlist does not say mono AAC:\n%s", mv)
 	}
-	t.Logf("multivariant playlist:\n%s", mv)
 	p := runProbe(t, hlsURL, true)
 	codec, _, frames, ok := p.stream("audio")
 	if !ok || codec != "aac" {
@@ -62,5 +65,17 @@ func TestE2EMonoOpusToAAC(t *testing.T) {
 	}
 	if e := ffmpegDecodeErrors(hlsURL); e != "" {
 		t.Errorf("ffmpeg decode of the HLS: %s", e)
+	}
+
+	waitFor(t, 5*time.Second, "the transcode stopped", func() bool { return g.AAC.Running() == 0 })
+	recs := n.stopRecorded()
+	if len(recs) != 1 {
+		t.Fatalf("nginx recorded %d files, want 1", len(recs))
+	}
+	checkFLVRecording(t, recs[0], fixtureSeconds-1, fixtureSeconds+1)
+	out, err = exec.Command("ffprobe", "-v", "error", "-select_streams", "a", "-show_entries", "stream=codec_name,channels",
+		"-of", "csv=p=0", recs[0]).Output()
+	if err != nil || strings.TrimSpace(string(out)) != "aac,1" {
+		t.Errorf("RTMP recording: ffprobe %q (%v), want aac,1", out, err)
 	}
 }
