@@ -148,7 +148,6 @@ type aacRun struct {
 	aacTrack     *media.Track // its place in the derived stream
 	settings     codec.AACSettings
 	tc           codec.AudioTranscoder // nil until the first Opus packet
-	channels     int                   // decided at the first Opus packet
 	failed       bool                  // the encoder could not open: audio is dropped
 	cfg          *media.Config
 	log          *slog.Logger
@@ -185,7 +184,7 @@ func (r *aacRun) open(first []byte) {
 		r.failed = true
 		return
 	}
-	r.tc, r.channels, r.settings = tc, s.Channels, s
+	r.tc, r.settings = tc, s // kept for restart: the same ASC after a reconnect
 	r.cfg = &media.Config{AudioSpecificConfig: tc.Format().Config}
 	r.log.Debug("opus→aac", "channels", s.Channels, "bitrate", s.Bitrate)
 }
