@@ -62,7 +62,9 @@ type Track struct {
 	// ClockRate is the timescale of Frame.DTS and Frame.PTS: 90000 for video,
 	// the sample rate (48000 for Opus) for audio.
 	ClockRate uint32
-	// Channels is the audio channel count (2 for WebRTC Opus). Zero for video.
+	// Channels is the audio channel count (2 for WebRTC Opus). Zero for video,
+	// and for AAC from the Opus→AAC stage, which decides at the first packet:
+	// there the frames' AudioSpecificConfig says.
 	Channels int
 }
 

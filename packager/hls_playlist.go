@@ -77,7 +77,7 @@ func (s *hlsStream) renderMedia(b []byte, t *hlsTrack) []byte {
 	}
 	var prev *transmux.Init
 	for i, seg := range t.segs {
-		b = s.appendSegmentHead(b, t, seg.Init, &prev, seg.Discontinuity, seg.Time)
+		b = s.appendSegmentHead(b, t, seg.MSN, seg.Init, &prev, seg.Discontinuity, seg.Time)
 		if ll && i >= len(t.segs)-partSegments {
 			for _, p := range seg.Parts {
 				b = s.appendPart(b, t, p)
@@ -107,7 +107,7 @@ func (s *hlsStream) renderMedia(b []byte, t *hlsTrack) []byte {
 		if p0.Discontinuity {
 			when = p0.Time
 		}
-		b = s.appendSegmentHead(b, t, p0.Init, &prev, p0.Discontinuity, when)
+		b = s.appendSegmentHead(b, t, t.cur, p0.Init, &prev, p0.Discontinuity, when)
 		for _, p := range t.parts {
 			b = s.appendPart(b, t, p)
 		}
@@ -125,8 +125,13 @@ func (s *hlsStream) renderMedia(b []byte, t *hlsTrack) []byte {
 
 // appendSegmentHead writes the tags that precede a segment's parts and
 // EXTINF: discontinuity, a map when the init changes, the wall-clock date.
-func (s *hlsStream) appendSegmentHead(b []byte, t *hlsTrack, in *transmux.Init, prev **transmux.Init, disc bool, when time.Time) []byte {
-	if disc && *prev != nil {
+func (s *hlsStream) appendSegmentHead(b []byte, t *hlsTrack, msn uint64, in *transmux.Init, prev **transmux.Init, disc bool, when time.Time) []byte {
+	// The tag stays on a discontinuity that is first in the window (only
+	// the stream's very first segment goes without): discSeq counts it only
+	// once it has left, and a segment's discontinuity sequence number must
+	// not change between reloads (RFC 8216bis 6.2.2; hls.js fails with
+	// "discontinuity sequence mismatch").
+	if disc && (*prev != nil || msn > 0) {
 		b = append(b, "#EXT-X-DISCONTINUITY\n"...)
 	}
 	if in != *prev {

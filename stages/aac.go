@@ -5,6 +5,7 @@ package stages
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 
@@ -27,6 +28,13 @@ import (
 // AAC frames reach the derived stream ~2 encoder frames (~43 ms) after the
 // video frames of the same instant; consumers that interleave by DTS (the
 // RTMP pusher) hold video that long.
+//
+// Channels: the AAC has the source's channel count, read from the first
+// Opus packet (its TOC stereo flag) when it arrives, so the derived Track's
+// Channels is 0 and the AudioSpecificConfig on every AAC frame (one *Config
+// for the stream's life) is what says mono or stereo; transmux and the RTMP
+// muxer read it from there. The encoder opens then too, on the stage's
+// goroutine: Acquire itself opens no codec.
 type AAC struct {
 	settings codec.AACSettings
 	log      *slog.Logger
@@ -95,31 +103,38 @@ func (a *AAC) Running() int {
 func (a *AAC) start(src *media.Stream) (*aacStage, error) {
 	tracks := make([]*media.Track, len(src.Tracks))
 	var opus *media.Track
-	var tc codec.AudioTranscoder
 	for i, t := range src.Tracks {
 		c := *t
 		if t.Kind == media.KindAudio && t.Codec == media.CodecOpus && opus == nil {
-			var err error
-			if tc, err = codec.NewOpusToAAC(a.settings); err != nil {
-				return nil, err
-			}
-			f := tc.Format()
-			c = media.Track{Kind: media.KindAudio, Codec: media.CodecAAC, ClockRate: uint32(f.SampleRate), Channels: f.Channels}
+			// Channels stays 0: the transcode follows the source's first
+			// packet, which has not arrived yet. The AudioSpecificConfig on
+			// every AAC frame says what was chosen (transmux and the RTMP
+			// muxer read it from there).
+			c = media.Track{Kind: media.KindAudio, Codec: media.CodecAAC, ClockRate: codec.AACSampleRate}
 			opus = t
 		}
 		tracks[i] = &c
+	}
+	if opus != nil {
+		// The encoder opens on the stage's goroutine at the first packet;
+		// what can fail before that is said here, to the caller.
+		if !codec.Available {
+			return nil, codec.ErrNoCodecs
+		}
+		if b := a.settings.Bitrate; b != 0 && (b < 16000 || b > 512000) {
+			return nil, fmt.Errorf("%w: AAC bitrate %d is out of range 16k-512k", codec.ErrBadSettings, b)
+		}
 	}
 	derived := media.NewStream(src.Name, tracks, src.RequestKeyframe)
 	derived.Started = src.Started // recordings are named by the publish time
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &aacStage{derived: derived, cancel: cancel, done: make(chan struct{})}
-	r := &aacRun{src: src, derived: derived, tc: tc, opus: opus, log: a.log.With("stream", src.Name),
-		newTC: func() (codec.AudioTranscoder, error) { return codec.NewOpusToAAC(a.settings) }}
+	r := &aacRun{src: src, derived: derived, opus: opus, settings: a.settings, log: a.log.With("stream", src.Name)}
+	if opus != nil {
+		r.aacTrack = tracks[opus.ID]
+	}
 	// Subscribed before returning, so no frame written after Acquire is missed.
 	r.reader = src.Subscribe("aac-stage", 0)
-	if tc != nil {
-		r.cfg = &media.Config{AudioSpecificConfig: tc.Format().Config}
-	}
 	go func() {
 		defer close(st.done)
 		r.run(ctx)
@@ -129,25 +144,60 @@ func (a *AAC) start(src *media.Stream) (*aacStage, error) {
 
 type aacRun struct {
 	src, derived *media.Stream
-	tc           codec.AudioTranscoder
-	opus         *media.Track
+	opus         *media.Track // the source's Opus track (nil: none)
+	aacTrack     *media.Track // its place in the derived stream
+	settings     codec.AACSettings
+	tc           codec.AudioTranscoder // nil until the first Opus packet
+	failed       bool                  // the encoder could not open: audio is dropped
 	cfg          *media.Config
 	log          *slog.Logger
 	reader       *media.Reader
 	lastPTS      int64
 	wrote        bool
-	newTC        func() (codec.AudioTranscoder, error)
 	disc         bool // mark the next AAC frame Discontinuity
+}
+
+// opusStereo reports the stereo flag of an Opus packet's TOC byte (RFC 6716
+// 3.1: bit 2, "s"). Browsers send mono (s=0) unless the answer asks for
+// stereo=1.
+func opusStereo(pkt []byte) bool { return len(pkt) > 0 && pkt[0]&0x04 != 0 }
+
+// open starts the transcode with the channel count of the source's first
+// packet: a mono source gets a mono AAC encoder at codec.MonoBitrate (no
+// L=R stereo pair to encode), a stereo source the configured bitrate. The
+// choice holds for the whole stream, as the AudioSpecificConfig cannot
+// change mid-stream without a discontinuity; a stereo packet in a stream
+// that began mono is downmixed by the decoder, a mono packet in a stereo
+// one is duplicated to both channels.
+func (r *aacRun) open(first []byte) {
+	s := r.settings
+	if s.Bitrate == 0 {
+		s.Bitrate = codec.DefaultAACBitrate
+	}
+	s.Channels = 2
+	if !opusStereo(first) {
+		s.Channels, s.Bitrate = 1, codec.MonoBitrate(s.Bitrate)
+	}
+	tc, err := codec.NewOpusToAAC(s)
+	if err != nil {
+		r.log.Error("opus→aac: the encoder did not open; the stream goes on without audio", "err", err)
+		r.failed = true
+		return
+	}
+	r.tc, r.settings = tc, s // kept for restart: the same ASC after a reconnect
+	r.cfg = &media.Config{AudioSpecificConfig: tc.Format().Config}
+	r.log.Debug("opus→aac", "channels", s.Channels, "bitrate", s.Bitrate)
 }
 
 // restart begins a new transcode at a Discontinuity (the publisher
 // reconnected): the old one's last packets are written, and the new one
 // starts at the resumed timestamps instead of filling the interruption with
-// silence (aresample async=1 would).
+// silence. It keeps the channel count and bitrate (and so the
+// AudioSpecificConfig) the stream started with.
 func (r *aacRun) restart() {
 	pkts, _ := r.tc.Flush()
 	r.write(pkts, nil)
-	tc, err := r.newTC()
+	tc, err := codec.NewOpusToAAC(r.settings)
 	if err != nil {
 		r.log.Warn("opus→aac: new transcode after a reconnect failed; going on with the old one", "err", err)
 	} else {
@@ -187,13 +237,24 @@ func (r *aacRun) run(ctx context.Context) {
 		default:
 			return
 		}
-		if f.Track != r.opus || r.tc == nil {
+		if f.Track != r.opus {
+			// Video (and any other track) passes through: the same bytes and
+			// *Config, only the Track is the derived stream's.
 			c := *f
 			c.Track = r.derived.Tracks[f.Track.ID]
 			r.derived.Write(&c)
 			continue
 		}
-		if f.Discontinuity {
+		if r.tc == nil {
+			if r.failed || len(f.Data) == 0 {
+				continue
+			}
+			r.open(f.Data)
+			if r.tc == nil {
+				continue
+			}
+			r.disc = f.Discontinuity
+		} else if f.Discontinuity {
 			r.restart()
 		}
 		ts := f.DTS
@@ -210,13 +271,12 @@ func (r *aacRun) run(ctx context.Context) {
 }
 
 func (r *aacRun) write(pkts []codec.Packet, src *media.Frame) {
-	track := r.derived.Tracks[r.opus.ID]
 	for _, p := range pkts {
 		if r.wrote && p.PTS <= r.lastPTS {
 			continue // keep DTS monotonic across a resubscribe
 		}
 		r.wrote, r.lastPTS = true, p.PTS
-		f := &media.Frame{Track: track, DTS: p.PTS, PTS: p.PTS, Keyframe: true, Config: r.cfg, Data: p.Data, Discontinuity: r.disc}
+		f := &media.Frame{Track: r.aacTrack, DTS: p.PTS, PTS: p.PTS, Keyframe: true, Config: r.cfg, Data: p.Data, Discontinuity: r.disc}
 		r.disc = false
 		if src != nil {
 			f.Time = src.Time

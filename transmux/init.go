@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/Eyevinn/mp4ff/mp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
 	"github.com/whipcast/whipcast/media"
 )
@@ -57,7 +58,7 @@ func newInit(t *media.Track, c *media.Config, version int) (*Init, error) {
 			return nil, fmt.Errorf("%w: AAC without AudioSpecificConfig", ErrBadConfig)
 		}
 		trak := seg.AddEmptyTrack(ts, "audio", "und")
-		ch := channels(t)
+		ch := aacChannels(t, c.AudioSpecificConfig)
 		esds := mp4.CreateEsdsBox(c.AudioSpecificConfig)
 		entry := mp4.CreateAudioSampleEntryBox("mp4a", uint16(ch), 16, uint16(min(ts, 65535)), esds)
 		trak.Mdia.Minf.Stbl.Stsd.AddChild(entry)
@@ -91,6 +92,24 @@ func channels(t *media.Track) int {
 		return t.Channels
 	}
 	return 2
+}
+
+// aacChannels is the channel count of an AAC track: the AudioSpecificConfig's,
+// which decoders follow, so the sample entry and the HLS/DASH channel
+// attributes agree with it (the Opus→AAC stage picks mono or stereo at the
+// source's first packet and leaves Track.Channels 0); the track's when the
+// config has none (channelConfiguration 0: a PCE).
+func aacChannels(t *media.Track, asc []byte) int {
+	var c mpeg4audio.AudioSpecificConfig
+	if err := c.Unmarshal(asc); err == nil {
+		switch {
+		case c.ChannelConfig >= 1 && c.ChannelConfig <= 6:
+			return int(c.ChannelConfig)
+		case c.ChannelConfig == 7:
+			return 8
+		}
+	}
+	return channels(t)
 }
 
 func supported(c media.Codec) bool {

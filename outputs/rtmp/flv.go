@@ -103,8 +103,10 @@ func metadata(cfg *media.Config, audio *media.Track, audioKbps, frameRate float6
 		}
 		m["audiosamplerate"] = float64(audio.ClockRate)
 		m["audiosamplesize"] = 16.0
-		m["stereo"] = audio.Channels == 2
-		m["audiochannels"] = float64(audio.Channels)
+		if audio.Channels > 0 { // 0: not known yet (no AAC config seen)
+			m["stereo"] = audio.Channels == 2
+			m["audiochannels"] = float64(audio.Channels)
+		}
 		if audioKbps > 0 {
 			m["audiodatarate"] = audioKbps
 		}

@@ -3,6 +3,8 @@ package rtmp
 import (
 	"math"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+
 	"github.com/whipcast/whipcast/media"
 )
 
@@ -46,6 +48,7 @@ type muxer struct {
 	base     float64 // seconds of the stream timeline at ms 0
 	vcfg     *media.Config
 	aSent    bool
+	acfg     *media.Config // the AAC config of the sequence header sent
 	pending  []message
 	latest   [3]int64 // newest ms queued per msgKind
 	seen     [3]bool
@@ -177,11 +180,32 @@ func (m *muxer) add(f *media.Frame) error {
 		if f.Config == nil || len(f.Config.AudioSpecificConfig) == 0 {
 			return nil
 		}
-		m.aSent = true
+		m.aSent, m.acfg = true, f.Config
 		m.queue(message{kind: msgAudio, body: audioTag(f.Config.AudioSpecificConfig, true), header: true}, ms)
 	}
 	m.queue(message{kind: msgAudio, body: audioTag(f.Data, false)}, ms)
 	return nil
+}
+
+// audioInfo is the audio track as onMetaData should describe it: for AAC
+// with the channel count of the AudioSpecificConfig sent (the Opus→AAC
+// stage decides mono or stereo at the source's first packet and leaves
+// Track.Channels 0).
+func (m *muxer) audioInfo() *media.Track {
+	a := m.audio
+	if a == nil || a.Codec != media.CodecAAC || m.acfg == nil {
+		return a
+	}
+	var c mpeg4audio.AudioSpecificConfig
+	if err := c.Unmarshal(m.acfg.AudioSpecificConfig); err != nil || c.ChannelConfig < 1 || c.ChannelConfig > 2 {
+		return a
+	}
+	if n := int(c.ChannelConfig); n != a.Channels {
+		t := *a
+		t.Channels = n
+		return &t
+	}
+	return a
 }
 
 // queue inserts msg at ms after every queued message with ms' ≤ ms, which

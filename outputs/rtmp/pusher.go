@@ -315,7 +315,7 @@ func (p *Pusher) session(ctx context.Context) (liveAt time.Time, err error) {
 		}
 		if len(msgs) > 0 && !metaSent {
 			kbps := float64(p.s.AudioBitrate) / 1000
-			if err := c.writeMetadata(metadata(m.vcfg, audio, kbps, m.frameRate())); err != nil {
+			if err := c.writeMetadata(metadata(m.vcfg, m.audioInfo(), kbps, m.frameRate())); err != nil {
 				return liveAt, fmt.Errorf("rtmp: onMetaData: %w", err)
 			}
 			metaSent = true

@@ -61,3 +61,14 @@ const DefaultAACBitrate = 128000
 // AACSampleRate is the output rate of NewOpusToAAC: Opus always decodes to
 // 48 kHz, and keeping that rate avoids resampling.
 const AACSampleRate = 48000
+
+// MonoBitrate is the AAC bitrate of a mono transcode when a stereo one gets
+// stereo bits/s: half, as AAC-LC without joint stereo codes each channel on
+// its own, so the same bits per channel keep the same quality. Never below
+// 16000, the lowest bitrate NewOpusToAAC takes.
+func MonoBitrate(stereo int) int {
+	if stereo == 0 {
+		stereo = DefaultAACBitrate
+	}
+	return max(stereo/2, 16000)
+}

@@ -24,6 +24,16 @@ func plane(f *astiav.Frame, i, n int) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(p)), n)
 }
 
+// makeWritable makes f's buffers writable, copying them only when someone
+// else (an encoder still holding the last frame) has a reference: go-astiav
+// v0.16.0 has no wrapper for av_frame_make_writable.
+func makeWritable(f *astiav.Frame) error {
+	if ret := C.av_frame_make_writable((*C.AVFrame)(f.UnsafePointer())); ret < 0 {
+		return astiav.Error(int(ret))
+	}
+	return nil
+}
+
 // unsafeFloats views n float32 values in b (native byte order, as FFmpeg
 // keeps samples).
 func unsafeFloats(b []byte, n int) []float32 {

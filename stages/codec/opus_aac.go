@@ -5,7 +5,6 @@ package codec
 import (
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/asticode/go-astiav"
 )
@@ -17,27 +16,78 @@ func init() { astiav.SetLogLevel(astiav.LogLevelError) }
 // Available reports whether this build has codec support.
 const Available = true
 
-// opusToAAC decodes Opus with FFmpeg's native decoder, regroups the PCM into
-// the encoder's 1024-sample frames with a filter graph (astiav v0.16.0 has no
-// swresample or audio FIFO wrapper), and encodes AAC-LC with the native `aac`
-// encoder.
+// aacOptions are the private options of FFmpeg's native `aac` encoder, set
+// through the options dictionary on Open. Measured in BenchmarkOpusToAAC
+// (docs/BENCHMARKS.md, "Opus→AAC in the stage"):
 //
-// Graph: abuffer → aresample=async=1 → aformat → asetnsamples=1024 → abuffersink.
-// aresample's async=1 fills gaps (lost packets, DTX) with silence and trims
-// overlaps, so the sample count keeps following the input timestamps and the
-// AAC timestamps stay on the stream's timeline.
+//   - aac_coder=fast: FFmpeg 5.1 still defaults to the "twoloop" coder,
+//     whose scalefactor search was ~80 % of the gateway's CPU at 50 streams.
+//     FFmpeg's own change "aacenc: use the fast coder as the default"
+//     (fcb681ac3edd, 2018) says twoloop sounds worse than fast at higher
+//     bitrates and needs a lot more CPU; our 64k–128k are such bitrates.
+//   - aac_ms=0: the M/S stereo decision is pathological when L=R (a mono
+//     Opus source decoded to stereo: the fast coder took 2.5× twoloop's time
+//     on a tone with M/S on); with M/S off a true stereo source costs a few
+//     kb/s of efficiency, nothing audible at 128k. Mono sources get a mono
+//     encoder anyway (see opusToAAC).
+//   - aac_is=0, aac_pns=0: intensity stereo and perceptual noise
+//     substitution are parametric tools for low bitrates; at ours they add
+//     search time and, when they trigger, artefacts.
+//   - aac_tns stays on (default): temporal noise shaping keeps transients
+//     (speech onsets, clicks) from pre-echo and costs little.
+var aacOptions = [][2]string{
+	{"aac_coder", "fast"},
+	{"aac_ms", "0"},
+	{"aac_is", "0"},
+	{"aac_pns", "0"},
+}
+
+// gapTolerance is how far (in samples) an Opus packet's timestamp may drift
+// from where the samples before it end before the gap is filled with silence
+// or the overlap is trimmed: 100 ms, what `aresample=async=1` did
+// (min_hard_comp), so the AAC timeline behaves as it did with the graph.
+// Ingest's timeline moves audio timestamps by a few tens of ms now and then
+// (Sender Report sync, arrival jitter); a tighter tolerance answers each of
+// those with a burst of silence or a cut. A single lost packet therefore
+// shifts the audio by 20 ms instead of being filled; longer losses are.
+const gapTolerance = AACSampleRate / 10
+
+// opusToAAC decodes Opus with FFmpeg's native decoder, regroups the PCM into
+// the encoder's 1024-sample frames in Go, and encodes AAC-LC with the native
+// `aac` encoder.
+//
+// The decoder outputs the encoder's channel count: a mono transcoder decodes
+// Opus to mono (a stereo packet is downmixed by the decoder), so a mono
+// source is never encoded as an L=R stereo pair.
+//
+// No filter graph: the regrouping is a copy of ~1000 floats per channel
+// per frame, and the gap filling that `aresample=async=1` did is a sample
+// count against the input timestamps (queue), so the AAC timestamps stay on
+// the stream's timeline. Per 20 ms packet this leaves one cgo call to send
+// the packet, two to receive decoded frames and, about once per packet, the
+// encoder's send/receive.
 type opusToAAC struct {
 	dec     *astiav.CodecContext
 	enc     *astiav.CodecContext
-	graph   *astiav.FilterGraph
-	src     *astiav.FilterContext
-	sink    *astiav.FilterContext
 	pkt     *astiav.Packet
 	decoded *astiav.Frame
-	fframe  *astiav.Frame
+	eframe  *astiav.Frame // the encoder's input, one buffer reused
 	out     *astiav.Packet
 	format  AudioFormat
-	closed  bool
+	size    int // encoder frame size (1024)
+	ch      int
+
+	// The Go-side FIFO: fifo[c][:n] are the samples not yet encoded, the
+	// first of them at fifoPTS; next is where the queued input ends on the
+	// input's timeline (the pts the next packet should have).
+	fifo    [2][]float32
+	n       int
+	fifoPTS int64
+	next    int64
+	started bool
+
+	outbuf []Packet // reused by Transcode; valid until the next call
+	closed bool
 }
 
 // NewOpusToAAC makes an Opus (48 kHz) → AAC-LC 48 kHz transcoder.
@@ -55,15 +105,15 @@ func NewOpusToAAC(s AACSettings) (AudioTranscoder, error) {
 		return nil, fmt.Errorf("%w: %d channels (1 or 2 supported)", ErrBadSettings, s.Channels)
 	}
 	layout := astiav.ChannelLayoutStereo
-	layoutName := "stereo"
 	if s.Channels == 1 {
-		layout, layoutName = astiav.ChannelLayoutMono, "mono"
+		layout = astiav.ChannelLayoutMono
 	}
 	t := &opusToAAC{
 		pkt:     astiav.AllocPacket(),
 		decoded: astiav.AllocFrame(),
-		fframe:  astiav.AllocFrame(),
+		eframe:  astiav.AllocFrame(),
 		out:     astiav.AllocPacket(),
+		ch:      s.Channels,
 	}
 	fail := func(what string, err error) (AudioTranscoder, error) {
 		_ = t.Close()
@@ -71,7 +121,7 @@ func NewOpusToAAC(s AACSettings) (AudioTranscoder, error) {
 	}
 
 	var err error
-	if t.dec, err = openOpusDecoder(); err != nil {
+	if t.dec, err = openOpusDecoderLayout(layout); err != nil {
 		return fail("opus decoder", err)
 	}
 
@@ -89,46 +139,34 @@ func NewOpusToAAC(s AACSettings) (AudioTranscoder, error) {
 	// Global header: the AudioSpecificConfig goes to extradata (for the FLV
 	// sequence header and the MP4 esds) instead of ADTS in every frame.
 	t.enc.SetFlags(t.enc.Flags().Add(astiav.CodecContextFlagGlobalHeader))
-	if err := t.enc.Open(ec, nil); err != nil {
+	opts := astiav.NewDictionary()
+	defer opts.Free()
+	for _, kv := range aacOptions {
+		if err := opts.Set(kv[0], kv[1], astiav.NewDictionaryFlags()); err != nil {
+			return fail("encoder option "+kv[0], err)
+		}
+	}
+	if err := t.enc.Open(ec, opts); err != nil {
 		return fail("open encoder", err)
 	}
-	frameSize := t.enc.FrameSize()
-	if frameSize <= 0 {
-		frameSize = 1024
+	// avcodec_open2 leaves the options it did not use in the dictionary: a
+	// misspelt option would otherwise be ignored without a word.
+	if e := opts.Get("", nil, astiav.NewDictionaryFlags(astiav.DictionaryFlagIgnoreSuffix)); e != nil {
+		return fail("encoder option", fmt.Errorf("%s not known to FFmpeg's aac encoder", e.Key()))
 	}
-
-	t.graph = astiav.AllocFilterGraph()
-	t.src, err = t.graph.NewFilterContext(astiav.FindFilterByName("abuffer"), "in", astiav.FilterArgs{
-		"time_base":      "1/" + strconv.Itoa(AACSampleRate),
-		"sample_rate":    strconv.Itoa(AACSampleRate),
-		"sample_fmt":     astiav.SampleFormatFltp.Name(),
-		"channel_layout": "stereo",
-	})
-	if err != nil {
-		return fail("abuffer", err)
+	t.size = t.enc.FrameSize()
+	if t.size <= 0 {
+		t.size = 1024
 	}
-	t.sink, err = t.graph.NewFilterContext(astiav.FindFilterByName("abuffersink"), "out", nil)
-	if err != nil {
-		return fail("abuffersink", err)
+	t.eframe.SetNbSamples(t.size)
+	t.eframe.SetSampleFormat(astiav.SampleFormatFltp)
+	t.eframe.SetChannelLayout(layout)
+	t.eframe.SetSampleRate(AACSampleRate)
+	if err := t.eframe.AllocBuffer(0); err != nil {
+		return fail("encoder frame", err)
 	}
-	outputs := astiav.AllocFilterInOut()
-	outputs.SetName("in")
-	outputs.SetFilterContext(t.src)
-	outputs.SetPadIdx(0)
-	inputs := astiav.AllocFilterInOut()
-	inputs.SetName("out")
-	inputs.SetFilterContext(t.sink)
-	inputs.SetPadIdx(0)
-	desc := fmt.Sprintf("aresample=%d:async=1,aformat=sample_fmts=fltp:sample_rates=%d:channel_layouts=%s,asetnsamples=n=%d",
-		AACSampleRate, AACSampleRate, layoutName, frameSize)
-	err = t.graph.Parse(desc, inputs, outputs)
-	inputs.Free()
-	outputs.Free()
-	if err != nil {
-		return fail("parse filter graph", err)
-	}
-	if err := t.graph.Configure(); err != nil {
-		return fail("configure filter graph", err)
+	for c := 0; c < t.ch; c++ {
+		t.fifo[c] = make([]float32, 0, t.size) // queue never fills it past one frame
 	}
 
 	t.format = AudioFormat{
@@ -137,7 +175,7 @@ func NewOpusToAAC(s AACSettings) (AudioTranscoder, error) {
 		Config:     append([]byte(nil), t.enc.ExtraData()...),
 		// FFmpeg's aac encoder sets initial_padding to one frame; its packet
 		// timestamps already start that much earlier than the input.
-		Delay: frameSize,
+		Delay: t.size,
 	}
 	if len(t.format.Config) < 2 {
 		return fail("encoder", errors.New("no AudioSpecificConfig in extradata"))
@@ -162,7 +200,7 @@ func (t *opusToAAC) Transcode(data []byte, pts int64) ([]Packet, error) {
 		// A corrupt packet is skipped; the gap is filled with silence.
 		return nil, nil
 	}
-	return t.drainDecoder(nil)
+	return t.drainDecoder(t.outbuf[:0])
 }
 
 func (t *opusToAAC) Flush() ([]Packet, error) {
@@ -174,12 +212,11 @@ func (t *opusToAAC) Flush() ([]Packet, error) {
 	if err != nil {
 		return out, err
 	}
-	if err := t.src.BuffersrcAddFrame(nil, astiav.NewBuffersrcFlags()); err != nil && !errors.Is(err, astiav.ErrEof) {
-		return out, fmt.Errorf("codec: flush filter: %w", err)
-	}
-	out, err = t.drainFilter(out)
-	if err != nil {
-		return out, err
+	if t.n > 0 {
+		// The last frame is padded with silence (as asetnsamples did).
+		if out, err = t.pushSilence(out, int64(t.size-t.n)); err != nil {
+			return out, err
+		}
 	}
 	_ = t.enc.SendFrame(nil)
 	return t.drainEncoder(out)
@@ -189,40 +226,107 @@ func (t *opusToAAC) drainDecoder(out []Packet) ([]Packet, error) {
 	for {
 		err := t.dec.ReceiveFrame(t.decoded)
 		if errors.Is(err, astiav.ErrEagain) || errors.Is(err, astiav.ErrEof) {
+			t.outbuf = out
 			return out, nil
 		}
 		if err != nil {
 			return out, fmt.Errorf("codec: opus decode: %w", err)
 		}
-		err = t.src.BuffersrcAddFrame(t.decoded, astiav.NewBuffersrcFlags())
+		out, err = t.queue(out)
 		t.decoded.Unref()
 		if err != nil {
-			return out, fmt.Errorf("codec: filter input: %w", err)
-		}
-		if out, err = t.drainFilter(out); err != nil {
 			return out, err
 		}
 	}
 }
 
-func (t *opusToAAC) drainFilter(out []Packet) ([]Packet, error) {
-	for {
-		err := t.sink.BuffersinkGetFrame(t.fframe, astiav.NewBuffersinkFlags())
-		if errors.Is(err, astiav.ErrEagain) || errors.Is(err, astiav.ErrEof) {
-			return out, nil
-		}
-		if err != nil {
-			return out, fmt.Errorf("codec: filter output: %w", err)
-		}
-		err = t.enc.SendFrame(t.fframe)
-		t.fframe.Unref()
-		if err != nil {
-			return out, fmt.Errorf("codec: aac encode: %w", err)
-		}
-		if out, err = t.drainEncoder(out); err != nil {
+// queue appends the decoded frame to the FIFO at its timestamp, filling a
+// gap before it with silence or dropping what overlaps samples already
+// queued, and encodes every full frame.
+func (t *opusToAAC) queue(out []Packet) ([]Packet, error) {
+	n := t.decoded.NbSamples()
+	if n <= 0 {
+		return out, nil
+	}
+	pts := t.decoded.Pts()
+	if pts == astiav.NoPtsValue {
+		pts = t.next
+	}
+	if !t.started {
+		t.started, t.next, t.fifoPTS = true, pts, pts
+	}
+	skip := 0
+	var err error
+	switch d := pts - t.next; {
+	case d >= gapTolerance:
+		if out, err = t.pushSilence(out, d); err != nil {
 			return out, err
 		}
+	case d <= -gapTolerance:
+		skip = int(min(-d, int64(n)))
 	}
+	in := [2][]float32{}
+	for c := 0; c < t.ch; c++ {
+		in[c] = unsafeFloats(plane(t.decoded, c, 4*n), n)
+		if in[c] == nil {
+			return out, errors.New("codec: opus decode: frame without samples")
+		}
+	}
+	for i := skip; i < n; {
+		k := min(n-i, t.size-t.n)
+		for c := 0; c < t.ch; c++ {
+			t.fifo[c] = append(t.fifo[c], in[c][i:i+k]...)
+		}
+		t.n += k
+		i += k
+		t.next += int64(k)
+		if t.n == t.size {
+			if out, err = t.encodeFrame(out); err != nil {
+				return out, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// pushSilence queues n samples of silence, encoding the frames it fills.
+func (t *opusToAAC) pushSilence(out []Packet, n int64) ([]Packet, error) {
+	var err error
+	for n > 0 {
+		k := int(min(n, int64(t.size-t.n)))
+		for c := 0; c < t.ch; c++ {
+			l := len(t.fifo[c])
+			t.fifo[c] = t.fifo[c][:l+k]
+			clear(t.fifo[c][l:])
+		}
+		t.n += k
+		n -= int64(k)
+		t.next += int64(k)
+		if t.n == t.size {
+			if out, err = t.encodeFrame(out); err != nil {
+				return out, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// encodeFrame sends the FIFO's full frame to the encoder and empties it.
+func (t *opusToAAC) encodeFrame(out []Packet) ([]Packet, error) {
+	if err := makeWritable(t.eframe); err != nil {
+		return out, fmt.Errorf("codec: aac frame: %w", err)
+	}
+	for c := 0; c < t.ch; c++ {
+		copy(unsafeFloats(plane(t.eframe, c, 4*t.size), t.size), t.fifo[c])
+		t.fifo[c] = t.fifo[c][:0]
+	}
+	t.eframe.SetPts(t.fifoPTS)
+	t.fifoPTS += int64(t.n)
+	t.n = 0
+	if err := t.enc.SendFrame(t.eframe); err != nil {
+		return out, fmt.Errorf("codec: aac encode: %w", err)
+	}
+	return t.drainEncoder(out)
 }
 
 func (t *opusToAAC) drainEncoder(out []Packet) ([]Packet, error) {
@@ -235,7 +339,8 @@ func (t *opusToAAC) drainEncoder(out []Packet) ([]Packet, error) {
 			return out, fmt.Errorf("codec: aac encode: %w", err)
 		}
 		out = append(out, Packet{
-			Data:     append([]byte(nil), t.out.Data()...),
+			// Data is already a Go copy (C.GoBytes): the frame outlives the packet.
+			Data:     t.out.Data(),
 			PTS:      t.out.Pts(),
 			Duration: t.out.Duration(),
 		})
@@ -248,9 +353,6 @@ func (t *opusToAAC) Close() error {
 		return nil
 	}
 	t.closed = true
-	if t.graph != nil {
-		t.graph.Free()
-	}
 	if t.dec != nil {
 		t.dec.Free()
 	}
@@ -259,7 +361,7 @@ func (t *opusToAAC) Close() error {
 	}
 	t.pkt.Free()
 	t.decoded.Free()
-	t.fframe.Free()
+	t.eframe.Free()
 	t.out.Free()
 	return nil
 }
@@ -268,13 +370,19 @@ func (t *opusToAAC) Close() error {
 // Opus; every Opus transcoder starts with it. A non-nil context is returned
 // only on success.
 func openOpusDecoder() (*astiav.CodecContext, error) {
+	return openOpusDecoderLayout(astiav.ChannelLayoutStereo)
+}
+
+// openOpusDecoderLayout opens the Opus decoder with the given output layout:
+// mono downmixes stereo packets, stereo duplicates mono ones.
+func openOpusDecoderLayout(layout astiav.ChannelLayout) (*astiav.CodecContext, error) {
 	dc := astiav.FindDecoder(astiav.CodecIDOpus)
 	if dc == nil {
 		return nil, errors.New("FFmpeg has no Opus decoder")
 	}
 	dec := astiav.AllocCodecContext(dc)
 	dec.SetSampleRate(AACSampleRate)
-	dec.SetChannelLayout(astiav.ChannelLayoutStereo)
+	dec.SetChannelLayout(layout)
 	dec.SetTimeBase(astiav.NewRational(1, AACSampleRate))
 	if err := dec.Open(dc, nil); err != nil {
 		dec.Free()

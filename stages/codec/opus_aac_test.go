@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/asticode/go-astiav"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
 
@@ -20,7 +22,13 @@ import (
 // granule-derived start times (48 kHz samples).
 func opusPackets(t testing.TB) (pkts [][]byte) {
 	t.Helper()
-	f, err := os.Open("../../testdata/av.ogg")
+	return opusPacketsOf(t, "av.ogg")
+}
+
+// opusPacketsOf reads the Opus packets of testdata/name.
+func opusPacketsOf(t testing.TB, name string) (pkts [][]byte) {
+	t.Helper()
+	f, err := os.Open(filepath.Join("../../testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,26 +145,174 @@ func TestOpusToAAC(t *testing.T) {
 }
 
 // BenchmarkOpusToAAC is the CPU cost of one 20 ms Opus packet through
-// decode → filter → AAC encode. cores/stream = ns/op / 20e6.
+// decode → regroup → AAC encode, for the stereo and the mono fixture, with
+// the encoder options we use and with the ones we measured against.
+// cores/stream is CPU seconds (getrusage, this process) per second of
+// audio; ns/op is wall time per packet.
 func BenchmarkOpusToAAC(b *testing.B) {
-	pkts := opusPackets(b)
-	tc, err := NewOpusToAAC(AACSettings{})
-	if err != nil {
-		b.Fatal(err)
+	ours := aacOptions
+	defer func() { aacOptions = ours }()
+	variants := []struct {
+		name string
+		opts [][2]string
+	}{
+		{"ours", ours},
+		{"twoloop", nil}, // FFmpeg 5.1's defaults
+		{"fast", [][2]string{{"aac_coder", "fast"}}},
+		{"fast-ms0", [][2]string{{"aac_coder", "fast"}, {"aac_ms", "0"}}},
+		{"fast-tools-off", [][2]string{{"aac_coder", "fast"}, {"aac_ms", "0"}, {"aac_is", "0"}, {"aac_pns", "0"}, {"aac_tns", "0"}}},
 	}
-	defer tc.Close()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := tc.Transcode(pkts[i%len(pkts)], int64(i)*960); err != nil {
-			b.Fatal(err)
+	for _, src := range []struct{ name, file string }{{"stereo", "av.ogg"}, {"mono", "av-mono.ogg"}} {
+		pkts := opusPacketsOf(b, src.file)
+		for _, ch := range []int{0, 2} { // 0: follow the source
+			channels, chName := ch, "as-source"
+			if ch == 0 {
+				channels = 2
+				if src.name == "mono" {
+					channels = 1
+				}
+			} else {
+				if src.name == "stereo" {
+					continue // the same as as-source
+				}
+				chName = "to-stereo"
+			}
+			for _, v := range variants {
+				b.Run(src.name+"/"+chName+"/"+v.name, func(b *testing.B) {
+					aacOptions = v.opts
+					bitrate := DefaultAACBitrate
+					if channels == 1 {
+						bitrate = MonoBitrate(bitrate)
+					}
+					tc, err := NewOpusToAAC(AACSettings{Bitrate: bitrate, Channels: channels})
+					aacOptions = ours
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer tc.Close()
+					b.ReportAllocs()
+					b.ResetTimer()
+					cpu0 := cpuSeconds()
+					for i := 0; i < b.N; i++ {
+						if _, err := tc.Transcode(pkts[i%len(pkts)], int64(i)*960); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric((cpuSeconds()-cpu0)/(float64(b.N)*0.020), "cores/stream")
+				})
+			}
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/20e6, "cores/stream")
+}
+
+// cpuSeconds is this process's user + system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 func TestBadSettings(t *testing.T) {
 	if _, err := NewOpusToAAC(AACSettings{Bitrate: 1000}); !errors.Is(err, ErrBadSettings) {
 		t.Fatalf("got %v, want ErrBadSettings", err)
+	}
+}
+
+// BenchmarkOpusDecode is the floor under BenchmarkOpusToAAC: FFmpeg's Opus
+// decoder alone, to the channel count the transcoder would use.
+func BenchmarkOpusDecode(b *testing.B) {
+	for _, src := range []struct {
+		name, file string
+		layout     astiav.ChannelLayout
+	}{{"stereo", "av.ogg", astiav.ChannelLayoutStereo}, {"mono", "av-mono.ogg", astiav.ChannelLayoutMono}} {
+		b.Run(src.name, func(b *testing.B) {
+			pkts := opusPacketsOf(b, src.file)
+			dec, err := openOpusDecoderLayout(src.layout)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer dec.Free()
+			pkt, frame := astiav.AllocPacket(), astiav.AllocFrame()
+			defer pkt.Free()
+			defer frame.Free()
+			b.ResetTimer()
+			cpu0 := cpuSeconds()
+			for i := 0; i < b.N; i++ {
+				if err := pkt.FromData(pkts[i%len(pkts)]); err != nil {
+					b.Fatal(err)
+				}
+				err := dec.SendPacket(pkt)
+				pkt.Unref()
+				if err != nil {
+					b.Fatal(err)
+				}
+				for dec.ReceiveFrame(frame) == nil {
+					frame.Unref()
+				}
+			}
+			b.ReportMetric((cpuSeconds()-cpu0)/(float64(b.N)*0.020), "cores/stream")
+		})
+	}
+}
+
+// TestOpusToAACMono: a mono transcoder has a mono AudioSpecificConfig and
+// takes stereo packets too (the decoder downmixes them), with frames that
+// follow the input timeline; and a gap of lost packets longer than
+// gapTolerance is filled with silence, so the timeline holds.
+func TestOpusToAACMono(t *testing.T) {
+	pkts := opusPacketsOf(t, "av.ogg") // stereo packets
+	tc, err := NewOpusToAAC(AACSettings{Bitrate: MonoBitrate(0), Channels: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	f := tc.Format()
+	if f.Channels != 1 || len(f.Config) < 2 || (f.Config[1]>>3)&0xF != 1 {
+		t.Fatalf("format %+v: AudioSpecificConfig %x is not mono", f, f.Config)
+	}
+	var out []Packet
+	for i, p := range pkts[:250] {
+		if i >= 100 && i < 110 {
+			continue // 200 ms lost: filled with silence
+		}
+		got, err := tc.Transcode(p, int64(i)*960)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, got...)
+	}
+	rest, err := tc.Flush()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(out, rest...)
+	for i := 1; i < len(out); i++ {
+		if out[i].PTS != out[i-1].PTS+1024 {
+			t.Fatalf("packet %d at %d follows %d", i, out[i].PTS, out[i-1].PTS)
+		}
+	}
+	if end := out[len(out)-1].PTS + 1024; end < 250*960 || end > 250*960+1024 {
+		t.Errorf("AAC ends at %d, want %d (the lost packets' gap filled)", end, 250*960)
+	}
+	var file []byte
+	for _, p := range out {
+		file = append(file, adts(p.Data, 1)...)
+	}
+	path := filepath.Join(t.TempDir(), "mono.aac")
+	if err := os.WriteFile(path, file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("ffprobe"); err != nil {
+		t.Skip("ffprobe not installed")
+	}
+	o, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "a", "-show_entries",
+		"stream=codec_name,channels", "-of", "csv=p=0", path).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(o)) != "aac,1" {
+		t.Errorf("ffprobe: %v %q, want aac,1", err, o)
+	}
+	if o, _ := exec.Command("ffmpeg", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput(); len(o) != 0 {
+		t.Errorf("ffmpeg decode errors: %s", o)
 	}
 }
