@@ -47,6 +47,8 @@ type Config struct {
 	Filters FilterStages `yaml:"filters"`
 	// Rooms: config/rooms.go.
 	Rooms Rooms `yaml:"rooms"`
+	// Runtime: config/runtime.go.
+	Runtime Runtime `yaml:"runtime"`
 }
 
 // Audio configures the AAC that whipcast makes from WebRTC's Opus, once per
@@ -293,6 +295,7 @@ func (c *Config) Validate() error {
 	c.validateFilters(bad)
 	c.validateMotion(bad)
 	c.validateRooms(bad)
+	c.validateRuntime(bad)
 	return errors.Join(errs...)
 }
 
