@@ -168,7 +168,7 @@ func (s *Server) listen(ip string, port, bufSize int) error {
 		}
 		s.udpConn = uc
 		s.tcpLn = ln
-		s.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: uc})
+		s.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: newBatchConn(uc)}) // udpbatch_linux.go
 		s.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: ln, ReadBufferSize: 64, WriteBufferSize: 4 << 20})
 		return nil
 	}
