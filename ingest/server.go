@@ -224,6 +224,9 @@ func (s *Server) newAPI(cfg Config) (*webrtc.API, error) {
 	// First, so that every RTCP write (the publishers' NACKs) passes
 	// through it.
 	ir.Add(nackCounterFactory{&s.nacks})
+	// Before the report and TWCC interceptors: they read the header it
+	// parses (headercache.go).
+	ir.Add(headerCacheFactory{})
 	// Publishers are NACKed by their reorder buffer (reorder.go), the
 	// moment a hole shows and again every measured round trip, not by
 	// pion's generator, whose fixed 100 ms timer knows neither the RTT nor
