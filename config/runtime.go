@@ -6,10 +6,10 @@ type Runtime struct {
 	// SetGCPercent): the heap may grow this much over the live heap before
 	// a collection. Default 25, not Go's 100: almost all of a gateway's heap
 	// is the media of the live windows, in pointer-free byte blocks that cost
-	// the collector nothing to mark, so collecting sooner costs little CPU
-	// and saves most of the headroom (a 2.5 Mb/s stream: ~10 MiB RSS at 100,
-	// ~8 MiB at 25; docs/BENCHMARKS.md). The GOGC environment variable, when
-	// set, wins; so does GOMEMLIMIT for the memory limit.
+	// the collector nothing to mark, so collecting sooner saves most of the
+	// headroom for some CPU (a 2.5 Mb/s stream at N=8: ~10.5 MiB RSS and
+	// 100 % CPU at 100, ~8 MiB and ~115 % at 25; docs/BENCHMARKS.md). The
+	// GOGC environment variable, when set, wins; GOMEMLIMIT works as usual.
 	GOGC int `yaml:"gogc"`
 }
 
