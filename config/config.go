@@ -49,6 +49,8 @@ type Config struct {
 	Rooms Rooms `yaml:"rooms"`
 	// Limits: admission control, config/limits.go.
 	Limits Limits `yaml:"limits"`
+	// Runtime: config/runtime.go.
+	Runtime Runtime `yaml:"runtime"`
 }
 
 // Audio configures the AAC that whipcast makes from WebRTC's Opus, once per
@@ -296,6 +298,7 @@ func (c *Config) Validate() error {
 	c.validateMotion(bad)
 	c.validateRooms(bad)
 	c.validateLimits(bad)
+	c.validateRuntime(bad)
 	return errors.Join(errs...)
 }
 

@@ -19,10 +19,16 @@ const slabSize = 256 << 10
 // than letting a peer grow memory without limit.
 const maxAccessUnit = 8 << 20
 
+// audioSlabSize is the block size of the audio track's slab. A block lives
+// as long as its newest frame is in some window, so a 256 KiB block of
+// 64 kb/s Opus would keep ~30 s of audio for a 16 s window; 32 KiB is ~4 s.
+const audioSlabSize = 32 << 10
+
 // slab is an append-only byte arena for frame payloads.
 type slab struct {
 	buf   []byte
 	start int // beginning of the payload being built
+	max   int // block size to grow to; 0 is slabSize
 }
 
 // grow makes room for n more bytes of the current payload, moving the
@@ -34,7 +40,11 @@ func (s *slab) grow(n int) {
 	cur := len(s.buf) - s.start
 	// Start small (an idle or audio-only session stays cheap) and double up
 	// to slabSize.
-	size := max(16<<10, min(slabSize, 2*cap(s.buf)))
+	top := s.max
+	if top <= 0 {
+		top = slabSize
+	}
+	size := max(min(16<<10, top), min(top, 2*cap(s.buf)))
 	if need := 2 * (cur + n); need > size {
 		size = need
 	}

@@ -298,3 +298,21 @@ func BenchmarkDepacketizeOpus(b *testing.B) {
 		ts += 960
 	}
 }
+
+// Blocks grow to the slab's size and no further: an audio slab's blocks stay
+// small, so a window keeps little audio beyond what it lists.
+func TestSlabBlockSize(t *testing.T) {
+	for _, tc := range []struct{ max, want int }{{0, slabSize}, {audioSlabSize, audioSlabSize}} {
+		s := slab{max: tc.max}
+		top := 0
+		for range 4 * slabSize / 200 {
+			s.grow(200)
+			s.buf = append(s.buf, make([]byte, 200)...)
+			s.finish()
+			top = max(top, cap(s.buf))
+		}
+		if top != tc.want {
+			t.Errorf("max %d: blocks grew to %d, want %d", tc.max, top, tc.want)
+		}
+	}
+}

@@ -128,6 +128,11 @@ type reorderBuffer struct {
 	reorderDelay time.Duration
 	lastScan     time.Time
 	scratch      []uint16
+	// free holds the packet buffers of delivered slots. A slot borrows one
+	// only while it holds a packet, so the buffers number the most packets
+	// held at once, not every slot a hole ever passed over (up to 1.5 MiB
+	// of a video track's 1024 slots).
+	free [][]byte
 
 	c reorderCounters
 	// changed is set when c moved; the owner clears it after publishing.
@@ -321,7 +326,11 @@ func (r *reorderBuffer) hold(s *reorderSlot, seq uint16, ts uint32, marker bool,
 	s.marker = marker
 	s.arrival = arrival
 	if s.buf == nil {
-		s.buf = make([]byte, 0, 1500)
+		if n := len(r.free); n > 0 {
+			s.buf, r.free = r.free[n-1], r.free[:n-1]
+		} else {
+			s.buf = make([]byte, 0, 1500)
+		}
 	}
 	s.buf = append(s.buf[:0], payload...)
 	r.held++
@@ -437,6 +446,10 @@ func (r *reorderBuffer) take(s *reorderSlot, gap bool) {
 	s.used = false
 	r.held--
 	r.deliver(s.seq, s.ts, s.marker, s.buf, gap, s.arrival)
+	// The sink has copied the payload (depacketizers build frames in
+	// their own slabs).
+	r.free = append(r.free, s.buf[:0])
+	s.buf = nil
 }
 
 // skipHole declares the holes up to the first held packet lost and
@@ -475,6 +488,10 @@ func (r *reorderBuffer) clear() {
 	for i := range r.slots {
 		r.slots[i].used = false
 		r.slots[i].hole = false
+		if b := r.slots[i].buf; b != nil {
+			r.free = append(r.free, b[:0])
+			r.slots[i].buf = nil
+		}
 	}
 	r.held = 0
 	r.holes = 0

@@ -416,3 +416,45 @@ func TestReorderBufferPrimingRetries(t *testing.T) {
 		t.Fatalf("got %v, want %v", h.got, want)
 	}
 }
+
+// Packets held behind holes all along the sequence space borrow buffers
+// from a free list: the buffers number the most packets held at once (here
+// 3), not every slot that ever held one, and holding reuses them without
+// allocating.
+func TestReorderBufferHoldBuffersRecycled(t *testing.T) {
+	var delivered int
+	rb := newReorderBuffer(func(uint32, bool, []byte, bool, time.Time) { delivered++ })
+	rb.nack = func([]uint16) {}
+	payload := make([]byte, 1200)
+	rb.push(0, 0, false, payload, false, rbT0)
+	rb.push(1, 1, false, payload, false, rbT0.Add(reorderPrime)) // ends priming
+	seq := uint16(2)
+	at := rbT0.Add(reorderPrime)
+	// One round: seq is late; the 3 after it are held until it arrives.
+	round := func() {
+		for i := uint16(1); i <= 3; i++ {
+			rb.push(seq+i, uint32(seq+i), false, payload, false, at)
+		}
+		rb.push(seq, uint32(seq), false, payload, false, at)
+		seq += 4
+		at = at.Add(time.Millisecond)
+	}
+	for range 2 * reorderSlots / 4 {
+		round() // covers every slot twice
+	}
+	if rb.held != 0 || delivered != int(seq) {
+		t.Fatalf("held %d, delivered %d of %d", rb.held, delivered, seq)
+	}
+	bufs := len(rb.free)
+	for i := range rb.slots {
+		if rb.slots[i].buf != nil {
+			bufs++
+		}
+	}
+	if bufs > 3 {
+		t.Fatalf("%d hold buffers for at most 3 packets held at once", bufs)
+	}
+	if allocs := testing.AllocsPerRun(100, round); allocs != 0 {
+		t.Fatalf("%v allocations per round of holding", allocs)
+	}
+}

@@ -176,7 +176,7 @@ func (s *Server) listen(ip string, port, bufSize int) error {
 		}
 		s.udpConn = uc
 		s.tcpLn = ln
-		s.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: uc})
+		s.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: newBatchConn(uc)}) // udpbatch_linux.go
 		s.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: ln, ReadBufferSize: 64, WriteBufferSize: 4 << 20})
 		return nil
 	}
@@ -232,6 +232,9 @@ func (s *Server) newAPI(cfg Config) (*webrtc.API, error) {
 	// First, so that every RTCP write (the publishers' NACKs) passes
 	// through it.
 	ir.Add(nackCounterFactory{&s.nacks})
+	// Before the report and TWCC interceptors: they read the header it
+	// parses (headercache.go).
+	ir.Add(headerCacheFactory{})
 	// Publishers are NACKed by their reorder buffer (reorder.go), the
 	// moment a hole shows and again every measured round trip, not by
 	// pion's generator, whose fixed 100 ms timer knows neither the RTT nor

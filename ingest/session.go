@@ -289,7 +289,7 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 		}
 	} else {
 		var arrival time.Time
-		dp := &opusDepacketizer{}
+		dp := &opusDepacketizer{slab: slab{max: audioSlabSize}}
 		dp.emit = func(ts uint32, data []byte) {
 			dts, wall := s.tl.Frame(idx, ts, arrival)
 			s.write(&media.Frame{Track: track, DTS: dts, PTS: dts, Keyframe: true, Data: data, Time: wall})

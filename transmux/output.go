@@ -83,21 +83,12 @@ func (p *Part) appendBuffers(b net.Buffers) net.Buffers {
 	return append(b, p.Payload...)
 }
 
-// WriteTo writes the part's bytes to w without copying them.
+// WriteTo writes the part's bytes to w, gathered into as few Writes as
+// possible (write.go): one for a part up to 256 KiB.
 func (p *Part) WriteTo(w io.Writer) (int64, error) {
-	n, err := w.Write(p.Header)
-	total := int64(n)
-	if err != nil {
-		return total, err
-	}
-	for _, d := range p.Payload {
-		n, err = w.Write(d)
-		total += int64(n)
-		if err != nil {
-			return total, err
-		}
-	}
-	return total, nil
+	g := newGatherWriter(w)
+	p.gather(g)
+	return g.close()
 }
 
 // Segment is one CMAF segment of one track: its Parts, in order. A segment
@@ -146,17 +137,14 @@ func (s *Segment) Buffers() net.Buffers {
 	return b
 }
 
-// WriteTo writes the segment's bytes to w without copying them.
+// WriteTo writes the segment's bytes to w in Writes of up to 256 KiB
+// (write.go).
 func (s *Segment) WriteTo(w io.Writer) (int64, error) {
-	var total int64
+	g := newGatherWriter(w)
 	for _, p := range s.Parts {
-		n, err := p.WriteTo(w)
-		total += n
-		if err != nil {
-			return total, err
-		}
+		p.gather(g)
 	}
-	return total, nil
+	return g.close()
 }
 
 // Sink receives a Transmuxer's output, on the Transmuxer's goroutine, in

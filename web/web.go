@@ -196,8 +196,12 @@ func accessLog(next http.Handler, log *slog.Logger) http.Handler {
 		if sw.status >= 500 && sw.status != http.StatusServiceUnavailable {
 			level = slog.LevelWarn
 		}
-		log.Log(r.Context(), level, "http", "method", r.Method, "path", r.URL.Path,
-			"status", sw.status, "bytes", sw.bytes, "dur", time.Since(start).Round(time.Microsecond),
-			"remote", r.RemoteAddr)
+		// Checked first: the arguments would be boxed (allocated) for
+		// every media request even with debug logging off.
+		if log.Enabled(r.Context(), level) {
+			log.Log(r.Context(), level, "http", "method", r.Method, "path", r.URL.Path,
+				"status", sw.status, "bytes", sw.bytes, "dur", time.Since(start).Round(time.Microsecond),
+				"remote", r.RemoteAddr)
+		}
 	})
 }

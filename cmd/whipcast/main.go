@@ -87,6 +87,7 @@ func run(ctx context.Context, args, environ []string, stderr io.Writer, started 
 	}
 
 	log := newLogger(cfg.Log, stderr)
+	setGC(cfg.Runtime, environ, log)
 	g, err := gateway.New(cfg, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
