@@ -231,7 +231,8 @@ func (d *DASH) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if d.sv != nil {
 		// As in HLS: unknown names are refused at once, an ended stream's
 		// MPD is served from its state.
-		_ = d.sv.Watch(r.Context(), req.stream)
+		v, _ := d.sv.Watch(r.Context(), req.stream)
+		defer v.Done()
 	}
 	st := d.stream(req.stream)
 	if st == nil {

@@ -225,7 +225,8 @@ func (h *HLS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.sv != nil {
 		// A name that is not published is refused here at once; an ended
 		// stream's playlist is still served from its state, in its grace.
-		_ = h.sv.Watch(r.Context(), req.stream)
+		v, _ := h.sv.Watch(r.Context(), req.stream)
+		defer v.Done()
 	}
 	st := h.stream(req.stream)
 	if st == nil {

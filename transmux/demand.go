@@ -24,9 +24,10 @@ type demand struct {
 	nudge chan struct{} // cap 1: pins went down, look again
 	done  chan struct{} // closed when supervise has returned
 
-	pins    atomic.Int64 // Pin rule (1 for the stream's life) + Acquires not released
-	touched atomic.Int64 // the last player request, Service.clock
-	playing atomic.Bool  // the player lease is held: Watch need not ask
+	pins     atomic.Int64 // Pin rule (1 for the stream's life) + Acquires not released
+	touched  atomic.Int64 // the last player request's start or end, Service.clock
+	inflight atomic.Int64 // player requests not answered yet (a first playlist waits)
+	playing  atomic.Bool  // the player lease is held: Watch need not ask
 }
 
 type demandOp int
@@ -58,23 +59,43 @@ func (sv *Service) clock() int64 { return int64(time.Since(sv.base)) }
 // Watch is a player's request for the stream name (a playlist, MPD, init
 // segment, segment or part). It starts the stream's packaging if none runs
 // and returns once it has started: the sinks exist, and the first segment
-// follows once the keyframe asked for has come and been cut. Every Watch
-// renews the player lease; the packaging stops Settings.Idle after the last
-// one unless something else still wants it. It returns ErrNotLive at once
-// for a name that is not published, ctx's error if ctx ends before the
-// stream's goroutine takes the request, or the start's error.
+// follows once the keyframe asked for has come and been cut. Each request
+// renews the player lease, from when it comes to when it is answered
+// (Viewing.Done); the packaging stops Settings.Idle after the last one
+// unless something else still wants it. It returns ErrNotLive at once for a
+// name that is not published, ctx's error if ctx ends before the stream's
+// goroutine takes the request, or the start's error; Done is needed only
+// when err is nil (and harmless otherwise).
 //
-// A renewal is two atomic operations and no allocation.
-func (sv *Service) Watch(ctx context.Context, name string) error {
+// A request on a running lease costs a few atomic operations and no
+// allocation.
+func (sv *Service) Watch(ctx context.Context, name string) (Viewing, error) {
 	d := sv.lookup(name)
 	if d == nil {
-		return ErrNotLive
+		return Viewing{}, ErrNotLive
 	}
+	d.inflight.Add(1)
 	d.touched.Store(sv.clock())
 	if d.playing.Load() {
-		return nil
+		return Viewing{d}, nil
 	}
-	return d.send(ctx, opWatch)
+	if err := d.send(ctx, opWatch); err != nil {
+		d.inflight.Add(-1)
+		return Viewing{}, err
+	}
+	return Viewing{d}, nil
+}
+
+// Viewing is one player request in progress (Service.Watch).
+type Viewing struct{ d *demand }
+
+// Done says the request has been answered: the idle time counts from now.
+func (v Viewing) Done() {
+	if v.d == nil {
+		return
+	}
+	v.d.touched.Store(v.d.sv.clock())
+	v.d.inflight.Add(-1)
 }
 
 // Acquire wants the stream name packaged until release is called (an API
@@ -161,15 +182,19 @@ func (d *demand) supervise(cur *run) {
 			c.reply <- nil
 		case <-leaseC:
 			last := d.touched.Load()
+			if d.inflight.Load() > 0 {
+				lease.Reset(sv.idle) // a request is being answered
+				continue
+			}
 			if left := sv.idle - time.Duration(sv.clock()-last); left > 0 {
 				lease.Reset(left)
 				continue
 			}
 			// Let go, then look again: a request that renewed the lease
-			// after the load above either shows here or finds playing false
+			// after the loads above either shows here or finds playing false
 			// and asks (opWatch), which this goroutine answers after the stop.
 			d.playing.Store(false)
-			if d.touched.Load() != last {
+			if d.touched.Load() != last || d.inflight.Load() > 0 {
 				d.playing.Store(true)
 				lease.Reset(sv.idle)
 				continue

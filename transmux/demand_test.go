@@ -108,6 +108,13 @@ func loadFx(t *testing.T) *transmuxtest.Fixture {
 	return fx
 }
 
+// watch is one player request answered at once.
+func watch(sv *transmux.Service, name string) error {
+	v, err := sv.Watch(context.Background(), name)
+	v.Done()
+	return err
+}
+
 // A stream nobody watches is not packaged: no transmuxer, no Source (no
 // transcode), no reader. The first Watch starts it and asks the publisher
 // for a keyframe; requests keep it; once they stop for the idle time it
@@ -126,11 +133,11 @@ func TestServiceWatchStartsAndIdleStops(t *testing.T) {
 		t.Fatalf("unwatched stream: running %d, sources %d, readers %d, runs %d",
 			rg.sv.Running(), rg.sources.Load(), s.Readers(), rg.nruns())
 	}
-	if err := rg.sv.Watch(context.Background(), "nobody"); !errors.Is(err, transmux.ErrNotLive) {
+	if _, err := rg.sv.Watch(context.Background(), "nobody"); !errors.Is(err, transmux.ErrNotLive) {
 		t.Fatalf("Watch of an unknown stream: %v, want ErrNotLive", err)
 	}
 
-	if err := rg.sv.Watch(context.Background(), "cam"); err != nil {
+	if err := watch(rg.sv, "cam"); err != nil {
 		t.Fatal(err)
 	}
 	if rg.sv.Running() != 1 || rg.sources.Load() != 1 || s.Readers() != 1 || rg.nruns() != 1 || keyframes.Load() == 0 {
@@ -150,7 +157,7 @@ func TestServiceWatchStartsAndIdleStops(t *testing.T) {
 	// A player that keeps asking keeps it: requests at a tenth of the idle
 	// time for three idle times.
 	for range 30 {
-		if err := rg.sv.Watch(context.Background(), "cam"); err != nil {
+		if err := watch(rg.sv, "cam"); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(idle / 10)
@@ -170,7 +177,7 @@ func TestServiceWatchStartsAndIdleStops(t *testing.T) {
 	})
 
 	// A later player starts it again.
-	if err := rg.sv.Watch(context.Background(), "cam"); err != nil {
+	if err := watch(rg.sv, "cam"); err != nil {
 		t.Fatal(err)
 	}
 	if rg.nruns() != 2 || rg.sv.Running() != 1 || rg.sources.Load() != 1 {
@@ -182,8 +189,11 @@ func TestServiceWatchStartsAndIdleStops(t *testing.T) {
 		t.Fatalf("stream end told the sink %v, want nil", err)
 	}
 	eventually(t, "the ended stream's run done", func() bool { return rg.sv.Running() == 0 && rg.sources.Load() == 0 })
-	if err := rg.sv.Watch(context.Background(), "cam"); !errors.Is(err, transmux.ErrNotLive) {
-		t.Fatalf("Watch of an ended stream: %v, want ErrNotLive", err)
+	eventually(t, "Watch of the ended stream says ErrNotLive", func() bool {
+		return errors.Is(watch(rg.sv, "cam"), transmux.ErrNotLive)
+	})
+	if rg.nruns() != 2 {
+		t.Fatalf("%d runs: a Watch after the end started one", rg.nruns())
 	}
 }
 
@@ -204,7 +214,7 @@ func TestServiceAcquireHoldsPastIdle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rg.sv.Watch(context.Background(), "rec"); err != nil {
+	if err := watch(rg.sv, "rec"); err != nil {
 		t.Fatal(err)
 	}
 	if rg.sv.Running() != 1 || rg.sources.Load() != 1 || rg.nruns() != 1 {
@@ -264,4 +274,27 @@ func TestServicePinnedFromPublish(t *testing.T) {
 		t.Fatalf("%d segments from a 10 s publish packaged from its start", k.segs)
 	}
 	eventually(t, "the pinned run done", func() bool { return rg.sv.Running() == 0 && rg.sources.Load() == 0 })
+}
+
+// A request still being answered (a first playlist waiting for its first
+// segment) holds the lease however long it takes; the idle time counts from
+// its answer.
+func TestServiceWatchInFlightHolds(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	rg := newDemandRig(t, idle)
+	fx := loadFx(t)
+	if _, err := rg.reg.Publish("slow", fx.Tracks(), nil); err != nil {
+		t.Fatal(err)
+	}
+	v, err := rg.sv.Watch(context.Background(), "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * idle)
+	if rg.sv.Running() != 1 || rg.nruns() != 1 {
+		t.Fatalf("a request in flight past the idle time: running %d, runs %d", rg.sv.Running(), rg.nruns())
+	}
+	v.Done()
+	<-rg.run(0).ended
+	eventually(t, "the stop after the answer", func() bool { return rg.sv.Running() == 0 && rg.sources.Load() == 0 })
 }
