@@ -298,3 +298,23 @@ func TestServiceWatchInFlightHolds(t *testing.T) {
 	<-rg.run(0).ended
 	eventually(t, "the stop after the answer", func() bool { return rg.sv.Running() == 0 && rg.sources.Load() == 0 })
 }
+
+// A player's request on a stream already packaged renews its lease without
+// allocating: it runs on every playlist, part and segment request.
+func TestServiceWatchRenewalAllocatesNothing(t *testing.T) {
+	rg := newDemandRig(t, time.Minute)
+	fx := loadFx(t)
+	if _, err := rg.reg.Publish("hot", fx.Tracks(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := watch(rg.sv, "hot"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(1000, func() {
+		v, _ := rg.sv.Watch(ctx, "hot")
+		v.Done()
+	}); n != 0 {
+		t.Fatalf("a lease renewal allocates %.1f times", n)
+	}
+}
