@@ -146,6 +146,11 @@ type HLS struct {
 	// recording or origin rule wants it. The first request of a stream that
 	// is not packaged starts it and waits for its first segment. Default 30s.
 	Idle time.Duration `yaml:"idle"`
+	// Always packages every stream from its publish to its end, watched or
+	// not: no first-request wait, the whole publish in the window, at the
+	// cost of a transmux and (audio.codec aac) a transcode per stream.
+	// Default false (on demand).
+	Always bool `yaml:"always"`
 }
 
 // DASH shapes the MPEG-DASH output. It serves the same CMAF segments as HLS

@@ -140,6 +140,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	default:
 		log.Warn("audio.codec is aac but this build has no codec support: HLS, DASH and recordings carry Opus (passthrough)")
 	}
+	if cfg.HLS.Always {
+		g.cmaf.Pin(func(*media.Stream) bool { return true })
+	}
 	g.cmaf.Attach(g.Registry)
 
 	rules := make([]outputs.Rule, len(cfg.Streams))
