@@ -145,6 +145,16 @@ type HLS struct {
 	// Grace is how long an ended stream's playlist (with EXT-X-ENDLIST) stays
 	// served. Default 30s.
 	Grace time.Duration `yaml:"grace"`
+	// Idle is how long a stream stays packaged (transmuxed, and its audio
+	// transcoded to AAC) after the last HLS or DASH request for it, when no
+	// recording or origin rule wants it. The first request of a stream that
+	// is not packaged starts it and waits for its first segment. Default 30s.
+	Idle time.Duration `yaml:"idle"`
+	// Always packages every stream from its publish to its end, watched or
+	// not: no first-request wait, the whole publish in the window, at the
+	// cost of a transmux and (audio.codec aac) a transcode per stream.
+	// Default false (on demand).
+	Always bool `yaml:"always"`
 }
 
 // DASH shapes the MPEG-DASH output. It serves the same CMAF segments as HLS
@@ -251,6 +261,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HLS.Grace < 0 {
 		bad("hls.grace", "must not be negative")
+	}
+	if c.HLS.Idle < 500*time.Millisecond || c.HLS.Idle > 24*time.Hour {
+		bad("hls.idle", "%s is out of range 500ms-24h", c.HLS.Idle)
 	}
 	if c.DASH.TargetLatency < 500*time.Millisecond || c.DASH.TargetLatency > 30*time.Second {
 		bad("dash.target_latency", "%s is out of range 500ms-30s", c.DASH.TargetLatency)

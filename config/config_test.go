@@ -15,7 +15,8 @@ func TestDefaultRuns(t *testing.T) {
 	}
 	if c.HTTP.Addr != ":8080" || c.WebRTC.Port != 8189 || c.HLS.Segment != 2*time.Second ||
 		c.HLS.Part != 200*time.Millisecond || c.HLS.Window != 7 || c.WebRTC.UDPBuffer != 4<<20 ||
-		!c.WebRTC.Loopback() || c.Audio.Codec != AudioAAC || c.WebRTC.ReconnectWindow != 10*time.Second {
+		!c.WebRTC.Loopback() || c.Audio.Codec != AudioAAC || c.WebRTC.ReconnectWindow != 10*time.Second ||
+		c.HLS.Idle != 30*time.Second {
 		t.Fatalf("defaults wrong: %+v", c)
 	}
 }

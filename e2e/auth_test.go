@@ -44,15 +44,17 @@ func TestE2EPublishToken(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "409") {
 		t.Fatalf("second publisher: %v, want 409", err)
 	}
+	// Playback is open: only publishing needs the token. (Asked while the
+	// stream is live: a stream nobody watched has no playlist after its end.)
+	waitFor(t, 5*time.Second, "the stream live", func() bool { _, ok := g.Registry.Get("guarded"); return ok })
+	if code, _ := get(t, "http://"+g.HTTPAddr().String()+"/hls/guarded/index.m3u8"); code != http.StatusOK {
+		t.Fatalf("HLS of the published stream: %d", code)
+	}
 	stats, err := c.Wait()
 	if err != nil || stats.VideoFrames == 0 {
 		t.Fatalf("publish: %v, %d frames", err, stats.VideoFrames)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatalf("WHIP DELETE: %v", err)
-	}
-	// Playback is open: only publishing needs the token.
-	if code, _ := get(t, "http://"+g.HTTPAddr().String()+"/hls/guarded/index.m3u8"); code != http.StatusOK {
-		t.Fatalf("HLS of the published stream: %d", code)
 	}
 }

@@ -73,13 +73,15 @@ func TestE2EFilterAPI(t *testing.T) {
 	const fpath = "/v1/streams/" + stream + "/filters"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	pub, err := whipclient.Publish(ctx, base+"/whip/"+stream, "", fixtureVideo, fixtureAudio, whipclient.Options{LoopbackOnly: true})
+	// Two passes of the file: the source must outlive the steps below, and
+	// each first HLS request of a stream waits for its packaging to start.
+	pub, err := whipclient.Publish(ctx, base+"/whip/"+stream, "", fixtureVideo, fixtureAudio, whipclient.Options{LoopbackOnly: true, Loop: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pub.Close()
 	// A second live stream, to meet filters.max_stages (1) with.
-	other, err := whipclient.Publish(ctx, base+"/whip/e2e/other", "", fixtureVideo, fixtureAudio, whipclient.Options{LoopbackOnly: true})
+	other, err := whipclient.Publish(ctx, base+"/whip/e2e/other", "", fixtureVideo, fixtureAudio, whipclient.Options{LoopbackOnly: true, Loop: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,8 @@ func TestE2EFilterRotate(t *testing.T) {
 		t.Skip("no codec support in this build")
 	}
 	checkNoLeaks(t)
-	g := startGateway(t, "streams:\n  - match: \"e2e/*\"\n    filters: [{rotate: 90}, {gain: 1.5}]\n")
+	// The filtered stream is read after its end: packaged from its start.
+	g := startGateway(t, "hls:\n  always: true\nstreams:\n  - match: \"e2e/*\"\n    filters: [{rotate: 90}, {gain: 1.5}]\n")
 	base := "http://" + g.HTTPAddr().String()
 	const stream = "e2e/rot"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

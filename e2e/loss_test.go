@@ -48,7 +48,9 @@ func TestE2ELoss5(t *testing.T) {
 func testLoss(t *testing.T, loss, keep float64, allOutputs bool) {
 	checkNoLeaks(t)
 	stream := fmt.Sprintf("loss%02.0f", loss*100)
-	cfg := ""
+	// The whole publish is read after its end: packaged from its start
+	// (hls.always; with all outputs, the recording rule does it).
+	cfg := "hls:\n  always: true\n"
 	var n *nginxRTMP
 	recDir := t.TempDir()
 	if allOutputs {
@@ -188,7 +190,9 @@ func TestE2ELossAnswerPLI(t *testing.T) {
 	checkNoLeaks(t)
 	const stream = "losspli"
 	// Keyframes come often: a window that holds the whole publish.
-	g := startGateway(t, "hls:\n  window: 60\n")
+	// The whole publish is read after its end: packaged from its start
+	// (hls.always), not from a first player's request.
+	g := startGateway(t, "hls:\n  window: 60\n  always: true\n")
 	base := "http://" + g.HTTPAddr().String()
 	hlsURL := base + "/hls/" + stream + "/index.m3u8"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -83,6 +83,7 @@ func BenchmarkPipeline(b *testing.B) {
 	hls.Attach(sv)
 	ended := make(endSignal, 1)
 	sv.AddConsumer(func(*media.Stream) transmux.Sink { return ended })
+	sv.Pin(func(*media.Stream) bool { return true }) // packaged from publish, as a recording would
 	sv.Attach(reg)
 
 	b.SetBytes(bytesPerOp)

@@ -45,6 +45,10 @@ type DASHSettings struct {
 	// BlockTimeout bounds how long a request for a segment in production
 	// waits for its next chunk. Default three segment targets.
 	BlockTimeout time.Duration
+	// StartTimeout bounds how long an MPD request waits for the first
+	// complete segment of a stream whose packaging just started
+	// (transmux.Service.Watch). Default 10 s.
+	StartTimeout time.Duration
 
 	tm transmux.Settings
 }
@@ -66,6 +70,9 @@ func (s DASHSettings) withDefaults(tm transmux.Settings) DASHSettings {
 	if s.BlockTimeout <= 0 {
 		s.BlockTimeout = 3 * s.tm.SegmentTarget
 	}
+	if s.StartTimeout <= 0 {
+		s.StartTimeout = max(DefaultStartTimeout, s.BlockTimeout)
+	}
 	return s
 }
 
@@ -81,6 +88,7 @@ type DASH struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	sv     *transmux.Service // set by Attach: requests are its demand
 
 	mu      sync.Mutex
 	streams map[string]*dashStream
@@ -113,10 +121,12 @@ func NewDASH(s DASHSettings, logger *slog.Logger) *DASH {
 
 // Attach packages every stream that sv transmuxes from now on as a second
 // consumer beside HLS: one init per track and one set of fragments for both.
-// Call it once, before streams are published.
+// Every request for a live stream is a player's demand on sv
+// (Service.Watch), as with HLS. Call it once, before streams are published.
 func (d *DASH) Attach(sv *transmux.Service) {
 	d.mu.Lock()
 	d.set = d.user.withDefaults(sv.Settings())
+	d.sv = sv
 	d.mu.Unlock()
 	sv.AddConsumer(d.publish)
 }
@@ -162,6 +172,21 @@ func (d *DASH) scheduleRemoval(st *dashStream) {
 	st.mu.Unlock()
 }
 
+// drop forgets st at once: its packaging stopped for want of players
+// (transmux.ErrIdle).
+func (d *DASH) drop(st *dashStream) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.streams[st.name] == st {
+		delete(d.streams, st.name)
+	}
+	st.mu.Lock()
+	if st.removal != nil {
+		st.removal.Stop()
+	}
+	st.mu.Unlock()
+}
+
 func (d *DASH) stream(name string) *dashStream {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -202,6 +227,12 @@ func (d *DASH) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		http.NotFound(w, r)
 		return
+	}
+	if d.sv != nil {
+		// As in HLS: unknown names are refused at once, an ended stream's
+		// MPD is served from its state.
+		v, _ := d.sv.Watch(r.Context(), req.stream)
+		defer v.Done()
 	}
 	st := d.stream(req.stream)
 	if st == nil {

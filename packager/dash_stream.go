@@ -2,6 +2,7 @@ package packager
 
 import (
 	"context"
+	"errors"
 	"math/bits"
 	"net/http"
 	"strconv"
@@ -342,12 +343,18 @@ func (s *dashStream) dropOldPeriods() {
 	}
 }
 
-// OnEnd implements transmux.Sink.
-func (k *dashSink) OnEnd(error) {
+// OnEnd implements transmux.Sink. A run stopped for want of players
+// (transmux.ErrIdle) drops the state at once, as HLS does.
+func (k *dashSink) OnEnd(err error) {
 	s := k.s
 	s.mu.Lock()
 	if s.epoch != k.epoch {
 		s.mu.Unlock()
+		return
+	}
+	if errors.Is(err, transmux.ErrIdle) {
+		s.mu.Unlock()
+		s.d.drop(s)
 		return
 	}
 	s.ended = true
@@ -368,6 +375,12 @@ func (s *dashStream) wait(ctx context.Context, ready func() bool) bool {
 	return waitLocked(ctx, &s.mu, func() <-chan struct{} { return s.notify }, s.d.ctx.Done(), s.d.set.BlockTimeout, ready)
 }
 
+// waitStart is wait for an MPD that has no segment yet, bounded by
+// StartTimeout: a stream whose packaging the request just started.
+func (s *dashStream) waitStart(ctx context.Context, ready func() bool) bool {
+	return waitLocked(ctx, &s.mu, func() <-chan struct{} { return s.notify }, s.d.ctx.Done(), s.d.set.StartTimeout, ready)
+}
+
 // hasSegments reports whether any track has a complete segment.
 func (s *dashStream) hasSegments() bool {
 	for _, per := range s.periods {
@@ -384,7 +397,7 @@ func (s *dashStream) serveMPD(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	// Like HLS, the first MPD waits for a complete segment, so every player
 	// (ffmpeg's too, which knows nothing of chunks) finds one to start from.
-	if !s.wait(r.Context(), func() bool { return s.ended || s.hasSegments() }) || !s.hasSegments() {
+	if !s.waitStart(r.Context(), func() bool { return s.ended || s.hasSegments() }) || !s.hasSegments() {
 		s.mu.Unlock()
 		http.NotFound(w, r)
 		return

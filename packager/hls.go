@@ -21,6 +21,9 @@ import (
 const (
 	DefaultHLSWindow   = 7
 	DefaultHLSEndGrace = 30 * time.Second
+	// DefaultStartTimeout is the default of HLSSettings.StartTimeout and
+	// DASHSettings.StartTimeout.
+	DefaultStartTimeout = 10 * time.Second
 )
 
 // HLSSettings configure the HLS packager. Zero fields mean their default;
@@ -36,6 +39,11 @@ type HLSSettings struct {
 	// _HLS_msn, a preload-hinted part, the first playlist of a new stream)
 	// is held. Default three segment targets (RFC 8216bis 6.2.5.2).
 	BlockTimeout time.Duration
+	// StartTimeout bounds how long a request for a playlist that has no
+	// complete segment yet waits for one: the first request of a stream
+	// whose packaging it started (transmux.Service.Watch) waits for the
+	// keyframe asked for and the first segment cut. Default 10 s.
+	StartTimeout time.Duration
 
 	// tm is the transmuxer's settings (segment and part targets, which are
 	// the playlists' target durations), taken from the Service at Attach.
@@ -53,6 +61,9 @@ func (s HLSSettings) withDefaults(tm transmux.Settings) HLSSettings {
 	if s.BlockTimeout <= 0 {
 		s.BlockTimeout = 3 * s.tm.SegmentTarget
 	}
+	if s.StartTimeout <= 0 {
+		s.StartTimeout = max(DefaultStartTimeout, s.BlockTimeout)
+	}
 	return s
 }
 
@@ -66,6 +77,7 @@ type HLS struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	sv     *transmux.Service // set by Attach: requests are its demand
 
 	mu      sync.Mutex
 	streams map[string]*hlsStream
@@ -96,10 +108,14 @@ func NewHLS(s HLSSettings, logger *slog.Logger) *HLS {
 
 // Attach packages every stream that sv transmuxes from now on, sharing its
 // CMAF fragments with every other consumer of sv. The playlists' target and
-// part target durations are sv's. Call it once, before streams are published.
+// part target durations are sv's. Every request for a live stream is a
+// player's demand on sv (Service.Watch): the first one starts the stream's
+// packaging, and it stops once no request came for sv's Idle time. Call it
+// once, before streams are published and requests served.
 func (h *HLS) Attach(sv *transmux.Service) {
 	h.mu.Lock()
 	h.set = h.user.withDefaults(sv.Settings())
+	h.sv = sv
 	h.mu.Unlock()
 	sv.AddConsumer(h.publish)
 }
@@ -136,6 +152,16 @@ func (h *HLS) replace(old, _ *hlsStream) {
 	if old != nil {
 		old.stopRemoval()
 	}
+}
+
+// drop forgets st at once: its packaging stopped for want of players
+// (transmux.ErrIdle). A later request starts a new one, with a new epoch.
+func (h *HLS) drop(st *hlsStream) {
+	h.mu.Lock()
+	if h.streams[st.name] == st {
+		delete(h.streams, st.name)
+	}
+	h.mu.Unlock()
 }
 
 func (h *HLS) scheduleRemoval(st *hlsStream) {
@@ -195,6 +221,12 @@ func (h *HLS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 		}
 		return
+	}
+	if h.sv != nil {
+		// A name that is not published is refused here at once; an ended
+		// stream's playlist is still served from its state, in its grace.
+		v, _ := h.sv.Watch(r.Context(), req.stream)
+		defer v.Done()
 	}
 	st := h.stream(req.stream)
 	if st == nil {

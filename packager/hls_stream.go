@@ -2,6 +2,7 @@ package packager
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -169,8 +170,14 @@ func (t *hlsTrack) pruneInits() {
 	t.oldInits = keep
 }
 
-// OnEnd implements transmux.Sink.
-func (s *hlsStream) OnEnd(error) {
+// OnEnd implements transmux.Sink. A run stopped for want of players
+// (transmux.ErrIdle) drops the state at once: no player is left to see an
+// EXT-X-ENDLIST, and the stream itself goes on.
+func (s *hlsStream) OnEnd(err error) {
+	if errors.Is(err, transmux.ErrIdle) {
+		s.h.drop(s)
+		return
+	}
 	s.mu.Lock()
 	s.ended = true
 	s.changed(nil)
@@ -189,6 +196,12 @@ func (s *hlsStream) stopRemoval() {
 // held and whether ready returned true.
 func (s *hlsStream) wait(ctx context.Context, ready func() bool) bool {
 	return waitLocked(ctx, &s.mu, func() <-chan struct{} { return s.notify }, s.h.ctx.Done(), s.h.set.BlockTimeout, ready)
+}
+
+// waitStart is wait for a playlist that has no segment yet, bounded by
+// StartTimeout: a stream whose packaging the request just started.
+func (s *hlsStream) waitStart(ctx context.Context, ready func() bool) bool {
+	return waitLocked(ctx, &s.mu, func() <-chan struct{} { return s.notify }, s.h.ctx.Done(), s.h.set.StartTimeout, ready)
 }
 
 // lastMSN is the MSN of the last complete segment, or -1.
@@ -233,7 +246,7 @@ func (s *hlsStream) serve(w http.ResponseWriter, r *http.Request, req *hlsReques
 
 func (s *hlsStream) serveMultivariant(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	ok := s.wait(r.Context(), func() bool {
+	ok := s.waitStart(r.Context(), func() bool {
 		return len(s.tracks) > 0 && s.ready(s.tracks[0])
 	})
 	if !ok || len(s.tracks) == 0 {
@@ -258,7 +271,7 @@ func (s *hlsStream) serveMedia(w http.ResponseWriter, r *http.Request, req *hlsR
 	t := s.track(req.track)
 	if t == nil && len(s.tracks) < s.expect {
 		// A track that has not started yet: wait for it like for a segment.
-		s.wait(r.Context(), func() bool { t = s.track(req.track); return t != nil || s.ended })
+		s.waitStart(r.Context(), func() bool { t = s.track(req.track); return t != nil || s.ended })
 	}
 	if t == nil {
 		s.mu.Unlock()
@@ -278,7 +291,7 @@ func (s *hlsStream) serveMedia(w http.ResponseWriter, r *http.Request, req *hlsR
 			http.Error(w, "not available in time", http.StatusServiceUnavailable)
 			return
 		}
-	} else if !s.wait(r.Context(), func() bool { return s.ready(t) }) {
+	} else if !s.waitStart(r.Context(), func() bool { return s.ready(t) }) {
 		s.mu.Unlock()
 		http.NotFound(w, r)
 		return

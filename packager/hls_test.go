@@ -387,6 +387,7 @@ func TestRepublishReplaces(t *testing.T) {
 	h := NewHLS(HLSSettings{}, nil)
 	defer h.Close()
 	h.Attach(sv)
+	sv.Pin(func(*media.Stream) bool { return true }) // packaged from publish, as a recording would
 	sv.Attach(reg)
 	var epochs []string
 	for range 2 {

@@ -2,39 +2,59 @@ package transmux
 
 import (
 	"context"
-	"errors"
 	"log/slog"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/whipcast/whipcast/media"
 )
 
-// Consumer is told about each newly published stream and returns the Sink
-// that receives that stream's CMAF output, or nil to skip the stream.
-// It runs on the publisher's goroutine and must not block.
+// Consumer is told about each stream whose packaging starts (demand.go) and
+// returns the Sink that receives that run's CMAF output, or nil to skip the
+// stream. A stream packaged, stopped for want of demand and packaged again
+// calls it again: each run has fresh sinks. It runs on the goroutine that
+// starts the run (the publisher's, or the stream's demand goroutine) and
+// must not block, nor call back into the Service.
 type Consumer func(s *media.Stream) Sink
 
 // Source maps a published stream to the stream that is transmuxed in its
 // place, e.g. the Opus→AAC stage's derived stream (video + AAC). release is
-// called once when the transmuxer is done with it. A Source runs on the
-// publisher's goroutine and must not block for long.
+// called once when the transmuxer is done with it. A Source runs when a
+// stream's packaging starts and must not block for long.
 type Source func(published *media.Stream) (s *media.Stream, release func(), err error)
 
-// Service runs one Transmuxer per published stream and hands its output to
-// every Consumer (the HLS and DASH packagers, the recorder), so a stream is
-// muxed once however many formats and outputs read it: they all share the
-// same Init, Part and Segment values.
+// DefaultIdle is the default of Settings.Idle.
+const DefaultIdle = 30 * time.Second
+
+// Service runs one Transmuxer per published stream while the stream has
+// demand, and hands its output to every Consumer (the HLS and DASH
+// packagers, the recorder, the origin), so a stream is muxed once however
+// many formats and outputs read it: they all share the same Init, Part and
+// Segment values.
+//
+// Demand is counted per stream (demand.go): a Pin rule that accepts the
+// stream (a recording or origin rule: from publish to end), an Acquire (an
+// API recording), and players (Watch: HLS and DASH requests, a lease that
+// lapses Idle after the last request). With no demand nothing runs for the
+// stream, not even its Source (the Opus→AAC transcode); the last demand
+// going stops the run, and its sinks get OnEnd(ErrIdle).
 type Service struct {
-	set Settings
-	log *slog.Logger
+	set  Settings
+	idle time.Duration
+	base time.Time // origin of clock
+	log  *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // one per stream's demand goroutine
 
 	mu        sync.Mutex
 	consumers []Consumer
+	pins      []func(*media.Stream) bool
 	source    Source
+	streams   map[string]*demand // by name: published, not yet finished
+	running   int                // streams with a transmuxer running
 	closed    bool
 }
 
@@ -44,88 +64,115 @@ func NewService(s Settings, logger *slog.Logger) *Service {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{set: s.withDefaults(), log: logger, ctx: ctx, cancel: cancel}
+	idle := s.Idle
+	if idle <= 0 {
+		idle = DefaultIdle
+	}
+	return &Service{set: s.withDefaults(), idle: idle, base: time.Now(), log: logger, ctx: ctx, cancel: cancel,
+		streams: make(map[string]*demand)}
 }
 
 // Settings returns the effective settings (defaults filled in).
-func (sv *Service) Settings() Settings { return sv.set }
+func (sv *Service) Settings() Settings {
+	s := sv.set
+	s.Idle = sv.idle
+	return s
+}
 
-// AddConsumer registers c for every stream published from now on.
+// AddConsumer registers c for every run started from now on. A consumer
+// is passive: it creates no demand (see Pin, Acquire, Watch).
 func (sv *Service) AddConsumer(c Consumer) {
 	sv.mu.Lock()
 	sv.consumers = append(sv.consumers, c)
 	sv.mu.Unlock()
 }
 
-// SetSource makes every stream published from now on go through src before
-// it is transmuxed; consumers then see the stream src returns. When src
-// fails for a stream, that stream is transmuxed as published and the error
-// is logged. Default: the published stream itself.
+// Pin makes every stream published from now on that want accepts packaged
+// from its publish to its end (a recording rule, an origin rule). want runs
+// on the publisher's goroutine and must not block.
+func (sv *Service) Pin(want func(*media.Stream) bool) {
+	sv.mu.Lock()
+	sv.pins = append(sv.pins, want)
+	sv.mu.Unlock()
+}
+
+// SetSource makes every run started from now on go through src before it
+// is transmuxed; consumers then see the stream src returns. When src fails
+// for a stream, that stream is transmuxed as published and the error is
+// logged. Default: the published stream itself.
 func (sv *Service) SetSource(src Source) {
 	sv.mu.Lock()
 	sv.source = src
 	sv.mu.Unlock()
 }
 
-// Attach transmuxes every stream published on reg from now on.
+// Attach tracks the demand of every stream published on reg from now on.
 func (sv *Service) Attach(reg *media.Registry) {
 	reg.OnPublish(sv.publish)
 }
 
-// publish runs on the publisher's goroutine: the reader is subscribed here so
-// no frame is missed, and the transmuxer runs on its own goroutine.
-func (sv *Service) publish(s *media.Stream) {
+// Running counts the streams being packaged now (for metrics and tests).
+func (sv *Service) Running() int {
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
+	return sv.running
+}
+
+// publish runs on the publisher's goroutine. A pinned stream's run starts
+// here, before the publisher writes its first frame, so no frame is missed;
+// the stream's demand goroutine owns everything from then on.
+func (sv *Service) publish(s *media.Stream) {
+	sv.mu.Lock()
 	if sv.closed {
+		sv.mu.Unlock()
 		return
 	}
-	release := func() {}
-	if sv.source != nil {
-		d, rel, err := sv.source(s)
-		if err != nil {
-			sv.log.Warn("transmux: stream source failed; packaging the stream as published", "stream", s.Name, "err", err)
-		} else {
-			s, release = d, rel
-		}
+	pinned := false
+	for _, want := range sv.pins {
+		pinned = pinned || want(s)
 	}
-	var sinks multiSink
-	for _, c := range sv.consumers {
-		if sink := c(s); sink != nil {
-			sinks = append(sinks, sink)
-		}
-	}
-	if len(sinks) == 0 {
-		release()
-		return
-	}
-	var sink Sink = sinks
-	if len(sinks) == 1 {
-		sink = sinks[0]
-	}
-	tm, err := New(sv.set, s.Tracks, sink)
-	if err != nil {
-		sv.log.Warn("transmux: stream not packaged", "stream", s.Name, "err", err)
-		for _, k := range sinks {
-			k.OnEnd(err)
-		}
-		release()
-		return
-	}
-	r := s.Subscribe("transmux", sv.set.ReaderQueue)
+	d := newDemand(sv, s)
+	sv.streams[s.Name] = d
 	sv.wg.Add(1)
-	go func() {
-		defer sv.wg.Done()
-		err := tm.Run(sv.ctx, r)
-		r.Close()
-		release()
-		if err != nil && !errors.Is(err, context.Canceled) {
-			sv.log.Warn("transmux: stream stopped", "stream", s.Name, "err", err)
+	sv.mu.Unlock()
+	var cur *run
+	if pinned {
+		d.pins.Store(1)
+		var err error
+		if cur, err = d.start(); err != nil {
+			sv.log.Warn("transmux: stream not packaged", "stream", s.Name, "err", err)
 		}
-		if n := tm.Resyncs(); n > 0 {
-			sv.log.Warn("transmux: fell behind the publisher and resynced at a keyframe", "stream", s.Name, "times", n)
-		}
-	}()
+	}
+	go d.supervise(cur)
+}
+
+// lookup returns the demand of a stream that is published and not finished.
+func (sv *Service) lookup(name string) *demand {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	return sv.streams[name]
+}
+
+// forget drops d from the index once its goroutine is done.
+func (sv *Service) forget(d *demand) {
+	sv.mu.Lock()
+	if sv.streams[d.s.Name] == d {
+		delete(sv.streams, d.s.Name)
+	}
+	sv.mu.Unlock()
+}
+
+func (sv *Service) countRunning(delta int) {
+	sv.mu.Lock()
+	sv.running += delta
+	sv.mu.Unlock()
+}
+
+// snapshot returns what a new run is made of.
+func (sv *Service) snapshot() (Source, []Consumer) {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	return sv.source, slices.Clone(sv.consumers)
 }
 
 // Close stops every transmuxer (each sink gets OnEnd) and waits for them.

@@ -43,6 +43,7 @@ func TestServiceSharesOneMuxAmongConsumers(t *testing.T) {
 	sv.AddConsumer(func(*media.Stream) transmux.Sink { return a })
 	sv.AddConsumer(func(*media.Stream) transmux.Sink { return nil }) // skips the stream
 	sv.AddConsumer(func(*media.Stream) transmux.Sink { return b })
+	sv.Pin(func(*media.Stream) bool { return true }) // packaged from publish, as a recording would
 	sv.Attach(reg)
 	s, err := reg.Publish("shared", fx.Tracks(), nil)
 	if err != nil {
@@ -95,6 +96,7 @@ func TestServiceSource(t *testing.T) {
 		rec[s.Name] = &recorder{ended: make(chan struct{})}
 		return rec[s.Name]
 	})
+	sv.Pin(func(*media.Stream) bool { return true }) // packaged from publish, as a recording would
 	sv.Attach(reg)
 
 	s, err := reg.Publish("staged", fx.Tracks(), nil)

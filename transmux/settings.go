@@ -31,6 +31,10 @@ type Settings struct {
 	// ReaderQueue is the queue length, in frames, of the reader Run
 	// subscribes when it has to resubscribe; 0 means media.DefaultQueueLen.
 	ReaderQueue int
+	// Idle is how long a Service keeps packaging a stream after the last
+	// player request (Service.Watch) when nothing else wants it. Default
+	// DefaultIdle (30 s). Transmuxers ignore it.
+	Idle time.Duration
 }
 
 // WithDefaults returns s with every zero field set to its default.

@@ -108,8 +108,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g.startRooms()
 	g.startComposites()
 
-	// One transmuxer per stream; every packager and output shares its CMAF.
-	g.cmaf = transmux.NewService(transmux.Settings{SegmentTarget: cfg.HLS.Segment, PartTarget: cfg.HLS.Part},
+	// One transmuxer per stream while something wants it (an HLS or DASH
+	// player, a recording or origin rule, an API recording); every packager
+	// and output shares its CMAF. A stream nobody watches costs no transmux
+	// and no Opus→AAC transcode.
+	g.cmaf = transmux.NewService(transmux.Settings{SegmentTarget: cfg.HLS.Segment, PartTarget: cfg.HLS.Part, Idle: cfg.HLS.Idle},
 		log.With("component", "transmux"))
 	g.hls = packager.NewHLS(packager.HLSSettings{
 		Window:   cfg.HLS.Window,
@@ -134,7 +137,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	// HLS, DASH, recordings (audio.codec aac) and RTMP outputs read video +
 	// AAC from the Opus→AAC stage: one transcode per stream, refcounted, while
-	// at least one of them needs it.
+	// at least one of them needs it. The transmux service acquires it only
+	// while the stream is packaged.
 	aac := stages.NewAAC(codec.AACSettings{Bitrate: int(cfg.Audio.Bitrate)}, log.With("component", "aac"))
 	g.AAC = aac
 	switch {
@@ -143,6 +147,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		g.cmaf.SetSource(aac.Acquire)
 	default:
 		log.Warn("audio.codec is aac but this build has no codec support: HLS, DASH and recordings carry Opus (passthrough)")
+	}
+	if cfg.HLS.Always {
+		g.cmaf.Pin(func(*media.Stream) bool { return true })
 	}
 	g.cmaf.Attach(g.Registry)
 
@@ -184,6 +191,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	return g, nil
 }
+
+// Packaged counts the streams being transmuxed now (on demand: players,
+// recording and origin rules, API recordings).
+func (g *Gateway) Packaged() int { return g.cmaf.Running() }
 
 // HTTPAddr is the bound HTTP address (useful with port 0).
 func (g *Gateway) HTTPAddr() net.Addr { return g.ln.Addr() }

@@ -110,6 +110,9 @@ func (o *Origin) Attach(sv *transmux.Service) {
 	o.tm = sv.Settings()
 	o.mu.Unlock()
 	sv.AddConsumer(o.consume)
+	// A CDN reads the storage, not us: the stream is packaged from its
+	// publish to its end, players or not.
+	sv.Pin(func(s *media.Stream) bool { return o.set.Publish(s.Name) })
 }
 
 func (o *Origin) consume(s *media.Stream) transmux.Sink {

@@ -73,6 +73,7 @@ type tap struct {
 	started  time.Time
 	lastBase string
 	ended    bool
+	pin      func() // releases the packaging Start acquired; nil if none
 }
 
 func (t *tap) OnInit(in *transmux.Init) {
@@ -101,12 +102,22 @@ func (t *tap) OnEnd(err error) {
 		t.sess.OnEnd(err)
 		t.sess = nil
 	}
+	t.unpinLocked()
 	t.mu.Unlock()
 	t.r.mu.Lock()
 	if t.r.taps[t.stream.Name] == t {
 		delete(t.r.taps, t.stream.Name)
 	}
 	t.r.mu.Unlock()
+}
+
+// unpinLocked lets go of the packaging Start wanted. Called with t.mu held
+// (a release never blocks).
+func (t *tap) unpinLocked() {
+	if t.pin != nil {
+		t.pin()
+		t.pin = nil
+	}
 }
 
 // start opens a session at the next segment. Called with t.mu held.
@@ -155,18 +166,38 @@ func (t *tap) startLocked(now time.Time) (Active, error) {
 }
 
 // Start records a live stream from its next segment on (segments begin at
-// keyframes, so the recording starts with a picture). It returns
-// ErrNotLive, ErrRecording or ErrTooSoon.
+// keyframes, so the recording starts with a picture), packaging the stream
+// if nothing did (until Stop or the stream's end). It returns ErrNotLive,
+// ErrRecording or ErrTooSoon.
 func (r *Recorder) Start(stream string) (Active, error) {
+	r.mu.Lock()
+	sv := r.sv
+	r.mu.Unlock()
+	release := func() {}
+	if sv != nil {
+		rel, err := sv.Acquire(stream)
+		if err != nil {
+			return Active{}, ErrNotLive
+		}
+		release = rel
+	}
 	r.mu.Lock()
 	t := r.taps[stream]
 	r.mu.Unlock()
 	if t == nil {
+		release()
 		return Active{}, ErrNotLive
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.startLocked(r.set.Now())
+	a, err := t.startLocked(r.set.Now())
+	if err != nil || t.ended {
+		release()
+		return a, err
+	}
+	t.unpinLocked()
+	t.pin = release
+	return a, nil
 }
 
 // Stop ends the recording of a live stream (it is finalised in the
@@ -187,6 +218,7 @@ func (r *Recorder) Stop(stream string) (Active, error) {
 	a := Active{Stream: stream, Key: t.sess.info.Base, Started: t.started}
 	t.sess.OnEnd(nil)
 	t.sess = nil
+	t.unpinLocked()
 	return a, nil
 }
 

@@ -61,6 +61,7 @@ type Recorder struct {
 	closed   bool
 	sessions map[*session]struct{}
 	taps     map[string]*tap // by stream name: every stream being transmuxed
+	sv       *transmux.Service
 }
 
 // New makes a Recorder.
@@ -89,8 +90,16 @@ func New(s Settings) (*Recorder, error) {
 }
 
 // Attach records the streams sv transmuxes from now on (those Record
-// accepts), sharing its CMAF with the other consumers.
-func (r *Recorder) Attach(sv *transmux.Service) { sv.AddConsumer(r.consume) }
+// accepts), sharing its CMAF with the other consumers. A stream Record
+// accepts is packaged from its publish (Service.Pin); a recording started
+// by Start keeps its stream packaged until Stop (Service.Acquire).
+func (r *Recorder) Attach(sv *transmux.Service) {
+	r.mu.Lock()
+	r.sv = sv
+	r.mu.Unlock()
+	sv.AddConsumer(r.consume)
+	sv.Pin(func(s *media.Stream) bool { return r.set.Record(s.Name) })
+}
 
 func (r *Recorder) consume(s *media.Stream) transmux.Sink {
 	t := &tap{r: r, stream: s, inits: map[*media.Track]*transmux.Init{}}
