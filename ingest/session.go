@@ -413,14 +413,21 @@ func (s *Session) run() {
 	// keyframe since) and younger than pliRetry (a loss: the output
 	// recovers one round trip later, not at the next rate-limit tick) or
 	// pliMinInterval (the keyframe timer: a sender that ignores PLI is not
-	// asked more often than that).
+	// asked more often than that), and never within pliMinGap of the last
+	// one, which the publisher would drop.
 	mayPLI := func(now time.Time, urgent bool) bool {
 		wait := pliMinInterval
 		if urgent {
 			wait = s.pliRetry()
 		}
-		return now.Sub(lastPLI) >= wait || s.lastKey.Load() > lastPLI.UnixNano()
+		since := now.Sub(lastPLI)
+		return since >= pliMinGap && (since >= wait || s.lastKey.Load() > lastPLI.UnixNano())
 	}
+	// gap fires when a request held back by pliMinGap may go, so it does
+	// not wait for the next tick.
+	gap := time.NewTimer(time.Hour)
+	gap.Stop()
+	defer gap.Stop()
 	sendPLI := func(now time.Time) {
 		ssrc := s.videoSSRC.Load()
 		if ssrc == 0 {
@@ -438,6 +445,7 @@ func (s *Session) run() {
 			return
 		case <-s.kfReq:
 			pending, urgent = true, true
+		case <-gap.C:
 		case now := <-tick.C:
 			if now.Sub(time.Unix(0, s.lastPacket.Load())) > s.srv.mediaTimeout {
 				s.end(errors.New("ingest: no media"))
@@ -452,6 +460,12 @@ func (s *Session) run() {
 			if mayPLI(now, urgent) {
 				sendPLI(now)
 				pending, urgent = false, false
+			} else if urgent {
+				wait := pliMinGap
+				if s.lastKey.Load() <= lastPLI.UnixNano() {
+					wait = max(wait, s.pliRetry())
+				}
+				gap.Reset(wait - now.Sub(lastPLI))
 			}
 		}
 	}
