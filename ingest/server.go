@@ -74,10 +74,14 @@ const (
 	// pliMinGap is the least time between two PLIs, even after a keyframe
 	// answered the first: libwebrtc senders (Chromium, and most browsers)
 	// drop a keyframe request that comes within 300 ms of the previous
-	// one, so an earlier PLI would be lost, not answered. A request that
+	// one (as they see it: 50 ms more for the two PLIs' different delays),
+	// so an earlier PLI would be lost, not answered. A request that
 	// comes sooner waits for it (the transmuxer's request for a short first
 	// segment comes ~200 ms after the subscription's).
-	pliMinGap = 300 * time.Millisecond
+	pliMinGap = 350 * time.Millisecond
+	// pliRetries is how many times an urgent PLI that no keyframe answered
+	// is repeated (Session.run).
+	pliRetries = 2
 )
 
 // Server accepts WebRTC publishes and writes them to a media.Registry.

@@ -437,14 +437,19 @@ func (s *Session) run() {
 		s.stats.plis.Add(1)
 		_ = s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 	}
-	pending, urgent := false, false
+	// retries counts the repeats left of the last urgent PLI: one that no
+	// keyframe answers within pliRetry is sent again (the PLI or the
+	// keyframe was lost, or the sender dropped a request too close to
+	// another), up to pliRetries times; a sender that ignores PLI gets
+	// those few and no more. repeat marks the pending request as one.
+	pending, urgent, repeat, retries := false, false, false, 0
 	for {
 		select {
 		case <-s.endCh:
 			s.teardown()
 			return
 		case <-s.kfReq:
-			pending, urgent = true, true
+			pending, urgent, repeat = true, true, false
 		case <-gap.C:
 		case now := <-tick.C:
 			if now.Sub(time.Unix(0, s.lastPacket.Load())) > s.srv.mediaTimeout {
@@ -455,18 +460,37 @@ func (s *Session) run() {
 				pending = true
 			}
 		}
-		if pending && s.videoSSRC.Load() != 0 {
-			now := time.Now()
-			if mayPLI(now, urgent) {
-				sendPLI(now)
-				pending, urgent = false, false
-			} else if urgent {
-				wait := pliMinGap
-				if s.lastKey.Load() <= lastPLI.UnixNano() {
-					wait = max(wait, s.pliRetry())
-				}
-				gap.Reset(wait - now.Sub(lastPLI))
+		now := time.Now()
+		answered := s.lastKey.Load() > lastPLI.UnixNano()
+		if answered {
+			retries = 0
+		}
+		if !pending && retries > 0 && now.Sub(lastPLI) >= max(s.pliRetry(), pliMinGap) {
+			pending, urgent, repeat = true, true, true
+		}
+		if !pending || s.videoSSRC.Load() == 0 {
+			continue
+		}
+		if mayPLI(now, urgent) {
+			switch {
+			case repeat:
+				retries--
+			case urgent:
+				retries = pliRetries
+			default:
+				retries = 0
 			}
+			sendPLI(now)
+			pending, urgent, repeat = false, false, false
+			if retries > 0 {
+				gap.Reset(max(s.pliRetry(), pliMinGap))
+			}
+		} else if urgent {
+			wait := pliMinGap
+			if !answered {
+				wait = max(wait, s.pliRetry())
+			}
+			gap.Reset(wait - now.Sub(lastPLI))
 		}
 	}
 }
