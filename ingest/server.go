@@ -80,8 +80,8 @@ const (
 	// segment comes ~200 ms after the subscription's).
 	pliMinGap = 350 * time.Millisecond
 	// pliRetries is how many times an urgent PLI that no keyframe answered
-	// is repeated (Session.run).
-	pliRetries = 2
+	// within pliMinInterval is repeated (Session.run).
+	pliRetries = 1
 )
 
 // Server accepts WebRTC publishes and writes them to a media.Registry.

@@ -438,10 +438,11 @@ func (s *Session) run() {
 		_ = s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 	}
 	// retries counts the repeats left of the last urgent PLI: one that no
-	// keyframe answers within pliRetry is sent again (the PLI or the
+	// keyframe answers within pliMinInterval is sent again (the PLI or the
 	// keyframe was lost, or the sender dropped a request too close to
-	// another), up to pliRetries times; a sender that ignores PLI gets
-	// those few and no more. repeat marks the pending request as one.
+	// another), up to pliRetries times, at the pace the keyframe timer asks
+	// a silent sender; a sender that ignores PLI gets that one more and no
+	// other. repeat marks the pending request as one.
 	pending, urgent, repeat, retries := false, false, false, 0
 	for {
 		select {
@@ -465,7 +466,7 @@ func (s *Session) run() {
 		if answered {
 			retries = 0
 		}
-		if !pending && retries > 0 && now.Sub(lastPLI) >= max(s.pliRetry(), pliMinGap) {
+		if !pending && retries > 0 && now.Sub(lastPLI) >= pliMinInterval {
 			pending, urgent, repeat = true, true, true
 		}
 		if !pending || s.videoSSRC.Load() == 0 {
@@ -483,7 +484,7 @@ func (s *Session) run() {
 			sendPLI(now)
 			pending, urgent, repeat = false, false, false
 			if retries > 0 {
-				gap.Reset(max(s.pliRetry(), pliMinGap))
+				gap.Reset(pliMinInterval)
 			}
 		} else if urgent {
 			wait := pliMinGap
