@@ -351,20 +351,33 @@ type played struct {
 // ends) and counts what it decodes.
 func playHLS(t *testing.T, url string, d time.Duration) played {
 	t.Helper()
+	return playHLSWith(t, &gohlslib.Client{URI: url}, d)
+}
+
+// playHLSWith is playHLS with a client the caller set up (StartDistance,
+// OnDownloadSegment...); the callbacks it leaves nil are quietened.
+func playHLSWith(t *testing.T, c *gohlslib.Client, d time.Duration) played {
+	t.Helper()
 	var (
 		mu           sync.Mutex
 		res          played
 		lastV, lastA int64 = math.MinInt64, math.MinInt64
 	)
-	c := &gohlslib.Client{
-		URI: url,
-		// gohlslib logs every download by default.
-		OnDownloadPrimaryPlaylist: func(string) {},
-		OnDownloadStreamPlaylist:  func(string) {},
-		OnDownloadSegment:         func(string) {},
-		OnDownloadPart:            func(string) {},
-		OnDecodeError:             func(err error) { t.Errorf("gohlslib decode error: %v", err) },
+	// gohlslib logs every download by default.
+	quiet := func(string) {}
+	if c.OnDownloadPrimaryPlaylist == nil {
+		c.OnDownloadPrimaryPlaylist = quiet
 	}
+	if c.OnDownloadStreamPlaylist == nil {
+		c.OnDownloadStreamPlaylist = quiet
+	}
+	if c.OnDownloadSegment == nil {
+		c.OnDownloadSegment = quiet
+	}
+	if c.OnDownloadPart == nil {
+		c.OnDownloadPart = quiet
+	}
+	c.OnDecodeError = func(err error) { t.Errorf("gohlslib decode error: %v", err) }
 	c.OnTracks = func(tracks []*gohlslib.Track) error {
 		for _, tr := range tracks {
 			switch tr.Codec.(type) {

@@ -75,6 +75,17 @@ const (
 	// one at once.
 	pliMinInterval = 500 * time.Millisecond
 	pliMinRetry    = 200 * time.Millisecond
+	// pliMinGap is the least time between two PLIs, even after a keyframe
+	// answered the first: libwebrtc senders (Chromium, and most browsers)
+	// drop a keyframe request that comes within 300 ms of the previous
+	// one (as they see it: 50 ms more for the two PLIs' different delays),
+	// so an earlier PLI would be lost, not answered. A request that
+	// comes sooner waits for it (the transmuxer's request for a short first
+	// segment comes ~200 ms after the subscription's).
+	pliMinGap = 350 * time.Millisecond
+	// pliRetries is how many times an urgent PLI that no keyframe answered
+	// within pliMinInterval is repeated (Session.run).
+	pliRetries = 1
 )
 
 // Server accepts WebRTC publishes and writes them to a media.Registry.

@@ -413,14 +413,21 @@ func (s *Session) run() {
 	// keyframe since) and younger than pliRetry (a loss: the output
 	// recovers one round trip later, not at the next rate-limit tick) or
 	// pliMinInterval (the keyframe timer: a sender that ignores PLI is not
-	// asked more often than that).
+	// asked more often than that), and never within pliMinGap of the last
+	// one, which the publisher would drop.
 	mayPLI := func(now time.Time, urgent bool) bool {
 		wait := pliMinInterval
 		if urgent {
 			wait = s.pliRetry()
 		}
-		return now.Sub(lastPLI) >= wait || s.lastKey.Load() > lastPLI.UnixNano()
+		since := now.Sub(lastPLI)
+		return since >= pliMinGap && (since >= wait || s.lastKey.Load() > lastPLI.UnixNano())
 	}
+	// gap fires when a request held back by pliMinGap may go, so it does
+	// not wait for the next tick.
+	gap := time.NewTimer(time.Hour)
+	gap.Stop()
+	defer gap.Stop()
 	sendPLI := func(now time.Time) {
 		ssrc := s.videoSSRC.Load()
 		if ssrc == 0 {
@@ -430,14 +437,21 @@ func (s *Session) run() {
 		s.stats.plis.Add(1)
 		_ = s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 	}
-	pending, urgent := false, false
+	// retries counts the repeats left of the last urgent PLI: one that no
+	// keyframe answers within pliMinInterval is sent again (the PLI or the
+	// keyframe was lost, or the sender dropped a request too close to
+	// another), up to pliRetries times, at the pace the keyframe timer asks
+	// a silent sender; a sender that ignores PLI gets that one more and no
+	// other. repeat marks the pending request as one.
+	pending, urgent, repeat, retries := false, false, false, 0
 	for {
 		select {
 		case <-s.endCh:
 			s.teardown()
 			return
 		case <-s.kfReq:
-			pending, urgent = true, true
+			pending, urgent, repeat = true, true, false
+		case <-gap.C:
 		case now := <-tick.C:
 			if now.Sub(time.Unix(0, s.lastPacket.Load())) > s.srv.mediaTimeout {
 				s.end(errors.New("ingest: no media"))
@@ -447,12 +461,37 @@ func (s *Session) run() {
 				pending = true
 			}
 		}
-		if pending && s.videoSSRC.Load() != 0 {
-			now := time.Now()
-			if mayPLI(now, urgent) {
-				sendPLI(now)
-				pending, urgent = false, false
+		now := time.Now()
+		answered := s.lastKey.Load() > lastPLI.UnixNano()
+		if answered {
+			retries = 0
+		}
+		if !pending && retries > 0 && now.Sub(lastPLI) >= pliMinInterval {
+			pending, urgent, repeat = true, true, true
+		}
+		if !pending || s.videoSSRC.Load() == 0 {
+			continue
+		}
+		if mayPLI(now, urgent) {
+			switch {
+			case repeat:
+				retries--
+			case urgent:
+				retries = pliRetries
+			default:
+				retries = 0
 			}
+			sendPLI(now)
+			pending, urgent, repeat = false, false, false
+			if retries > 0 {
+				gap.Reset(pliMinInterval)
+			}
+		} else if urgent {
+			wait := pliMinGap
+			if !answered {
+				wait = max(wait, s.pliRetry())
+			}
+			gap.Reset(wait - now.Sub(lastPLI))
 		}
 	}
 }

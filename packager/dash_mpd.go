@@ -325,14 +325,19 @@ func (s *dashStream) listable(per *dashPeriod, want int, ll bool) bool {
 const typicalSegments = 3
 
 // typicalDuration is the longest of the track's last few segments, or
-// fallback before the first.
+// fallback before any. A stream's short first segment (transmux
+// Segment.Short, cut early so players start sooner) does not count: it says
+// nothing about the keyframe interval, and the segment after it, announced
+// that short, would be asked for again at its estimated end.
 func (t *dashTrack) typicalDuration(fallback uint64) uint64 {
-	if len(t.segs) == 0 {
-		return fallback
-	}
 	var d uint64
 	for _, seg := range t.segs[max(len(t.segs)-typicalSegments, 0):] {
-		d = max(d, seg.Duration)
+		if !seg.Short {
+			d = max(d, seg.Duration)
+		}
+	}
+	if d == 0 {
+		return fallback
 	}
 	return d
 }

@@ -111,6 +111,12 @@ type Segment struct {
 	// Discontinuity is true for the first segment after an init change (on
 	// any track, so every track marks the same MSN).
 	Discontinuity bool
+	// Short is true for a stream's first segment when it was cut early, at
+	// the first keyframe after Settings.FirstSegment, so players can start
+	// before a whole keyframe interval has passed (set on every track's
+	// segment of that MSN). Its duration says nothing about the keyframe
+	// interval: estimates of the next segment's length must not use it.
+	Short bool
 	// Parts are the segment's chunks; the segment's bytes are theirs, in order.
 	Parts []*Part
 	// Size is the segment's total length in bytes.

@@ -25,6 +25,19 @@ type Settings struct {
 	// CMAF chunk). A part is closed before the next frame would make it
 	// longer than this. Default 200 ms.
 	PartTarget time.Duration
+	// FirstSegment is the shortest first segment of a video stream. Once
+	// this much has been muxed after the first keyframe, the transmuxer asks
+	// the publisher once for a keyframe (the stream's RequestKeyframe: a PLI
+	// to a WebRTC publisher) and ends the first segment at the first
+	// keyframe from there on, however short of SegmentTarget, so the first
+	// playlist comes about FirstSegment plus one round trip after the first
+	// keyframe instead of a whole keyframe interval. A publisher that
+	// ignores the request gets its first segment cut at its next keyframe
+	// (with a keyframe interval of at least SegmentTarget, as before). Later
+	// segments follow SegmentTarget. Negative: off, the first segment is cut
+	// like any other. Default PartTarget, so the first segment holds at
+	// least one whole part.
+	FirstSegment time.Duration
 	// MaxPending bounds the samples a following track queues while waiting
 	// for the leading track. Default DefaultMaxPending.
 	MaxPending int
@@ -49,6 +62,9 @@ func (s Settings) withDefaults() Settings {
 	}
 	if s.PartTarget > s.SegmentTarget {
 		s.PartTarget = s.SegmentTarget
+	}
+	if s.FirstSegment == 0 {
+		s.FirstSegment = s.PartTarget
 	}
 	if s.MaxPending <= 0 {
 		s.MaxPending = DefaultMaxPending

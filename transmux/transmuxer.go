@@ -7,6 +7,10 @@
 // track): segments start at its keyframes once SegmentTarget has passed and
 // parts close before they would exceed PartTarget. Every other track is cut at
 // the same stream times, so equal MSNs cover equal time ranges on all tracks.
+//
+// The first segment of a video stream is the exception: it is cut at the
+// first keyframe once Settings.FirstSegment has been muxed, and the
+// transmuxer asks the publisher for that keyframe (firstseg.go).
 package transmux
 
 import (
@@ -36,6 +40,7 @@ type Transmuxer struct {
 	origin    float64
 	segTarget int64 // shortest segment cut at a keyframe, in lead timescale
 	partTgt   int64
+	first     firstSegment
 	ended     bool
 	resyncs   int
 	// discAt is set by a lead frame with media.Frame.Discontinuity that could
@@ -49,6 +54,7 @@ type cut struct {
 	at      int64
 	segment bool
 	disc    bool
+	short   bool // the first segment, cut early (Segment.Short)
 }
 
 type trackState struct {
@@ -122,6 +128,7 @@ func New(s Settings, tracks []*media.Track, sink Sink) (*Transmuxer, error) {
 	}
 	m.segTarget = int64(cut) * r / int64(time.Second)
 	m.partTgt = int64(m.set.PartTarget) * r / int64(time.Second)
+	m.first = newFirstSegment(m.set.FirstSegment, m.lead.video, r, m.segTarget)
 	return m, nil
 }
 
@@ -135,6 +142,9 @@ func New(s Settings, tracks []*media.Track, sink Sink) (*Transmuxer, error) {
 // keyframe with a new segment marked as a discontinuity, MSNs continuing.
 // Run closes the readers it subscribes; r stays the caller's to close.
 func (m *Transmuxer) Run(ctx context.Context, r *media.Reader) error {
+	if m.first.request == nil {
+		m.first.request = r.Stream().RequestKeyframe
+	}
 	own := false
 	defer func() {
 		if own {
@@ -277,13 +287,16 @@ func (m *Transmuxer) writeLead(ts *trackState, f *media.Frame) error {
 	// does: what follows is another coded sequence, and HLS/DASH must mark
 	// it even when the codec configuration is the same.
 	disc := newCfg || m.discAt && (f.Keyframe || !ts.video)
+	segLen := f.DTS - ts.segStart
 	switch {
-	case disc || f.Keyframe && f.DTS-ts.segStart >= m.segTarget:
-		m.cut(cut{at: f.DTS, segment: true, disc: disc})
+	case disc || f.Keyframe && segLen >= m.first.cutAt(m.segTarget):
+		m.cut(cut{at: f.DTS, segment: true, disc: disc, short: m.first.open && segLen < m.segTarget})
+		m.first.open = false
 		m.discAt = false
 	case f.DTS-ts.partStart+int64(dur) > m.partTgt:
 		m.cut(cut{at: f.DTS})
 	}
+	m.first.maybeAsk(segLen)
 	if newCfg {
 		ts.init, ts.cfg = in, f.Config
 		m.sink.OnInit(in)
@@ -387,7 +400,7 @@ func (m *Transmuxer) apply(ts *trackState, c cut) {
 	if !c.segment {
 		return
 	}
-	ts.closeSegment(m.sink, m.lead.rate, c.at, true)
+	ts.closeSegment(m.sink, m.lead.rate, c.at, true, c.short)
 	ts.msn++
 	ts.partIdx = 0
 	ts.segStart = c.at
@@ -435,7 +448,7 @@ func (m *Transmuxer) flushTracks(gaps bool) {
 	for _, ts := range m.all {
 		ts.closePart(m.sink)
 		if ts.seg != nil || gaps && ts.started && end > ts.segStart {
-			ts.closeSegment(m.sink, m.lead.rate, end, true)
+			ts.closeSegment(m.sink, m.lead.rate, end, true, false)
 			ts.msn++
 		}
 	}
@@ -549,8 +562,8 @@ func (ts *trackState) closePart(sink Sink) {
 
 // closeSegment hands over the current segment; a started track with no
 // sample in it gets a gap segment from segStart to end (lead time) when
-// hasEnd.
-func (ts *trackState) closeSegment(sink Sink, leadRate, end int64, hasEnd bool) {
+// hasEnd. short sets Segment.Short.
+func (ts *trackState) closeSegment(sink Sink, leadRate, end int64, hasEnd, short bool) {
 	seg := ts.seg
 	ts.seg = nil
 	if seg == nil {
@@ -568,5 +581,6 @@ func (ts *trackState) closeSegment(sink Sink, leadRate, end int64, hasEnd bool) 
 		}
 		ts.nextDisc = false
 	}
+	seg.Short = short
 	sink.OnSegment(seg)
 }

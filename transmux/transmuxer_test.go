@@ -454,7 +454,9 @@ func TestDiscontinuityWithoutConfigChange(t *testing.T) {
 		out = append(out, &g)
 	}
 	rec := newRecorder(t)
-	m, _ := New(Settings{}, []*media.Track{v, a}, rec)
+	// The normal rule for the first segment too, so the cuts fall at the
+	// frames named below (the short first segment has its own tests).
+	m, _ := New(Settings{FirstSegment: -1}, []*media.Track{v, a}, rec)
 	for _, f := range out {
 		_ = m.WriteFrame(f)
 	}

@@ -72,6 +72,10 @@ type Options struct {
 	// not sent; timestamps run on). Default false: PLIs are ignored, like
 	// OBS, and keyframes come as the file has them.
 	AnswerPLI bool
+	// PLIThrottle, with AnswerPLI, ignores a PLI that comes within this
+	// long of the last one answered, as libwebrtc senders (Chromium and
+	// the other browsers) do with 300 ms. Default 0: every PLI is answered.
+	PLIThrottle time.Duration
 	// NoNACK turns pion's NACK responder off: lost packets stay lost.
 	// Default false (NACKs are answered, from a 1024-packet history).
 	NoNACK bool
@@ -84,6 +88,8 @@ type Stats struct {
 	// PLIs counts the RTCP Picture Loss Indications received for video
 	// (answered only with Options.AnswerPLI).
 	PLIs int
+	// PLIsThrottled counts the PLIs ignored for Options.PLIThrottle.
+	PLIsThrottled int
 	// Skipped counts the frames skipped to answer PLIs (not sent).
 	Skipped int
 	// NACKs counts the sequence numbers the receiver asked to be resent
@@ -208,6 +214,7 @@ func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath s
 		c.wg.Add(1)
 		go func() { // RTCP must be read for NACK/PLI to be processed
 			defer c.wg.Done()
+			var lastPLI time.Time // the last PLI answered (PLIThrottle)
 			for {
 				pkts, _, err := sender.ReadRTCP()
 				if err != nil {
@@ -216,10 +223,17 @@ func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath s
 				for _, p := range pkts {
 					switch p := p.(type) {
 					case *rtcp.PictureLossIndication:
+						now := time.Now()
 						c.mu.Lock()
 						c.stats.PLIs++
+						take := opts.AnswerPLI && (opts.PLIThrottle <= 0 || lastPLI.IsZero() || now.Sub(lastPLI) >= opts.PLIThrottle)
+						if take {
+							lastPLI = now
+						} else if opts.AnswerPLI {
+							c.stats.PLIsThrottled++
+						}
 						c.mu.Unlock()
-						if opts.AnswerPLI {
+						if take {
 							c.keyframeWanted.Store(true)
 						}
 					case *rtcp.ReceiverReport:
