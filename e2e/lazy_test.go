@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,8 +43,6 @@ func TestE2ELazyAAC(t *testing.T) {
 	g := startGateway(t, "auth:\n  admin_token: "+admin+"\nhls:\n  idle: "+lazyIdle.String()+"\n"+
 		"streams:\n  - match: \"rec/*\"\n    record: true\n")
 	base := "http://" + g.HTTPAddr().String()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 
 	opts := whipclient.Options{Loop: 10, MaxDuration: 100 * time.Second}
 	pli := opts
@@ -83,35 +80,18 @@ func TestE2ELazyAAC(t *testing.T) {
 	}
 
 	// A plain RTMP output needs AAC, not CMAF: one transcode, no packaging.
-	call := func(method, path string, body any) (int, map[string]any) {
-		t.Helper()
-		var rd bytes.Buffer
-		if body != nil {
-			_ = json.NewEncoder(&rd).Encode(body)
-		}
-		req, _ := http.NewRequestWithContext(ctx, method, base+path, &rd)
-		req.Header.Set("Authorization", "Bearer "+admin)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(res.Body).Decode(&out)
-		return res.StatusCode, out
-	}
-	code, out := call("POST", "/v1/streams/lazy/pli/outputs", map[string]any{"url": n.url("live/lazy")})
+	code, out := adminCall(t, base, admin, "POST", "/v1/streams/lazy/pli/outputs", `{"url":"`+n.url("live/lazy")+`"}`)
 	if code != http.StatusCreated {
 		t.Fatalf("add output: %d %v", code, out)
 	}
 	id, _ := out["id"].(string)
 	waitFor(t, 10*time.Second, "the RTMP output live", func() bool {
-		_, l := call("GET", "/v1/streams/lazy/pli/outputs", nil)
+		_, l := adminCall(t, base, admin, "GET", "/v1/streams/lazy/pli/outputs", "")
 		outs, _ := l["outputs"].([]any)
 		return len(outs) == 1 && outs[0].(map[string]any)["state"] == "live"
 	})
 	checkCounts(t, g, base, 1, 0, "an RTMP output")
-	if code, _ := call("DELETE", "/v1/streams/lazy/pli/outputs/"+id, nil); code != http.StatusNoContent {
+	if code, _ := adminCall(t, base, admin, "DELETE", "/v1/streams/lazy/pli/outputs/"+id, ""); code != http.StatusNoContent {
 		t.Fatalf("remove output: %d", code)
 	}
 	waitFor(t, 5*time.Second, "the transcode to stop with the output", func() bool { return g.AAC.Running() == 0 })

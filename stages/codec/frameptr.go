@@ -6,6 +6,8 @@ package codec
 //#include <libavutil/frame.h>
 import "C"
 import (
+	"errors"
+	"fmt"
 	"unsafe"
 
 	"github.com/asticode/go-astiav"
@@ -41,4 +43,21 @@ func unsafeFloats(b []byte, n int) []float32 {
 		return nil
 	}
 	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), n)
+}
+
+// receivePackets appends every packet enc has ready to out. what names the
+// encoder in errors. Packet.Data from astiav is already a Go copy
+// (C.GoBytes), so it outlives pkt.
+func receivePackets(enc *astiav.CodecContext, pkt *astiav.Packet, out []Packet, what string) ([]Packet, error) {
+	for {
+		err := enc.ReceivePacket(pkt)
+		if errors.Is(err, astiav.ErrEagain) || errors.Is(err, astiav.ErrEof) {
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("codec: %s encode: %w", what, err)
+		}
+		out = append(out, Packet{Data: pkt.Data(), PTS: pkt.Pts(), Duration: pkt.Duration()})
+		pkt.Unref()
+	}
 }

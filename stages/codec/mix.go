@@ -295,18 +295,7 @@ func (e *opusEncoder) Encode(pcm []float32, pts int64) ([]Packet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("codec: opus encode: %w", err)
 	}
-	var out []Packet
-	for {
-		err := e.enc.ReceivePacket(e.out)
-		if errors.Is(err, astiav.ErrEagain) || errors.Is(err, astiav.ErrEof) {
-			return out, nil
-		}
-		if err != nil {
-			return out, fmt.Errorf("codec: opus encode: %w", err)
-		}
-		out = append(out, Packet{Data: append([]byte(nil), e.out.Data()...), PTS: e.out.Pts(), Duration: e.out.Duration()})
-		e.out.Unref()
-	}
+	return receivePackets(e.enc, e.out, nil, "opus")
 }
 
 func (e *opusEncoder) Close() error {

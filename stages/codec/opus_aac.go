@@ -330,22 +330,7 @@ func (t *opusToAAC) encodeFrame(out []Packet) ([]Packet, error) {
 }
 
 func (t *opusToAAC) drainEncoder(out []Packet) ([]Packet, error) {
-	for {
-		err := t.enc.ReceivePacket(t.out)
-		if errors.Is(err, astiav.ErrEagain) || errors.Is(err, astiav.ErrEof) {
-			return out, nil
-		}
-		if err != nil {
-			return out, fmt.Errorf("codec: aac encode: %w", err)
-		}
-		out = append(out, Packet{
-			// Data is already a Go copy (C.GoBytes): the frame outlives the packet.
-			Data:     t.out.Data(),
-			PTS:      t.out.Pts(),
-			Duration: t.out.Duration(),
-		})
-		t.out.Unref()
-	}
+	return receivePackets(t.enc, t.out, out, "aac")
 }
 
 func (t *opusToAAC) Close() error {

@@ -182,17 +182,7 @@ func (t *opusGraph) drainFilter(out []Packet) ([]Packet, error) {
 }
 
 func (t *opusGraph) drainEncoder(out []Packet) ([]Packet, error) {
-	for {
-		err := t.enc.ReceivePacket(t.out)
-		if errors.Is(err, astiav.ErrEagain) || errors.Is(err, astiav.ErrEof) {
-			return out, nil
-		}
-		if err != nil {
-			return out, fmt.Errorf("codec: encode: %w", err)
-		}
-		out = append(out, Packet{Data: t.out.Data(), PTS: t.out.Pts(), Duration: t.out.Duration()})
-		t.out.Unref()
-	}
+	return receivePackets(t.enc, t.out, out, "filter")
 }
 
 func (t *opusGraph) Close() error {
