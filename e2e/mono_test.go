@@ -25,7 +25,9 @@ func TestE2EMonoOpusToAAC(t *testing.T) {
 	}
 	n := startNginx(t)
 	checkNoLeaks(t)
-	g := startGateway(t, fmt.Sprintf("streams:\n  - match: \"*\"\n    restream: [%q]\n", n.url("live/mono")))
+	// hls.always: the test reads the whole publish after it ended, which an
+	// on-demand stream nobody watched while live does not keep.
+	g := startGateway(t, fmt.Sprintf("hls:\n  always: true\nstreams:\n  - match: \"*\"\n    restream: [%q]\n", n.url("live/mono")))
 	base := "http://" + g.HTTPAddr().String()
 	const stream = "e2e/mono"
 	hlsURL := base + "/hls/" + stream + "/index.m3u8"
