@@ -42,6 +42,14 @@ type watchResult struct {
 	Errors  []string     `json:"errors"`
 	Resets  int          `json:"resets"`
 	Log     []string     `json:"log"`
+	// StallState is what the player held when it first stood still for
+	// 1.5 s: printed when the test fails, to say why.
+	StallState *struct {
+		CurrentTime float64      `json:"currentTime"`
+		Buffered    [][2]float64 `json:"buffered"`
+		ReadyState  int          `json:"readyState"`
+		HLog        []string     `json:"hlog"`
+	} `json:"stallState"`
 }
 
 // frameSizes decodes file with ffmpeg and counts its video frames by size.
@@ -366,6 +374,12 @@ func checkWatched(t *testing.T, player string, r watchResult, minSizes int) {
 	}
 	if r.Stall > 2 {
 		t.Errorf("%s: currentTime stood still for %.1f s, more than a segment", player, r.Stall)
+		if st := r.StallState; st != nil {
+			t.Logf("%s at the stall: currentTime %.3f, buffered %v, readyState %d", player, st.CurrentTime, st.Buffered, st.ReadyState)
+			for _, l := range st.HLog {
+				t.Logf("%s event: %s", player, l)
+			}
+		}
 	}
 	if distinct := sizesSeen(r.Sizes); distinct < minSizes {
 		t.Errorf("%s: the player showed %d picture sizes, want at least %d", player, distinct, minSizes)

@@ -53,6 +53,14 @@ if (${JSON.stringify(player)} === 'dash') {
 } else {
   const h = new Hls({ lowLatencyMode: true });
   h.on(Hls.Events.ERROR, (_, d) => { window.state.errors.push((d.fatal ? 'fatal ' : '') + d.type + ': ' + d.details); });
+  // The last events, kept for a stall's report: which fragments came and
+  // where hls.js put them.
+  const note = s => { const l = window.state.hlog; l.push((performance.now() / 1000).toFixed(2) + ' ' + s); if (l.length > 80) l.shift(); };
+  window.state.hlog = [];
+  h.on(Hls.Events.FRAG_BUFFERED, (_, d) => { const f = d.frag; note('buffered ' + f.type + ' sn=' + f.sn + ' cc=' + f.cc + ' start=' + f.start.toFixed(3) + ' dur=' + f.duration.toFixed(3) + (d.part ? ' part=' + d.part.index : '')); });
+  h.on(Hls.Events.LEVEL_UPDATED, (_, d) => { const x = d.details; note('level ' + x.startSN + '..' + x.endSN + ' cc=' + x.startCC + '..' + x.endCC + ' parts=' + (x.partList ? x.partList.length : 0)); });
+  h.on(Hls.Events.AUDIO_TRACK_LOADED, (_, d) => { const x = d.details; note('audio ' + x.startSN + '..' + x.endSN + ' cc=' + x.startCC + '..' + x.endCC); });
+  h.on(Hls.Events.ERROR, (_, d) => { note('error ' + d.details + (d.frag ? ' sn=' + d.frag.sn : '')); });
   h.loadSource(src);
   h.attachMedia(v);
 }
@@ -99,6 +107,16 @@ try {
     if (last === null || ct > last + 0.001) {
       last = ct;
       since = now;
+    }
+    if ((now - since) / 1000 > 1.5 && !out.stallState) {
+      // What the player held when it stood still: buffered ranges, and
+      // for hls.js its last events.
+      out.stallState = await pg.evaluate(() => {
+        const v = document.getElementById('v');
+        const r = [];
+        for (let i = 0; i < v.buffered.length; i++) r.push([v.buffered.start(i), v.buffered.end(i)]);
+        return { currentTime: v.currentTime, buffered: r, readyState: v.readyState, hlog: window.state.hlog || [] };
+      });
     }
     if ((now - since) / 1000 > out.stall) {
       out.stall = (now - since) / 1000;
