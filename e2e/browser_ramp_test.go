@@ -43,8 +43,11 @@ func TestE2EBrowserRampDASHHLS(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		// 45 s: the players' 22 s start when they first play, which on a
+		// busy two-core machine was 10 s into the publish; with 30 s both
+		// players reached the end of the publish and "stalled" there.
 		cmd := exec.CommandContext(ctx, node, "publish.mjs", "--base", base, "--stream", stream,
-			"--seconds", "30", "--chromium", chromiumPath)
+			"--seconds", "45", "--chromium", chromiumPath)
 		cmd.Dir = "browser"
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
