@@ -38,19 +38,26 @@ func TestE2EBrowserRampDASHHLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	var wg sync.WaitGroup
+	var wg, published sync.WaitGroup
 	var pub publishResult
-	wg.Add(1)
+	published.Add(1)
+	// The publish lasts until the players are done (its stdin closed),
+	// however long they took to start: with a fixed 30 s, players that
+	// first played 10 s in on a busy two-core machine watched past its end
+	// and "stalled" there.
+	pcmd := exec.CommandContext(ctx, node, "publish.mjs", "--base", base, "--stream", stream,
+		"--seconds", "100", "--stdin", "1", "--chromium", chromiumPath)
+	pcmd.Dir = "browser"
+	pcmd.Stderr = os.Stderr
+	endPublish, err := pcmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	endPublished := func() { endPublish.Close(); published.Wait() }
+	defer endPublished() // also on a failed wait below
 	go func() {
-		defer wg.Done()
-		// 45 s: the players' 22 s start when they first play, which on a
-		// busy two-core machine was 10 s into the publish; with 30 s both
-		// players reached the end of the publish and "stalled" there.
-		cmd := exec.CommandContext(ctx, node, "publish.mjs", "--base", base, "--stream", stream,
-			"--seconds", "45", "--chromium", chromiumPath)
-		cmd.Dir = "browser"
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
+		defer published.Done()
+		out, err := pcmd.Output()
 		if jerr := json.Unmarshal(out, &pub); err != nil || jerr != nil {
 			pub.Error = fmt.Sprintf("driver failed: %v %s", err, out)
 		}
@@ -113,6 +120,7 @@ func TestE2EBrowserRampDASHHLS(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	wg.Wait()
+	endPublished()
 
 	t.Logf("publisher (Chromium): %+v; the live MPD had up to %d Periods", pub, maxPeriods)
 	if !pub.Published || pub.Error != "" {

@@ -364,9 +364,10 @@ func checkWatched(t *testing.T, player string, r watchResult, minSizes int) {
 	}
 	for _, e := range r.Errors {
 		// Non-fatal and recovered by hls.js itself; the stall check below
-		// says whether the viewer saw anything of them. "aborted" is a
-		// request hls.js cancelled (a part or blocking reload it no longer
-		// wanted), seen once Chromium's ramp steps up and down.
+		// says whether the viewer saw anything of them. "aborted" is
+		// hls.js's INTERNAL_ABORTED, raised only from its loaders' onAbort,
+		// when hls.js itself cancels a part or init it no longer wants (a
+		// refused or reset response from us is a fragLoadError instead).
 		if player == "hls" && (strings.HasPrefix(e, "mediaError: bufferStalledError") || strings.HasPrefix(e, "mediaError: bufferSeekOverHole") || e == "networkError: aborted") {
 			t.Logf("hls: %s", e)
 			continue

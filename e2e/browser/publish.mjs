@@ -6,6 +6,8 @@
 // a real browser under bandwidth estimation does. Used by
 // e2e/browser_ramp_test.go; run by hand as
 //   node publish.mjs --base http://127.0.0.1:8080 --stream cam --seconds 30
+// With --stdin 1 it stops as soon as its stdin closes (at most --seconds):
+// a test ends the publish when its players are done, whenever they began.
 import { launchChromium } from './chromium.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
@@ -16,6 +18,10 @@ const base = args.base;
 const stream = args.stream || 'cam';
 const seconds = Number(args.seconds || 30);
 const chromiumPath = args.chromium || process.env.CHROMIUM || '/usr/bin/chromium';
+let stopped = false;
+if (args.stdin) {
+  process.stdin.on('end', () => { stopped = true; }).resume();
+}
 
 const out = { published: false, sizes: [], error: null };
 let browser;
@@ -31,7 +37,7 @@ try {
   // What the encoder sends (outbound-rtp frame size, shown by the page), sampled.
   const t0 = Date.now();
   let last = '';
-  while (Date.now() - t0 < seconds * 1000) {
+  while (!stopped && Date.now() - t0 < seconds * 1000) {
     // The page's own status line: "video/H264 1280x720 · 2400 kb/s".
     const m = /(\d+x\d+)/.exec(await pub.textContent('#info') || '');
     const size = m ? m[1] : '';

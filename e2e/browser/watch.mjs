@@ -4,6 +4,8 @@
 //   samples: [[wall s, currentTime s], ...] every 200 ms after 'playing'
 //   stall:   the longest wall time currentTime did not advance (s)
 //   stallAt: [wall s, currentTime] where that stall began
+//   stallState: at that stall (once past 1.5 s): currentTime, buffered
+//            ranges, readyState, and for hls.js its last 80 events
 //   sizes:   [[currentTime, "WxH"], ...] each time the picture size changed
 //   errors:  every player error event and <video> error, as text
 //   resets:  dash.js MediaSource resets / decode-error recoveries seen in its log
@@ -52,15 +54,17 @@ if (${JSON.stringify(player)} === 'dash') {
   p.initialize(v, src, true);
 } else {
   const h = new Hls({ lowLatencyMode: true });
-  h.on(Hls.Events.ERROR, (_, d) => { window.state.errors.push((d.fatal ? 'fatal ' : '') + d.type + ': ' + d.details); });
   // The last events, kept for a stall's report: which fragments came and
   // where hls.js put them.
   const note = s => { const l = window.state.hlog; l.push((performance.now() / 1000).toFixed(2) + ' ' + s); if (l.length > 80) l.shift(); };
   window.state.hlog = [];
+  h.on(Hls.Events.ERROR, (_, d) => {
+    window.state.errors.push((d.fatal ? 'fatal ' : '') + d.type + ': ' + d.details);
+    note('error ' + d.details + (d.frag ? ' sn=' + d.frag.sn : ''));
+  });
   h.on(Hls.Events.FRAG_BUFFERED, (_, d) => { const f = d.frag; note('buffered ' + f.type + ' sn=' + f.sn + ' cc=' + f.cc + ' start=' + f.start.toFixed(3) + ' dur=' + f.duration.toFixed(3) + (d.part ? ' part=' + d.part.index : '')); });
   h.on(Hls.Events.LEVEL_UPDATED, (_, d) => { const x = d.details; note('level ' + x.startSN + '..' + x.endSN + ' cc=' + x.startCC + '..' + x.endCC + ' parts=' + (x.partList ? x.partList.length : 0)); });
   h.on(Hls.Events.AUDIO_TRACK_LOADED, (_, d) => { const x = d.details; note('audio ' + x.startSN + '..' + x.endSN + ' cc=' + x.startCC + '..' + x.endCC); });
-  h.on(Hls.Events.ERROR, (_, d) => { note('error ' + d.details + (d.frag ? ' sn=' + d.frag.sn : '')); });
   h.loadSource(src);
   h.attachMedia(v);
 }
@@ -99,7 +103,7 @@ try {
   await pg.waitForFunction(() => window.state.playing || window.state.errors.length > 0, null, { timeout });
   const t0 = Date.now();
   globalThis.t0 = t0;
-  let last = null, since = t0;
+  let last = null, since = t0, stateSince = null;
   while (Date.now() - t0 < watch) {
     const ct = await pg.evaluate(() => document.getElementById('v').currentTime);
     const now = Date.now();
@@ -108,9 +112,11 @@ try {
       last = ct;
       since = now;
     }
-    if ((now - since) / 1000 > 1.5 && !out.stallState) {
-      // What the player held when it stood still: buffered ranges, and
-      // for hls.js its last events.
+    if ((now - since) / 1000 > 1.5 && (now - since) / 1000 > out.stall && stateSince !== since) {
+      // What the player held when it stood still, taken once per stall
+      // and kept for the longest one (the one a test fails on): buffered
+      // ranges, and for hls.js its last events.
+      stateSince = since;
       out.stallState = await pg.evaluate(() => {
         const v = document.getElementById('v');
         const r = [];
