@@ -186,6 +186,11 @@ func (m *Manager) Start(room string, s Settings, participants []*media.Stream) (
 			delete(m.running, room)
 		}
 		m.mu.Unlock()
+		// Only now: a Stop that returned means unpublished and gone, so
+		// a second Stop or a Start for the room right after sees no
+		// composite (closed at the end of run, a second Stop raced the
+		// delete and found the stopped one still listed).
+		close(c.done)
 		if m.onStop != nil {
 			m.onStop(c.info())
 		}
@@ -276,7 +281,7 @@ type Composite struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	done   chan struct{}
+	done   chan struct{} // closed once stopped, unpublished and out of the Manager
 	joins  chan *media.Stream
 	leaves chan *input
 	pics   chan picture
@@ -407,7 +412,6 @@ const audioBlock = 960 // 20 ms at 48 kHz, the Opus frame
 const staleAfter = time.Second
 
 func (c *Composite) run(participants []*media.Stream) {
-	defer close(c.done)
 	m := &mixer{Composite: c, muted: map[mute]bool{}, canvas: codec.NewPicture(c.s.Width, c.s.Height), frame: -1, lim: newLimiter(),
 		mix: make([]float32, 2*audioBlock), vout: &stages.H264Out{Out: c.out, Track: c.out.Tracks[0]}}
 	defer func() {
