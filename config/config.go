@@ -85,6 +85,10 @@ func (c *Config) RestreamEnabled() bool {
 type HTTP struct {
 	// Addr is the listen address. Default ":8080".
 	Addr string `yaml:"addr"`
+	// TrustedProxies are the reverse proxies (addresses or CIDR prefixes)
+	// whose X-Forwarded-For names the client, for limits.rate. Default
+	// none: the client is the connection's address.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // WebRTC is the media transport: one UDP port shared by every session (ICE

@@ -82,3 +82,61 @@ func (s *Server) heldNames() []string {
 	}
 	return out
 }
+
+// ViewerAdmission decides whether a new WHEP viewer may start. Server.Play
+// asks it once the offer has been checked and the stream found, before any
+// PeerConnection exists.
+type ViewerAdmission interface {
+	// AdmitViewer is asked for a new playback of a live stream;
+	// streamViewers and viewers are how many playbacks there would be with
+	// it, of that stream and in all (live and being negotiated). It returns
+	// nil or a *RefusedError. It runs under the server's lock and must not
+	// block.
+	AdmitViewer(streamViewers, viewers int) error
+}
+
+// admitViewer reserves a viewer's place on stream until release is called
+// (once the viewer is registered or the playback failed).
+func (s *Server) admitViewer(stream string) (release func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.viewerAdmission != nil {
+		perStream, total := s.pendingView[stream]+1, len(s.viewers)+1
+		for _, n := range s.pendingView {
+			total += n
+		}
+		for _, v := range s.viewers {
+			if v.name == stream {
+				perStream++
+			}
+		}
+		if err := s.viewerAdmission.AdmitViewer(perStream, total); err != nil {
+			return nil, err
+		}
+	}
+	s.pendingView[stream]++
+	return func() {
+		s.mu.Lock()
+		if s.pendingView[stream]--; s.pendingView[stream] <= 0 {
+			delete(s.pendingView, stream)
+		}
+		s.mu.Unlock()
+	}, nil
+}
+
+// ViewerCounts returns the playbacks live or being negotiated, in all and
+// of each stream that has one.
+func (s *Server) ViewerCounts() (total int, byStream map[string]int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byStream = make(map[string]int, len(s.pendingView))
+	for n, c := range s.pendingView {
+		byStream[n] += c
+		total += c
+	}
+	for _, v := range s.viewers {
+		byStream[v.name]++
+		total++
+	}
+	return total, byStream
+}

@@ -42,12 +42,13 @@ var (
 	ErrOverloaded = errors.New("overloaded")
 )
 
-// RefusedError is a publish refused by admission control before anything
-// was negotiated. WHIP answers 503 with Retry-After and "overloaded:
+// RefusedError is a publish or playback refused by admission control
+// before anything was negotiated. WHIP answers 503 with Retry-After and "overloaded:
 // {Detail}"; the room socket sends the same status and text.
 type RefusedError struct {
 	// Reason names the check that refused, as the metric's label:
-	// "max_publishers", "cpu" or "lag".
+	// "max_publishers", "cpu" or "lag" for a publisher,
+	// "max_viewers_per_stream" or "max_viewers" for a WHEP viewer.
 	Reason string
 	// Detail says why in words, naming the setting, e.g.
 	// "limits.max_publishers (100) reached".

@@ -37,8 +37,13 @@ func (s *Server) takeOverStale(stream string) bool {
 // its stream held for the registry's reconnect window, so that publishing the
 // same name again continues every output; a shutdown or Server.CloseStream
 // ends it at once.
+//
+// A session that timed out before any media (ICE or idle timeout) ends its
+// stream at once too, so its name is free: nothing was published under it.
+// One that resumed a held stream hands it back held instead, as a failed
+// resume does, so the stream it continues keeps the rest of its window.
 func (s *Session) release() {
-	if errors.Is(s.endErr, ErrServerClosed) || errors.Is(s.endErr, ErrStreamClosed) {
+	if errors.Is(s.endErr, ErrServerClosed) || errors.Is(s.endErr, ErrStreamClosed) || (s.neverPublished() && !s.resumed) {
 		s.srv.reg.Unpublish(s.stream)
 		return
 	}

@@ -54,13 +54,27 @@ type Config struct {
 	// 4 MiB: one socket serves every session and the OS default drops
 	// packets from ~100 publishers on.
 	UDPReadBuffer int
-	// MediaTimeout ends a session that received no RTP for this long.
+	// MediaTimeout ends a session that received no RTP for this long
+	// (after its first packet; the stream is held for a reconnect).
 	// Default 10s.
 	MediaTimeout time.Duration
+	// ICETimeout ends a publish or playback whose PeerConnection has not
+	// connected (ICE and DTLS) this long after the answer; a publish's name
+	// is free again at once. It also bounds pion's DTLS handshake. Default
+	// 10s.
+	ICETimeout time.Duration
+	// PublishIdleTimeout ends a publish that connected but sent no RTP
+	// this long after the answer; its name is free again at once. Default
+	// 10s.
+	PublishIdleTimeout time.Duration
 	// Admission, when set, is asked before each new publisher (admit.go)
 	// and may refuse it with a *RefusedError (503). Default nil: every
 	// publish is admitted.
 	Admission Admission
+	// ViewerAdmission, when set, is asked before each new WHEP viewer
+	// (admit.go) and may refuse it with a *RefusedError (503). Default
+	// nil: every playback is admitted.
+	ViewerAdmission ViewerAdmission
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -95,8 +109,12 @@ type Server struct {
 	api              *webrtc.API
 	keyframeInterval time.Duration
 	mediaTimeout     time.Duration
+	iceTimeout       time.Duration
+	idleTimeout      time.Duration
 	iceServers       []ICEServer
 	admission        Admission
+	viewerAdmission  ViewerAdmission
+	timeouts         timeoutCounters // timeouts.go
 
 	udpConn *net.UDPConn
 	udpMux  *ice.UDPMuxDefault
@@ -107,7 +125,10 @@ type Server struct {
 	sessions map[string]*Session
 	viewers  map[string]*Viewer // WHEP playbacks (viewer.go)
 	pending  map[string]int     // names of publishes being negotiated (admit.go)
-	closed   bool
+	// pendingView counts the playbacks being negotiated, by stream
+	// (admit.go).
+	pendingView map[string]int
+	closed      bool
 	// endedPub and endedView remember recently ended WHIP and WHEP session
 	// ids, so that a DELETE after the media ended is 200 (ended.go).
 	endedPub  endedIDs
@@ -129,9 +150,13 @@ func NewServer(cfg Config, reg *media.Registry) (*Server, error) {
 		keyframeInterval: cfg.KeyframeInterval,
 		mediaTimeout:     cfg.MediaTimeout,
 		iceServers:       cfg.ICEServers,
+		iceTimeout:       cfg.ICETimeout,
+		idleTimeout:      cfg.PublishIdleTimeout,
 		admission:        cfg.Admission,
+		viewerAdmission:  cfg.ViewerAdmission,
 		sessions:         make(map[string]*Session),
 		pending:          make(map[string]int),
+		pendingView:      make(map[string]int),
 		viewers:          make(map[string]*Viewer),
 	}
 	if s.log == nil {
@@ -142,6 +167,12 @@ func NewServer(cfg Config, reg *media.Registry) (*Server, error) {
 	}
 	if s.mediaTimeout <= 0 {
 		s.mediaTimeout = defaultMediaTimeout
+	}
+	if s.iceTimeout <= 0 {
+		s.iceTimeout = defaultICETimeout
+	}
+	if s.idleTimeout <= 0 {
+		s.idleTimeout = defaultPublishIdleTimeout
 	}
 	bufSize := cfg.UDPReadBuffer
 	if bufSize <= 0 {
@@ -280,6 +311,12 @@ func (s *Server) newAPI(cfg Config) (*webrtc.API, error) {
 	}
 	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
 	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
+	// pion's default DTLS handshake bound is 30 s; a handshake that has
+	// not finished by the ICE timeout is ended by the supervisor anyway.
+	dtlsTimeout := s.iceTimeout
+	se.SetDTLSConnectContextMaker(func() (context.Context, func()) {
+		return context.WithTimeout(context.Background(), dtlsTimeout)
+	})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
@@ -358,6 +395,7 @@ func (s *Server) Publish(ctx context.Context, stream, offerSDP string) (*Session
 	s.sessions[sess.id] = sess
 	s.wg.Add(1)
 	s.mu.Unlock()
+	sess.answered = time.Now() // the ICE and idle timeouts count from here
 	go func() {
 		defer s.wg.Done()
 		sess.run()

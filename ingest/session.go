@@ -47,6 +47,9 @@ type Session struct {
 	videoSSRC  atomic.Uint32
 	lastPacket atomic.Int64 // unix nanos
 	lastKey    atomic.Int64 // unix nanos of the last video keyframe emitted
+	answered   time.Time    // set before run starts (timeouts.go)
+	connected  atomic.Bool  // the PeerConnection reached connected
+	gotRTP     atomic.Bool  // an RTP packet has arrived
 	stats      sessionStats
 
 	mu      sync.Mutex // guards closing and wg.Add against teardown
@@ -136,6 +139,8 @@ func (s *Session) negotiate(ctx context.Context, offer string) (string, error) {
 	pc.OnTrack(s.onTrack)
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			s.connected.Store(true)
 		case webrtc.PeerConnectionStateFailed:
 			s.end(errors.New("ingest: connection failed"))
 		case webrtc.PeerConnectionStateClosed:
@@ -307,6 +312,7 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 	// While packets are held, reads time out every reorderTick so holes are
 	// given up (and re-requested) even when the publisher stops sending.
 	deadline := false
+	first := true
 	for {
 		if rb.held > 0 {
 			_ = tr.SetReadDeadline(time.Now().Add(reorderTick))
@@ -343,6 +349,10 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 		}
 		now := time.Now()
 		s.lastPacket.Store(now.UnixNano())
+		if first {
+			first = false
+			s.gotRTP.Store(true)
+		}
 		s.stats.packets.Add(1)
 		s.stats.bytes.Add(uint64(n))
 		// pion de-encapsulates RTX into this track with the original
@@ -453,8 +463,8 @@ func (s *Session) run() {
 			pending, urgent, repeat = true, true, false
 		case <-gap.C:
 		case now := <-tick.C:
-			if now.Sub(time.Unix(0, s.lastPacket.Load())) > s.srv.mediaTimeout {
-				s.end(errors.New("ingest: no media"))
+			if err := s.timedOut(now); err != nil {
+				s.end(err)
 				continue
 			}
 			if now.Sub(time.Unix(0, s.lastKey.Load())) >= kfi-early {

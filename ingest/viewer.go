@@ -16,8 +16,6 @@ import (
 )
 
 const (
-	// viewerConnectTimeout ends a viewer whose ICE/DTLS never completes.
-	viewerConnectTimeout = 15 * time.Second
 	// viewerPLIInterval rate-limits the keyframe requests one viewer's PLIs
 	// and FIRs turn into: a lossy viewer must not make the publisher send
 	// keyframes back to back for every other reader.
@@ -120,6 +118,12 @@ func (s *Server) Play(ctx context.Context, stream, offerSDP string) (*Viewer, st
 	if !ok {
 		return nil, "", fmt.Errorf("%w: %q", media.ErrStreamNotFound, stream)
 	}
+	// Admission before anything is allocated: a refusal costs nothing.
+	release, err := s.admitViewer(stream)
+	if err != nil {
+		return nil, "", err
+	}
+	defer release()
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
@@ -343,7 +347,7 @@ func (v *Viewer) abort() {
 // viewer ends.
 func (v *Viewer) run() {
 	defer v.teardown()
-	t := time.NewTimer(viewerConnectTimeout)
+	t := time.NewTimer(v.srv.iceTimeout) // ends a viewer whose ICE/DTLS never completes
 	select {
 	case <-v.connected:
 		t.Stop()
@@ -351,7 +355,8 @@ func (v *Viewer) run() {
 		t.Stop()
 		return
 	case <-t.C:
-		v.end(errors.New("ingest: viewer did not connect"))
+		v.srv.timeouts.playICE.Add(1)
+		v.end(fmt.Errorf("ingest: viewer: %w within limits.ice_timeout (%s)", ErrConnectTimeout, v.srv.iceTimeout))
 		return
 	case <-v.stream.Done():
 		t.Stop()

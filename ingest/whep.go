@@ -21,7 +21,9 @@ import (
 //	OPTIONS any                          CORS preflight, Accept-Post/Accept-Patch, ICE servers → 204
 //
 // Status codes: stream not live → 404; malformed offer, no receiving
-// m-line, or no H.264 the viewer can take → 400; the rest as WHIP.
+// m-line, or no H.264 the viewer can take → 400; refused by admission
+// control (Config.ViewerAdmission: too many viewers of the stream or in
+// all) → 503 with Retry-After and "overloaded: {reason}"; the rest as WHIP.
 //
 // auth, when not nil, is the play check (web.Auth.PlayAuth: a play token
 // or a JWT with perm "play"), called for POST, PATCH and DELETE.
@@ -79,6 +81,7 @@ func (h *whepHandler) post(w http.ResponseWriter, r *http.Request, stream string
 		if code == http.StatusInternalServerError {
 			h.log.Error("whep: play failed", "stream", stream, "err", err)
 		}
+		setRetryAfter(w.Header(), err)
 		httpError(w, code, err.Error())
 		return
 	}

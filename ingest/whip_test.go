@@ -186,10 +186,10 @@ func TestWHIPAuth(t *testing.T) {
 }
 
 // TestSessionEndsWithoutMedia: a publish whose peer never connects is ended
-// by the media timeout and leaves nothing behind.
+// by the ICE timeout and leaves nothing behind.
 func TestSessionEndsWithoutMedia(t *testing.T) {
 	checkNoLeaks(t)
-	env := newTestEnv(t, Config{MediaTimeout: 500 * time.Millisecond}, nil)
+	env := newTestEnv(t, Config{ICETimeout: 500 * time.Millisecond}, nil)
 	sess, _, err := env.srv.Publish(t.Context(), "idle", crlf(testOffer))
 	if err != nil {
 		t.Fatal(err)

@@ -78,6 +78,34 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
+// AddRateLimiter exports l's refusals (whipcast_http_rate_limited_total by
+// route) and tracked clients. A nil l adds nothing.
+func (m *Metrics) AddRateLimiter(l *RateLimiter) {
+	if l != nil {
+		m.reg.MustRegister(rateCollector{l})
+	}
+}
+
+var (
+	descRateLimited = prometheus.NewDesc("whipcast_http_rate_limited_total", "Requests refused with 429 by limits.rate, by route (whip, whep, api).", []string{"route"}, nil)
+	descRateClients = prometheus.NewDesc("whipcast_http_rate_clients", "Client IPs with a rate-limit bucket now (bounded by limits.rate.max_clients).", nil, nil)
+)
+
+type rateCollector struct{ l *RateLimiter }
+
+func (c rateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descRateLimited
+	ch <- descRateClients
+}
+
+func (c rateCollector) Collect(ch chan<- prometheus.Metric) {
+	ref := c.l.Refused()
+	for _, r := range rateRoutes {
+		ch <- prometheus.MustNewConstMetric(descRateLimited, prometheus.CounterValue, float64(ref[r]), r)
+	}
+	ch <- prometheus.MustNewConstMetric(descRateClients, prometheus.GaugeValue, float64(c.l.Clients()))
+}
+
 // Registry lets other parts register their own collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 

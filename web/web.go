@@ -38,6 +38,9 @@ type Handlers struct {
 	PlayAuth func(r *http.Request, stream string) error
 	// UI serves the embedded web pages: / (dashboard), /publish, /watch.
 	UI bool
+	// RateLimit, when set, limits the requests of each client IP to
+	// /whip/, /whep/ and /v1/ (limits.rate): 429 past it.
+	RateLimit *RateLimiter
 }
 
 // NewHandler returns the root handler of the gateway.
@@ -57,10 +60,12 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 		if h.Metrics != nil {
 			whip = h.Metrics.countPublish(whip)
 		}
-		mux.Handle("/whip/", http.StripPrefix("/whip/", whip))
+		// Outermost: a request over its rate costs nothing else and is
+		// not a publish attempt.
+		mux.Handle("/whip/", h.RateLimit.Wrap(RouteWHIP, http.StripPrefix("/whip/", whip)))
 	}
 	if h.WHEP != nil {
-		mux.Handle("/whep/", http.StripPrefix("/whep/", h.WHEP))
+		mux.Handle("/whep/", h.RateLimit.Wrap(RouteWHEP, http.StripPrefix("/whep/", h.WHEP)))
 	}
 	if h.HLS != nil {
 		mux.Handle("/hls/", http.StripPrefix("/hls/", media("hls", h.HLS)))
@@ -70,7 +75,7 @@ func NewHandler(h Handlers, log *slog.Logger) http.Handler {
 		mux.HandleFunc("GET /time", serveTime)
 	}
 	if h.API != nil {
-		mux.Handle("/v1/", h.API)
+		mux.Handle("/v1/", h.RateLimit.Wrap(RouteAPI, h.API))
 	}
 	if h.Metrics != nil {
 		mux.Handle("GET /metrics", h.Metrics.Handler())

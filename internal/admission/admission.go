@@ -32,11 +32,27 @@ const (
 // Reasons lists every reason, in the order the checks run.
 var Reasons = []string{ReasonMaxPublishers, ReasonCPU, ReasonLag}
 
+// Reasons of a WHEP viewer's refusal: the label of
+// whipcast_play_refused_total.
+const (
+	ReasonMaxViewersPerStream = "max_viewers_per_stream"
+	ReasonMaxViewers          = "max_viewers"
+)
+
+// ViewerReasons lists every reason of a viewer's refusal, in check order.
+var ViewerReasons = []string{ReasonMaxViewersPerStream, ReasonMaxViewers}
+
 // Settings configures a Controller. The zero value of each field means its
 // default, except the three limits, whose zero turns the check off.
 type Settings struct {
 	// MaxPublishers is the most publishers at once. 0: no limit.
 	MaxPublishers int
+	// MaxViewersPerStream is the most WHEP viewers of one stream at once.
+	// 0: no limit.
+	MaxViewersPerStream int
+	// MaxViewers is the most WHEP viewers at once, of all streams. 0: no
+	// limit.
+	MaxViewers int
 	// MaxCPU is the fraction (0..1] of the usable cores at or above which
 	// new publishers are refused. 0: off.
 	MaxCPU float64
@@ -84,7 +100,8 @@ type Controller struct {
 	log  *slog.Logger
 	load atomic.Pointer[Load]
 
-	refused [3]atomic.Uint64 // by reason, in Reasons order
+	refused     [3]atomic.Uint64 // by reason, in Reasons order
+	viewRefused [2]atomic.Uint64 // by reason, in ViewerReasons order
 
 	// The refusal burst (log state), guarded by mu.
 	mu        sync.Mutex
@@ -97,7 +114,10 @@ type Controller struct {
 	stop, done           chan struct{}
 }
 
-var _ ingest.Admission = (*Controller)(nil)
+var (
+	_ ingest.Admission       = (*Controller)(nil)
+	_ ingest.ViewerAdmission = (*Controller)(nil)
+)
 
 // New makes a Controller; Start begins sampling.
 func New(s Settings) *Controller {
@@ -172,6 +192,36 @@ func (c *Controller) Admit(publishers int) error {
 	return &ingest.RefusedError{Reason: reason, Detail: detail, RetryAfter: c.set.RetryAfter}
 }
 
+// AdmitViewer refuses a new WHEP viewer (making streamViewers of its
+// stream and viewers in all) with a *ingest.RefusedError when a viewer
+// limit is reached. The load checks do not apply: a viewer costs a
+// fraction of a publisher, and what viewers cost shows in the load that
+// refuses the next publisher. Refusals are counted, not logged (the
+// publisher refusals' log says when the gateway is overloaded).
+func (c *Controller) AdmitViewer(streamViewers, viewers int) error {
+	reason, detail := c.checkViewer(streamViewers, viewers)
+	if reason == "" {
+		return nil
+	}
+	for i, r := range ViewerReasons {
+		if r == reason {
+			c.viewRefused[i].Add(1)
+		}
+	}
+	return &ingest.RefusedError{Reason: reason, Detail: detail, RetryAfter: c.set.RetryAfter}
+}
+
+func (c *Controller) checkViewer(streamViewers, viewers int) (reason, detail string) {
+	s := c.set
+	switch {
+	case s.MaxViewersPerStream > 0 && streamViewers > s.MaxViewersPerStream:
+		return ReasonMaxViewersPerStream, fmt.Sprintf("limits.max_viewers_per_stream (%d) reached", s.MaxViewersPerStream)
+	case s.MaxViewers > 0 && viewers > s.MaxViewers:
+		return ReasonMaxViewers, fmt.Sprintf("limits.max_viewers (%d) reached", s.MaxViewers)
+	}
+	return "", ""
+}
+
 // check returns the first limit that publishers and the last load reach.
 func (c *Controller) check(publishers int) (reason, detail string) {
 	s, l := c.set, c.load.Load()
@@ -239,6 +289,16 @@ func (c *Controller) Refused() map[string]uint64 {
 	return out
 }
 
+// ViewersRefused returns the viewer refusals since start by reason (every
+// reason present).
+func (c *Controller) ViewersRefused() map[string]uint64 {
+	out := make(map[string]uint64, len(ViewerReasons))
+	for i, r := range ViewerReasons {
+		out[r] = c.viewRefused[i].Load()
+	}
+	return out
+}
+
 // State is the admission state as GET /v1/limits shows it.
 type State struct {
 	// Admitting is whether a new publisher would be admitted now.
@@ -261,11 +321,30 @@ type State struct {
 	MaxLagSeconds float64 `json:"max_lag_seconds"`
 	// Refused counts the refusals since start by reason.
 	Refused map[string]uint64 `json:"refused"`
+	// Viewers counts the WHEP playbacks (live and negotiating);
+	// MaxViewers and MaxViewersPerStream are limits.max_viewers and
+	// limits.max_viewers_per_stream (0: none).
+	Viewers             int `json:"viewers"`
+	MaxViewers          int `json:"max_viewers"`
+	MaxViewersPerStream int `json:"max_viewers_per_stream"`
+	// ViewersRefused counts the viewer refusals since start by reason.
+	ViewersRefused map[string]uint64 `json:"viewers_refused"`
+	// RateLimited counts the requests refused with 429 by limits.rate
+	// since start, by route (whip, whep, api); RateClients is how many
+	// client IPs have a bucket. Filled by the gateway; nil and 0 when
+	// rate limiting is off.
+	RateLimited map[string]uint64 `json:"rate_limited,omitempty"`
+	RateClients int               `json:"rate_clients"`
+	// Timeouts counts the sessions ended for a timeout since start:
+	// publish_ice, publish_idle, publish_media, play_ice. Filled by the
+	// gateway.
+	Timeouts map[string]uint64 `json:"timeouts,omitempty"`
 }
 
 // State reports the limits, the last load and whether one more publisher
-// than publishers would be admitted.
-func (c *Controller) State(publishers int) State {
+// than publishers would be admitted; viewers is how many WHEP viewers
+// there are.
+func (c *Controller) State(publishers, viewers int) State {
 	l := c.load.Load()
 	reason, detail := c.check(publishers + 1)
 	return State{
@@ -274,5 +353,7 @@ func (c *Controller) State(publishers int) State {
 		CPU: l.CPU, Cores: l.Cores, MaxCPU: c.set.MaxCPU,
 		LagSeconds: l.Lag.Seconds(), MaxLagSeconds: c.set.MaxLag.Seconds(),
 		Refused: c.Refused(),
+		Viewers: viewers, MaxViewers: c.set.MaxViewers, MaxViewersPerStream: c.set.MaxViewersPerStream,
+		ViewersRefused: c.ViewersRefused(),
 	}
 }

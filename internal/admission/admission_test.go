@@ -37,10 +37,10 @@ func TestMaxPublishers(t *testing.T) {
 	if re.Reason != ReasonMaxPublishers || re.Detail != "limits.max_publishers (2) reached" || re.RetryAfter != 5*time.Second {
 		t.Fatalf("refusal %+v", re)
 	}
-	if st := c.State(2); st.Admitting || st.Reason != ReasonMaxPublishers || st.Refused[ReasonMaxPublishers] != 1 || st.Refused[ReasonCPU] != 0 {
+	if st := c.State(2, 0); st.Admitting || st.Reason != ReasonMaxPublishers || st.Refused[ReasonMaxPublishers] != 1 || st.Refused[ReasonCPU] != 0 {
 		t.Fatalf("state at the limit %+v", st)
 	}
-	if st := c.State(1); !st.Admitting || st.Publishers != 1 {
+	if st := c.State(1, 0); !st.Admitting || st.Publishers != 1 {
 		t.Fatalf("state below the limit %+v", st)
 	}
 	unlimited := New(Settings{Meter: &fakeMeter{}})
@@ -216,5 +216,43 @@ func TestProcessMeterMeasuresThisProcess(t *testing.T) {
 	l := m.Measure(time.Now())
 	if l.CPU <= 0 || l.Cores <= 0 || x == 0 {
 		t.Fatalf("busy process measured %+v", l)
+	}
+}
+
+func TestMaxViewers(t *testing.T) {
+	c := New(Settings{MaxViewersPerStream: 2, MaxViewers: 3, Meter: &fakeMeter{}, Logger: slog.New(slog.DiscardHandler)})
+	for _, tc := range []struct {
+		stream, total  int
+		reason, detail string
+	}{
+		{1, 1, "", ""},
+		{2, 3, "", ""},
+		{3, 3, ReasonMaxViewersPerStream, "limits.max_viewers_per_stream (2) reached"},
+		{1, 4, ReasonMaxViewers, "limits.max_viewers (3) reached"},
+		{3, 4, ReasonMaxViewersPerStream, "limits.max_viewers_per_stream (2) reached"},
+	} {
+		err := c.AdmitViewer(tc.stream, tc.total)
+		if tc.reason == "" {
+			if err != nil {
+				t.Errorf("%d of the stream, %d in all: %v", tc.stream, tc.total, err)
+			}
+			continue
+		}
+		re := refusal(t, err)
+		if re.Reason != tc.reason || re.Detail != tc.detail || re.RetryAfter != 5*time.Second {
+			t.Errorf("%d of the stream, %d in all: %+v", tc.stream, tc.total, re)
+		}
+	}
+	st := c.State(0, 3)
+	if st.Viewers != 3 || st.MaxViewers != 3 || st.MaxViewersPerStream != 2 ||
+		st.ViewersRefused[ReasonMaxViewersPerStream] != 2 || st.ViewersRefused[ReasonMaxViewers] != 1 {
+		t.Fatalf("state %+v", st)
+	}
+	// Publishers are not viewers: a viewer refusal does not refuse them.
+	if err := c.Admit(1); err != nil || st.Refused[ReasonMaxPublishers] != 0 {
+		t.Fatalf("a publisher after viewer refusals: %v %+v", err, st.Refused)
+	}
+	if err := New(Settings{Meter: &fakeMeter{}}).AdmitViewer(100000, 100000); err != nil {
+		t.Fatalf("no viewer limits: %v", err)
 	}
 }

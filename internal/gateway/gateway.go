@@ -68,6 +68,9 @@ type Gateway struct {
 	// admission is limits.*, asked by ingest before each new publisher
 	// (limits.go).
 	admission *admission.Controller
+	// rate is limits.rate on WHIP, WHEP and the API; nil when off
+	// (limits.go).
+	rate *web.RateLimiter
 }
 
 // New opens the HTTP listener and the WebRTC media port and wires the parts.
@@ -89,7 +92,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.keyframeInterval = kfi
 	g.admission = g.newAdmission()
-	in, err := ingest.NewServer(ingest.Config{
+	g.rate = newRateLimiter(cfg)
+	icfg := ingest.Config{
 		UDPPort:          cfg.WebRTC.Port,
 		ListenIP:         cfg.WebRTC.ListenIP,
 		PublicIPs:        cfg.WebRTC.PublicIPs,
@@ -98,8 +102,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		KeyframeInterval: kfi,
 		UDPReadBuffer:    int(cfg.WebRTC.UDPBuffer),
 		Admission:        g.admission,
+		ViewerAdmission:  g.admission,
 		Logger:           log.With("component", "ingest"),
-	}, g.Registry)
+	}
+	ingestLimits(&icfg, cfg.Limits)
+	in, err := ingest.NewServer(icfg, g.Registry)
 	if err != nil {
 		g.admission.Close()
 		return nil, fmt.Errorf("webrtc port %d: %w", cfg.WebRTC.Port, err)
@@ -179,6 +186,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	handlers.HLS, handlers.DASH = g.hls, dash
 	handlers.WHIP = ingest.NewWHIPHandler(in, g.auth().PublishAuth(), log.With("component", "whip"))
 	handlers.WHEP = ingest.NewWHEPHandler(in, g.auth().PlayAuth(), log.With("component", "whep"))
+	handlers.RateLimit = g.rate
 	g.registerPlaybackMetrics(handlers.Metrics)
 	g.registerLimitMetrics(handlers.Metrics)
 	g.srv = &http.Server{

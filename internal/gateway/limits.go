@@ -1,45 +1,76 @@
 package gateway
 
 import (
+	"net/netip"
+
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/whipcast/whipcast/config"
+	"github.com/whipcast/whipcast/ingest"
 	"github.com/whipcast/whipcast/internal/admission"
 	"github.com/whipcast/whipcast/web"
 )
 
 // newAdmission makes the admission check of limits.* that ingest asks
-// before each new publisher, and starts its load sampler (stopped by
-// closeParts).
+// before each new publisher and WHEP viewer, and starts its load sampler
+// (stopped by closeParts).
 func (g *Gateway) newAdmission() *admission.Controller {
 	l := g.cfg.Limits
 	c := admission.New(admission.Settings{
-		MaxPublishers: l.MaxPublishers,
-		MaxCPU:        l.MaxCPU,
-		MaxLag:        l.MaxLag,
-		Logger:        g.log.With("component", "admission"),
+		MaxPublishers:       l.MaxPublishers,
+		MaxViewersPerStream: l.MaxViewersPerStream,
+		MaxViewers:          l.MaxViewers,
+		MaxCPU:              l.MaxCPU,
+		MaxLag:              l.MaxLag,
+		Logger:              g.log.With("component", "admission"),
 	})
 	c.Start()
 	return c
 }
 
+// newRateLimiter is limits.rate with http.trusted_proxies (validated by
+// config); nil when off.
+func newRateLimiter(cfg *config.Config) *web.RateLimiter {
+	r := cfg.Limits.Rate
+	var proxies []netip.Prefix
+	for _, p := range cfg.HTTP.TrustedProxies {
+		if pp, err := config.ParsePrefix(p); err == nil {
+			proxies = append(proxies, pp)
+		}
+	}
+	return web.NewRateLimiter(web.RateSettings{Requests: r.Requests, Burst: r.Burst, MaxClients: r.MaxClients,
+		ExemptLoopback: r.ExemptLoopback, TrustedProxies: proxies})
+}
+
 // limitsState is GET /v1/limits.
 func (g *Gateway) limitsState() admission.State {
-	return g.admission.State(g.ingest.Publishers())
+	viewers, _ := g.ingest.ViewerCounts()
+	st := g.admission.State(g.ingest.Publishers(), viewers)
+	if g.rate != nil {
+		st.RateLimited, st.RateClients = g.rate.Refused(), g.rate.Clients()
+	}
+	to := g.ingest.Timeouts()
+	st.Timeouts = map[string]uint64{"publish_ice": to.PublishICE, "publish_idle": to.PublishIdle,
+		"publish_media": to.PublishMedia, "play_ice": to.PlayICE}
+	return st
 }
 
 var (
-	descRefused    = prometheus.NewDesc("whipcast_publish_refused_total", "New publishers refused with 503 by admission control, by the limit that refused (max_publishers, cpu, lag).", []string{"reason"}, nil)
-	descPublishers = prometheus.NewDesc("whipcast_publishers", "Publishers counted against limits.max_publishers: live, negotiating and held for a reconnect.", nil, nil)
-	descCPU        = prometheus.NewDesc("whipcast_admission_cpu_ratio", "The process's CPU over the last 5 s as a fraction of the cores it may use (limits.max_cpu compares with it).", nil, nil)
-	descLag        = prometheus.NewDesc("whipcast_admission_sched_lag_seconds", "99th percentile of the time runnable goroutines waited for a CPU over the last 5 s (limits.max_lag compares with it).", nil, nil)
-	descAdmitting  = prometheus.NewDesc("whipcast_admission_admitting", "1 while a new publisher would be admitted, 0 while they are refused.", nil, nil)
+	descRefused     = prometheus.NewDesc("whipcast_publish_refused_total", "New publishers refused with 503 by admission control, by the limit that refused (max_publishers, cpu, lag).", []string{"reason"}, nil)
+	descPlayRefused = prometheus.NewDesc("whipcast_play_refused_total", "New WHEP viewers refused with 503 by admission control, by the limit that refused (max_viewers_per_stream, max_viewers).", []string{"reason"}, nil)
+	descPublishers  = prometheus.NewDesc("whipcast_publishers", "Publishers counted against limits.max_publishers: live, negotiating and held for a reconnect.", nil, nil)
+	descViewers     = prometheus.NewDesc("whipcast_whep_viewers", "WHEP viewers counted against limits.max_viewers: live and negotiating.", nil, nil)
+	descTimeouts    = prometheus.NewDesc("whipcast_session_timeouts_total", "WebRTC sessions ended for a timeout, by role (publish, play) and timeout: ice (limits.ice_timeout: ICE/DTLS never connected), idle (limits.publish_idle_timeout: connected, no RTP), media (RTP stopped).", []string{"role", "reason"}, nil)
+	descCPU         = prometheus.NewDesc("whipcast_admission_cpu_ratio", "The process's CPU over the last 5 s as a fraction of the cores it may use (limits.max_cpu compares with it).", nil, nil)
+	descLag         = prometheus.NewDesc("whipcast_admission_sched_lag_seconds", "99th percentile of the time runnable goroutines waited for a CPU over the last 5 s (limits.max_lag compares with it).", nil, nil)
+	descAdmitting   = prometheus.NewDesc("whipcast_admission_admitting", "1 while a new publisher would be admitted, 0 while they are refused.", nil, nil)
 )
 
 // limitsCollector reads the admission state at scrape time.
 type limitsCollector struct{ g *Gateway }
 
 func (c limitsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRefused, descPublishers, descCPU, descLag, descAdmitting} {
+	for _, d := range []*prometheus.Desc{descRefused, descPlayRefused, descPublishers, descViewers, descTimeouts, descCPU, descLag, descAdmitting} {
 		ch <- d
 	}
 }
@@ -49,7 +80,18 @@ func (c limitsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range admission.Reasons {
 		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(st.Refused[r]), r)
 	}
+	for _, r := range admission.ViewerReasons {
+		ch <- prometheus.MustNewConstMetric(descPlayRefused, prometheus.CounterValue, float64(st.ViewersRefused[r]), r)
+	}
 	ch <- prometheus.MustNewConstMetric(descPublishers, prometheus.GaugeValue, float64(st.Publishers))
+	ch <- prometheus.MustNewConstMetric(descViewers, prometheus.GaugeValue, float64(st.Viewers))
+	to := c.g.ingest.Timeouts()
+	for _, t := range []struct {
+		role, reason string
+		n            uint64
+	}{{"publish", "ice", to.PublishICE}, {"publish", "idle", to.PublishIdle}, {"publish", "media", to.PublishMedia}, {"play", "ice", to.PlayICE}} {
+		ch <- prometheus.MustNewConstMetric(descTimeouts, prometheus.CounterValue, float64(t.n), t.role, t.reason)
+	}
 	ch <- prometheus.MustNewConstMetric(descCPU, prometheus.GaugeValue, st.CPU)
 	ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, st.LagSeconds)
 	admitting := 0.0
@@ -59,9 +101,16 @@ func (c limitsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descAdmitting, prometheus.GaugeValue, admitting)
 }
 
-// registerLimitMetrics adds the admission metrics to the gateway's registry.
+// registerLimitMetrics adds the admission and rate-limit metrics to the
+// gateway's registry.
 func (g *Gateway) registerLimitMetrics(m *web.Metrics) {
 	if m != nil {
 		m.Registry().MustRegister(limitsCollector{g})
+		m.AddRateLimiter(g.rate)
 	}
+}
+
+// ingestLimits are the limits.* that ingest applies itself.
+func ingestLimits(c *ingest.Config, l config.Limits) {
+	c.ICETimeout, c.PublishIdleTimeout = l.ICETimeout, l.PublishIdleTimeout
 }
