@@ -59,7 +59,6 @@ var (
 	descRefused     = prometheus.NewDesc("whipcast_publish_refused_total", "New publishers refused with 503 by admission control, by the limit that refused (max_publishers, cpu, lag).", []string{"reason"}, nil)
 	descPlayRefused = prometheus.NewDesc("whipcast_play_refused_total", "New WHEP viewers refused with 503 by admission control, by the limit that refused (max_viewers_per_stream, max_viewers).", []string{"reason"}, nil)
 	descPublishers  = prometheus.NewDesc("whipcast_publishers", "Publishers counted against limits.max_publishers: live, negotiating and held for a reconnect.", nil, nil)
-	descViewers     = prometheus.NewDesc("whipcast_whep_viewers", "WHEP viewers counted against limits.max_viewers: live and negotiating.", nil, nil)
 	descTimeouts    = prometheus.NewDesc("whipcast_session_timeouts_total", "WebRTC sessions ended for a timeout, by role (publish, play) and timeout: ice (limits.ice_timeout: ICE/DTLS never connected), idle (limits.publish_idle_timeout: connected, no RTP), media (RTP stopped).", []string{"role", "reason"}, nil)
 	descCPU         = prometheus.NewDesc("whipcast_admission_cpu_ratio", "The process's CPU over the last 5 s as a fraction of the cores it may use (limits.max_cpu compares with it).", nil, nil)
 	descLag         = prometheus.NewDesc("whipcast_admission_sched_lag_seconds", "99th percentile of the time runnable goroutines waited for a CPU over the last 5 s (limits.max_lag compares with it).", nil, nil)
@@ -70,7 +69,7 @@ var (
 type limitsCollector struct{ g *Gateway }
 
 func (c limitsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRefused, descPlayRefused, descPublishers, descViewers, descTimeouts, descCPU, descLag, descAdmitting} {
+	for _, d := range []*prometheus.Desc{descRefused, descPlayRefused, descPublishers, descTimeouts, descCPU, descLag, descAdmitting} {
 		ch <- d
 	}
 }
@@ -84,7 +83,6 @@ func (c limitsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPlayRefused, prometheus.CounterValue, float64(st.ViewersRefused[r]), r)
 	}
 	ch <- prometheus.MustNewConstMetric(descPublishers, prometheus.GaugeValue, float64(st.Publishers))
-	ch <- prometheus.MustNewConstMetric(descViewers, prometheus.GaugeValue, float64(st.Viewers))
 	to := c.g.ingest.Timeouts()
 	for _, t := range []struct {
 		role, reason string
