@@ -123,6 +123,19 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	write("FuzzCheckOffer", "vp8-only", "string("+strconv.Quote(crlf(testOfferVP8Only))+")")
 	write("FuzzCheckOffer", "no-opus", "string("+strconv.Quote(crlf(testOfferNoOpus))+")")
 	write("FuzzParseTrickle", "candidate", "string("+strconv.Quote(crlf(testTrickle))+")")
+	q := strconv.Quote
+	for name, s := range map[string][3]string{
+		"trickle":     {`"ID"`, "application/trickle-ice-sdpfrag", crlf(testTrickle)},
+		"end":         {"", "application/trickle-ice-sdpfrag", "a=end-of-candidates\r\n"},
+		"restart":     {"*", "application/trickle-ice-sdpfrag", "a=ice-ufrag:new1\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"},
+		"stale-etag":  {`"stale"`, "application/trickle-ice-sdpfrag", crlf(testTrickle)},
+		"not-sdpfrag": {"", "text/plain", "hello"},
+	} {
+		write("FuzzWHIPPatch", name, "string("+q(s[0])+")\nstring("+q(s[1])+")\nstring("+q(s[2])+")")
+	}
+	for i, seed := range publisherSeeds(t) {
+		write("FuzzPublisherAudioRTCP", fmt.Sprintf("seed-%d", i), "[]byte("+strconv.Quote(string(seed))+")")
+	}
 	write("FuzzParseTrickle", "restart", "string("+strconv.Quote("a=ice-ufrag:new\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n")+")")
 }
 

@@ -60,6 +60,10 @@ func FuzzParseHLSRequest(f *testing.F) {
 		{"cam/audio_abc_seg12.m4s", ""},
 		{"cam/video_abc_part12_3.m4s", "_HLS_msn=1"},
 		{"a/b/../c/index.m3u8", "_HLS_part=2"},
+		{"cam/video.m3u8", "_HLS_msn=18446744073709551616&_HLS_part=-1"},
+		{"cam/video.m3u8", "_HLS_msn=5&_HLS_skip=YES"},
+		{"cam/audio.m3u8", "_HLS_skip=v2&_HLS_msn=0&_HLS_part=0&_HLS_msn=1"},
+		{"cam/video.m3u8", "_HLS_msn=%zz&token=x"},
 	} {
 		f.Add(s[0], s[1])
 	}
