@@ -14,7 +14,7 @@ import (
 
 // ICERestart is the gateway's side of an ICE restart (RFC 9725 §4.3.2): the
 // body of the 200 (application/trickle-ice-sdpfrag with the new ice-ufrag,
-// ice-pwd and all the gateway's candidates) and the ETag that names the new
+// ice-pwd and a candidate of the gateway, see answerFragment) and the ETag that names the new
 // ICE session, which later trickle PATCHes put in If-Match.
 type ICERestart struct {
 	Fragment string
@@ -98,6 +98,9 @@ func (c *iceSession) restart(ctx context.Context, f trickleFragment) (*ICERestar
 	if rd == nil {
 		return nil, ErrSessionNotFound
 	}
+	// The gateway's side of the path that worked, read before the restart
+	// forgets it.
+	was := selectedLocal(c.pc)
 	offer, err := restartOffer(rd.SDP, f.iceUfrag, f.icePwd)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: ICE restart: %w", err)
@@ -128,7 +131,7 @@ func (c *iceSession) restart(ctx context.Context, f trickleFragment) (*ICERestar
 	if err := waitGathered(ctx, gathered, c.relay); err != nil {
 		return nil, err
 	}
-	frag, err := answerFragment(c.pc.LocalDescription().SDP)
+	frag, err := answerFragment(c.pc.LocalDescription().SDP, was)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: ICE restart: %w", err)
 	}
@@ -194,12 +197,37 @@ func restartOffer(offer, ufrag, pwd string) (string, error) {
 	return string(b), nil
 }
 
+// selectedLocal is the gateway's candidate of the ICE session's selected
+// pair, or nil before one was selected.
+func selectedLocal(pc *webrtc.PeerConnection) *webrtc.ICECandidate {
+	sctp := pc.SCTP()
+	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
+		return nil
+	}
+	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		return nil
+	}
+	return pair.Local
+}
+
 // answerFragment is the trickle-ice-sdpfrag of a restart's 200 (RFC 8840
-// §9, as in RFC 9725 §4.3.1): the answer's ice-ufrag and ice-pwd at session
+// §9, as in RFC 9725 §4.3.2): the answer's ice-ufrag and ice-pwd at session
 // level, then its first media section (the bundle's transport: max-bundle)
-// with its mid and all its candidates, and end-of-candidates, as gathering
-// is complete. Lines end in CRLF, as clients that match `\r\n` expect.
-func answerFragment(answer string) (string, error) {
+// with its mid and one candidate, and end-of-candidates. Lines end in CRLF,
+// as clients that match `\r\n` expect.
+//
+// One candidate, not all: the RFC makes them optional in the 200, and
+// medooze's whip-whep (1.2.0, the JavaScript client that restarts ICE)
+// joins the candidates it reads with commas into its remote description, so
+// Chromium refuses any answer with two or more. The one given is the
+// gateway's side of the pair the ICE session was using (was: the same
+// address, port and transport under the new credentials; they do not
+// change across a restart, the muxes stay on one port), or else the
+// highest-priority component-1 candidate. A client that also needs the
+// others (ICE-TCP from a network that now blocks UDP) gets them with a new
+// POST.
+func answerFragment(answer string, was *webrtc.ICECandidate) (string, error) {
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(answer); err != nil {
 		return "", err
@@ -219,6 +247,27 @@ func answerFragment(answer string) (string, error) {
 	if ufrag == "" || pwd == "" {
 		return "", errors.New("answer without ICE credentials")
 	}
+	best, bestPrio, same := "", uint64(0), ""
+	for _, a := range md.Attributes {
+		if a.Key != "candidate" {
+			continue
+		}
+		// foundation component transport priority address port typ ...
+		fs := strings.Fields(a.Value)
+		if len(fs) < 8 || fs[1] != "1" {
+			continue // RTCP is muxed: component 2 is never used
+		}
+		if prio, err := strconv.ParseUint(fs[3], 10, 32); err == nil && (best == "" || prio > bestPrio) {
+			best, bestPrio = a.Value, prio
+		}
+		if was != nil && same == "" && strings.EqualFold(fs[2], was.Protocol.String()) &&
+			fs[4] == was.Address && fs[5] == strconv.Itoa(int(was.Port)) {
+			same = a.Value
+		}
+	}
+	if same != "" {
+		best = same
+	}
 	var b strings.Builder
 	b.WriteString("a=ice-ufrag:" + ufrag + "\r\n")
 	b.WriteString("a=ice-pwd:" + pwd + "\r\n")
@@ -226,10 +275,8 @@ func answerFragment(answer string) (string, error) {
 	if mid != "" {
 		b.WriteString("a=mid:" + mid + "\r\n")
 	}
-	for _, a := range md.Attributes {
-		if a.Key == "candidate" {
-			b.WriteString("a=candidate:" + a.Value + "\r\n")
-		}
+	if best != "" {
+		b.WriteString("a=candidate:" + best + "\r\n")
 	}
 	b.WriteString("a=end-of-candidates\r\n")
 	return b.String(), nil
