@@ -142,3 +142,38 @@ func TestICERestartKeepsSession(t *testing.T) {
 	}
 	t.Logf("%d video frames over 2 ICE restarts; ETags %s", len(video), strings.Join(etags, " "))
 }
+
+// FuzzICERestartFragment: whatever a restart PATCH carries, either the
+// credentials are refused with ErrBadTrickle, or the offer rebuilt with
+// them parses, carries them in place of the old ones and no candidate: a
+// fragment cannot inject SDP lines into the offer.
+func FuzzICERestartFragment(f *testing.F) {
+	f.Add("a=ice-ufrag:efgh\r\na=ice-pwd:0123456789abcdefghijklmn\r\n")
+	f.Add("a=ice-ufrag:ef+/\r\na=ice-pwd:0123456789abcdefghijklmn\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n")
+	f.Add("a=ice-ufrag:efgh\r\na=ice-pwd:0123456789abcdefghijklmn\r\na=candidate:x\r\n")
+	f.Add("a=ice-ufrag:ef gh\r\na=ice-pwd:short\r\n")
+	offer := crlf(testOffer)
+	f.Fuzz(func(t *testing.T, frag string) {
+		fr, err := parseTrickle(frag)
+		if err != nil {
+			return
+		}
+		if err := checkICECredentials(fr.iceUfrag, fr.icePwd); err != nil {
+			if !errors.Is(err, ErrBadTrickle) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		out, err := restartOffer(offer, fr.iceUfrag, fr.icePwd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := checkOffer(out); err != nil {
+			t.Fatalf("rebuilt offer refused: %v\n%s", err, out)
+		}
+		if strings.Contains(out, "a=candidate:") || strings.Count(out, "a=ice-ufrag:"+fr.iceUfrag+"\r\n") != strings.Count(offer, "a=ice-ufrag:") ||
+			strings.Count(out, "\r\n") != strings.Count(offer, "\r\n")-strings.Count(offer, "a=candidate:")-strings.Count(offer, "a=end-of-candidates") {
+			t.Fatalf("rebuilt offer:\n%s", out)
+		}
+	})
+}

@@ -149,7 +149,7 @@ func TestWHIPHandler(t *testing.T) {
 				t.Errorf("%s: Content-Type %q, ETag %q (was %q)", tc.name, resp.Header.Get("Content-Type"), resp.Header.Get("ETag"), etag)
 			}
 			f, err := parseTrickle(body)
-			if err != nil || f.iceUfrag == "" || f.icePwd == "" || len(f.candidates) == 0 || !f.endOfCandidates ||
+			if err != nil || f.iceUfrag == "" || f.icePwd == "" || len(f.candidates) != 1 || !strings.Contains(f.candidates[0].candidate, " 1 udp ") || !f.endOfCandidates ||
 				strings.Contains(answer, "a=ice-ufrag:"+f.iceUfrag+"\r\n") || !strings.Contains(body, "a=mid:0\r\n") {
 				t.Errorf("%s: fragment %v:\n%s", tc.name, err, body)
 			}
