@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/whipcast/whipcast/internal/whipclient"
 	"github.com/whipcast/whipcast/web"
 )
 
@@ -183,6 +184,85 @@ func TestE2EBrowserICERestart(t *testing.T) {
 	mu.Unlock()
 	cancel()
 	<-readerDone
+}
+
+// TestE2EICERestartNoDiscontinuity: a pion publisher restarts ICE twice
+// while LL-HLS and DASH are watched. The outputs do not notice: the media
+// playlist gets no EXT-X-DISCONTINUITY and keeps adding segments after each
+// restart, the MPD keeps one Period, the stream has no resume and the same
+// start. (Chromium's publisher ramps its resolution, which is a
+// discontinuity of its own: hence a fixture of one size here.)
+func TestE2EICERestartNoDiscontinuity(t *testing.T) {
+	checkNoLeaks(t)
+	g := startGateway(t, "")
+	base := "http://" + g.HTTPAddr().String()
+	const stream = "roam/pion"
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub, err := whipclient.Publish(ctx, base+"/whip/"+stream, "", fixtureVideo, fixtureAudio,
+		whipclient.Options{LoopbackOnly: true, Loop: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	var media string
+	waitFor(t, 15*time.Second, "the multivariant playlist", func() bool {
+		code, body := get(t, base+"/hls/"+stream+"/index.m3u8")
+		if pl := mediaPlaylists(body); code == 200 && len(pl) > 0 {
+			media = base + "/hls/" + stream + "/" + pl[0]
+			return true
+		}
+		return false
+	})
+	w := watchPlaylist(t, media)
+	// segments is the media sequence number of the playlist's newest
+	// segment: it grows by one per segment cut.
+	newest := func() int {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if len(w.msn) == 0 {
+			return -1
+		}
+		return w.msn[len(w.msn)-1] + strings.Count(w.lastBody, "#EXTINF")
+	}
+	waitFor(t, 15*time.Second, "a first segment", func() bool { return newest() > 0 })
+	started := streamStarted(t, base, stream)
+	for i := range 2 {
+		before := newest()
+		if _, err := pub.RestartICE(ctx); err != nil {
+			t.Fatalf("restart %d: %v", i+1, err)
+		}
+		waitFor(t, 15*time.Second, "two segments after the restart", func() bool { return newest() >= before+2 })
+	}
+	w.close()
+	if w.disc || w.discSeq != 0 || len(w.bad) > 0 {
+		t.Errorf("HLS noticed the restarts: discontinuity %v, discontinuity sequence %d, bad answers %v; last playlist:\n%s", w.disc, w.discSeq, w.bad, w.lastBody)
+	}
+	if code, m := getMPD(t, base+"/dash/"+stream+"/manifest.mpd"); code != 200 || len(m.Periods) != 1 {
+		t.Errorf("MPD after the restarts: %d, %d Periods, want one", code, len(m.Periods))
+	}
+	if s := streamStarted(t, base, stream); s != started {
+		t.Errorf("stream started %q before the restarts, %q after: a new stream", started, s)
+	}
+	if err := pub.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// streamStarted is the stream's "started" in the API, failing the test
+// when it has resumed (a reconnect) or is not live.
+func streamStarted(t *testing.T, base, stream string) string {
+	t.Helper()
+	code, body := get(t, base+"/v1/streams/"+stream)
+	var s struct {
+		Started string `json:"started"`
+		Resumes int    `json:"resumes"`
+		State   string `json:"state"`
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &s) != nil || s.State != "live" || s.Resumes != 0 {
+		t.Fatalf("stream: %d %s", code, body)
+	}
+	return s.Started
 }
 
 func derefOr(s *string, def string) string {

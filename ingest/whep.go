@@ -16,7 +16,7 @@ import (
 // WHIP's (see NewWHIPHandler):
 //
 //	POST   /whep/{stream}               start watching (application/sdp offer, recvonly) → 201, Location, answer
-//	PATCH  /whep/{stream}?session={id}  trickle ICE (application/trickle-ice-sdpfrag) → 204
+//	PATCH  /whep/{stream}?session={id}  trickle ICE → 204, or an ICE restart (If-Match: *) → 200
 //	DELETE /whep/{stream}?session={id}  stop watching → 200 (also after the playback ended)
 //	OPTIONS any                          CORS preflight, Accept-Post/Accept-Patch, ICE servers → 204
 //

@@ -29,7 +29,8 @@ const publishTimeout = 10 * time.Second
 // endpoint URL plus a query parameter, never a path suffix:
 //
 //	POST   /whip/{stream}               create a session (application/sdp) → 201, Location
-//	PATCH  /whip/{stream}?session={id}  trickle ICE (application/trickle-ice-sdpfrag) → 204
+//	PATCH  /whip/{stream}?session={id}  trickle ICE (application/trickle-ice-sdpfrag) → 204,
+//	                                     or an ICE restart (If-Match: *) → 200 with the new fragment
 //	DELETE /whip/{stream}?session={id}  end the publish → 200 (also when it already ended)
 //	OPTIONS any                          CORS preflight, Accept-Post/Accept-Patch, ICE servers → 204
 //
@@ -45,9 +46,9 @@ const publishTimeout = 10 * time.Second
 //
 // Status codes: malformed offer or no H.264/Opus → 400 with a one-line
 // text/plain reason; bad stream name → 400; stream busy → 409; body over
-// 64 KiB → 413; wrong Content-Type → 415; ICE restart (new ice-ufrag, or
-// If-Match: *) → 422 as RFC 9725 §4.3.1 requires of a session that supports
-// trickle but not restarts; If-Match not matching the ETag → 412; refused by
+// 64 KiB → 413; wrong Content-Type → 415; a PATCH: see serveTrickle and
+// Session.PatchICE (ICE restart 200, stale If-Match 412, new ice-ufrag
+// without If-Match: * 422, malformed 400); refused by
 // admission control (Config.Admission: too many publishers, CPU or
 // scheduling lag too high) → 503 with Retry-After and "overloaded: {reason}",
 // before the offer is even parsed.
