@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
@@ -94,6 +95,13 @@ func (c *iceSession) restart(ctx context.Context, f trickleFragment) (*ICERestar
 	if f.iceUfrag == c.ufrag {
 		return nil, fmt.Errorf("%w: an ICE restart needs a new ice-ufrag and ice-pwd", ErrBadTrickle)
 	}
+	// A candidate that would be refused is refused before the restart, so
+	// the refusal keeps the ICE session (§4.3.2).
+	for _, cand := range f.candidates {
+		if _, err := ice.UnmarshalCandidate(cand.candidate); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadTrickle, err)
+		}
+	}
 	rd := c.pc.RemoteDescription()
 	if rd == nil {
 		return nil, ErrSessionNotFound
@@ -103,10 +111,10 @@ func (c *iceSession) restart(ctx context.Context, f trickleFragment) (*ICERestar
 	was := selectedLocal(c.pc)
 	offer, err := restartOffer(rd.SDP, f.iceUfrag, f.icePwd)
 	if err != nil {
-		return nil, fmt.Errorf("ingest: ICE restart: %w", err)
+		return nil, c.failed(err)
 	}
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return nil, fmt.Errorf("ingest: ICE restart: %w", err)
+		return nil, c.failed(err)
 	}
 	// From here on the ICE session is the new one, whatever else fails.
 	c.ufrag = f.iceUfrag
@@ -117,11 +125,11 @@ func (c *iceSession) restart(ctx context.Context, f trickleFragment) (*ICERestar
 	}
 	answer, err := c.pc.CreateAnswer(nil)
 	if err != nil {
-		return nil, fmt.Errorf("ingest: ICE restart: %w", err)
+		return nil, c.failed(err)
 	}
 	gathered := webrtc.GatheringCompletePromise(c.pc)
 	if err := c.pc.SetLocalDescription(answer); err != nil {
-		return nil, fmt.Errorf("ingest: ICE restart: %w", err)
+		return nil, c.failed(err)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -129,13 +137,22 @@ func (c *iceSession) restart(ctx context.Context, f trickleFragment) (*ICERestar
 		defer cancel()
 	}
 	if err := waitGathered(ctx, gathered, c.relay); err != nil {
-		return nil, err
+		return nil, c.failed(err)
 	}
 	frag, err := answerFragment(c.pc.LocalDescription().SDP, was)
 	if err != nil {
-		return nil, fmt.Errorf("ingest: ICE restart: %w", err)
+		return nil, c.failed(err)
 	}
 	return &ICERestart{Fragment: frag, ETag: c.etag}, nil
+}
+
+// failed names a restart's failure: ErrSessionNotFound when the session
+// ended under it (its PeerConnection closed), else the error as ours (500).
+func (c *iceSession) failed(err error) error {
+	if c.pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
+		return ErrSessionNotFound
+	}
+	return fmt.Errorf("ingest: ICE restart: %w", err)
 }
 
 // checkICECredentials checks an ice-ufrag and ice-pwd against RFC 8839

@@ -122,6 +122,8 @@ func TestWHIPHandler(t *testing.T) {
 		{"ICE restart with the old ufrag", "PATCH", sess, fragType, crlf(testTrickle), []string{"If-Match", "*"}, 400},
 		{"ICE restart without a pwd", "PATCH", sess, fragType, "a=ice-ufrag:efgh\r\n", []string{"If-Match", "*"}, 400},
 		{"ICE restart with a short pwd", "PATCH", sess, fragType, "a=ice-ufrag:efgh\r\na=ice-pwd:short\r\n", []string{"If-Match", "*"}, 400},
+		{"ICE restart with a bad candidate", "PATCH", sess, fragType, strings.Replace(restartFrag, "typ host", "typ nonsense", 1), []string{"If-Match", "*"}, 400},
+		{"refused restarts kept the ICE session", "PATCH", sess, fragType, "a=end-of-candidates\r\n", []string{"If-Match", etag}, 204},
 		{"new ufrag without If-Match", "PATCH", sess, fragType, restartFrag, nil, 422},
 		{"ICE restart wrong type", "PATCH", sess, sdpType, restartFrag, []string{"If-Match", "*"}, 415},
 		{"trickle wrong type", "PATCH", sess, sdpType, crlf(testTrickle), nil, 415},
