@@ -104,6 +104,9 @@ func TestICERestartKeepsSession(t *testing.T) {
 			t.Errorf("restart %d: trickle with the old ETag %d (want 412), with the new one %d (want 204)", i+1, stale.StatusCode, fresh.StatusCode)
 		}
 		etags = append(etags, et)
+		answered := time.Since(at)
+		waitFrames("after the restart", at, 1)
+		t.Logf("restart %d: PATCH answered in %v, first video frame after it %v after the PATCH", i+1, answered.Round(time.Millisecond), time.Since(at).Round(time.Millisecond))
 		waitFrames("after the restart", at, 30)
 	}
 
