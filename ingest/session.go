@@ -32,6 +32,7 @@ type Session struct {
 	stream *media.Stream
 	pc     *webrtc.PeerConnection
 	tl     *Timeline
+	ice    iceSession // the WHIP PATCHes: trickle and ICE restart
 
 	// writeMu serialises Stream.Write (single-writer) between the video and
 	// audio reader goroutines. A mutex rather than a merging goroutine: it
@@ -128,6 +129,7 @@ func (s *Session) negotiate(ctx context.Context, offer string) (string, error) {
 		return "", fmt.Errorf("ingest: new peer connection: %w", err)
 	}
 	s.pc = pc
+	s.ice.init(pc, s.id, s.offer.iceUfrag)
 	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
 		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 			return "", fmt.Errorf("ingest: add transceiver: %w", err)
@@ -508,26 +510,43 @@ func (s *Session) teardown() {
 	close(s.done)
 }
 
-// Trickle adds the remote ICE candidates of an RFC 8840 SDP fragment (WHIP
-// PATCH, RFC 9725 §4.3.1). A fragment with a new ice-ufrag asks for an ICE
-// restart, which is not supported: ErrICERestart.
-func (s *Session) Trickle(sdpFragment string) error {
+// PatchICE applies a WHIP PATCH on the session (RFC 9725 §4.3): ifMatch is
+// the request's If-Match ("" when it has none), frag its
+// application/trickle-ice-sdpfrag body.
+//
+//   - If-Match "*" is an ICE restart (§4.3.2), and so is a fragment with new
+//     ice-ufrag/ice-pwd under the current ETag: the gateway restarts its ICE
+//     agent on the same PeerConnection and returns its new credentials and
+//     candidates and the new ETag. DTLS, SRTP, the tracks and the stream go
+//     on: no new stream, the same timeline.
+//   - Otherwise a trickle (§4.3.1): the fragment's candidates are added and
+//     the result is nil.
+//
+// Errors: ErrETagMismatch (412) for an If-Match naming another ICE session,
+// e.g. a trickle sent before a restart; ErrBadTrickle (400) for a malformed
+// fragment or restart credentials; ErrICERestart (422) for new credentials
+// without If-Match; ErrSessionNotFound once the session ended.
+func (s *Session) PatchICE(ctx context.Context, ifMatch, frag string) (*ICERestart, error) {
 	select {
 	case <-s.endCh:
-		return ErrSessionNotFound
+		return nil, ErrSessionNotFound
 	default:
 	}
-	return addTrickle(s.pc, s.offer.iceUfrag, sdpFragment)
+	return s.ice.patch(ctx, ifMatch, frag)
 }
 
+// ETag is the entity-tag (quoted) of the session's current ICE session: the
+// 201's, then each restart's.
+func (s *Session) ETag() string { return s.ice.ETag() }
+
 // AddCandidate adds one remote ICE candidate (an RTCIceCandidateInit, as
-// the room socket relays it); an empty candidate ends the candidates. The
-// errors are Trickle's.
+// the room socket relays it); an empty candidate ends the candidates. A
+// usernameFragment other than the current ICE session's is ErrICERestart.
 func (s *Session) AddCandidate(c webrtc.ICECandidateInit) error {
 	select {
 	case <-s.endCh:
 		return ErrSessionNotFound
 	default:
 	}
-	return addCandidate(s.pc, s.offer.iceUfrag, c)
+	return s.ice.addCandidate(c)
 }
