@@ -45,6 +45,11 @@ type Config struct {
 	// headers on WHIP/WHEP OPTIONS and 201); the TURN ones are used by the
 	// gateway's own ICE agent too. Default none.
 	ICEServers []ICEServer
+	// RelayOnly makes the gateway's ICE agent gather and offer only relay
+	// candidates, through the TURN servers of ICEServers (a node whose own
+	// addresses are not reachable or must not be given out). Default
+	// false: host, ICE-TCP and relay candidates.
+	RelayOnly bool
 	// IncludeLoopback offers loopback candidates (tests, local browsers).
 	IncludeLoopback bool
 	// KeyframeInterval is the longest wait for a keyframe before a PLI is
@@ -96,6 +101,7 @@ type Server struct {
 	keyframeInterval time.Duration
 	mediaTimeout     time.Duration
 	iceServers       []ICEServer
+	relayOnly        bool
 	admission        Admission
 
 	udpConn *net.UDPConn
@@ -129,6 +135,7 @@ func NewServer(cfg Config, reg *media.Registry) (*Server, error) {
 		keyframeInterval: cfg.KeyframeInterval,
 		mediaTimeout:     cfg.MediaTimeout,
 		iceServers:       cfg.ICEServers,
+		relayOnly:        cfg.RelayOnly,
 		admission:        cfg.Admission,
 		sessions:         make(map[string]*Session),
 		pending:          make(map[string]int),

@@ -124,7 +124,7 @@ func (s *Session) requestKeyframe() {
 // negotiate creates the PeerConnection and returns the answer once ICE
 // gathering is complete.
 func (s *Session) negotiate(ctx context.Context, offer string) (string, error) {
-	pc, err := s.srv.api.NewPeerConnection(webrtc.Configuration{ICEServers: pionICEServers(s.srv.iceServers, s.name, time.Now())})
+	pc, err := s.srv.api.NewPeerConnection(s.srv.peerConfig(s.name))
 	if err != nil {
 		return "", fmt.Errorf("ingest: new peer connection: %w", err)
 	}
@@ -163,7 +163,7 @@ func (s *Session) negotiate(ctx context.Context, offer string) (string, error) {
 		ctx, cancel = context.WithTimeout(ctx, defaultGatherTimeout)
 		defer cancel()
 	}
-	if err := waitGathered(ctx, gathered, len(pc.GetConfiguration().ICEServers) > 0); err != nil {
+	if err := waitGathered(ctx, gathered, pc.GetConfiguration()); err != nil {
 		return "", err
 	}
 	return pc.LocalDescription().SDP, nil

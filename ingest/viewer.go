@@ -237,7 +237,7 @@ func h264SendFmtp(cfg *media.Config) string {
 }
 
 func (v *Viewer) negotiate(ctx context.Context, offer string) (string, error) {
-	pc, err := v.srv.api.NewPeerConnection(webrtc.Configuration{ICEServers: pionICEServers(v.srv.iceServers, v.name, time.Now())})
+	pc, err := v.srv.api.NewPeerConnection(v.srv.peerConfig(v.name))
 	if err != nil {
 		return "", fmt.Errorf("ingest: new peer connection: %w", err)
 	}
@@ -305,7 +305,7 @@ func (v *Viewer) negotiate(ctx context.Context, offer string) (string, error) {
 		ctx, cancel = context.WithTimeout(ctx, defaultGatherTimeout)
 		defer cancel()
 	}
-	if err := waitGathered(ctx, gathered, len(pc.GetConfiguration().ICEServers) > 0); err != nil {
+	if err := waitGathered(ctx, gathered, pc.GetConfiguration()); err != nil {
 		return "", err
 	}
 	return pc.LocalDescription().SDP, nil
