@@ -10,8 +10,10 @@ CODEC_APT := pkg-config fonts-dejavu-core libavcodec-dev libavformat-dev libavfi
              libswresample-dev libswscale-dev libavdevice-dev
 # Debian packages the tests need: ffprobe checks every artefact; nginx-rtmp
 # is the real RTMP server of the restream tests; Chromium (driven by
-# playwright-core from e2e/browser) plays DASH and LL-HLS.
-TEST_APT := ffmpeg nginx libnginx-mod-rtmp chromium $(CODEC_APT)
+# playwright-core from e2e/browser) plays DASH and LL-HLS; coturn is the
+# TURN server Chromium relays through (started by the test, never as a
+# service: APT_INSTALL's policy-rc.d keeps its postinst from starting it).
+TEST_APT := ffmpeg nginx libnginx-mod-rtmp chromium coturn $(CODEC_APT)
 # S3-compatible server for the recording tests (Apache-2.0), installed into .bin/.
 VERSITYGW := v1.8.0
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -54,6 +56,7 @@ deps-test:
 	@$(call APT_INSTALL,$(TEST_APT))
 	@command -v ffprobe >/dev/null || { echo "ffprobe still missing after install" >&2; exit 1; }
 	@command -v nginx >/dev/null || { echo "nginx still missing after install" >&2; exit 1; }
+	@command -v turnserver >/dev/null || { echo "turnserver (coturn) still missing after install" >&2; exit 1; }
 	@# node and npm by command: a node from elsewhere (nodesource) brings its own npm.
 	@command -v npm >/dev/null || { echo "installing: nodejs npm"; $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
