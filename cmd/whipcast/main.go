@@ -102,11 +102,13 @@ func run(ctx context.Context, args, environ []string, stderr io.Writer, started 
 		}
 		defer stopPprof()
 	}
+	// Before started: a SIGHUP from then on is a reload, never the
+	// default action (the end of the process).
+	stopHUP := reloadOnHUP(g, log)
+	defer stopHUP()
 	if started != nil {
 		started(g)
 	}
-	stopHUP := reloadOnHUP(g, log)
-	defer stopHUP()
 	if err := g.Run(ctx); err != nil {
 		log.Error("stopped with error", "err", err)
 		return 1
