@@ -35,12 +35,14 @@ type iceSession struct {
 	ufrag string // the client's ice-ufrag of the current ICE session
 	gen   int    // restarts done
 	etag  string
-	relay bool // ICE servers configured: gathering waits for relay candidates
+	// ice is the PeerConnection's ICE configuration: its TURN servers and
+	// transport policy decide how long a restart's gathering waits.
+	ice webrtc.Configuration
 }
 
 func (c *iceSession) init(pc *webrtc.PeerConnection, id, ufrag string) {
 	c.pc, c.id, c.ufrag, c.etag = pc, id, ufrag, etag(id)
-	c.relay = len(pc.GetConfiguration().ICEServers) > 0
+	c.ice = pc.GetConfiguration()
 }
 
 // ETag is the entity-tag of the current ICE session, quoted.
@@ -136,7 +138,7 @@ func (c *iceSession) restart(ctx context.Context, f trickleFragment) (*ICERestar
 		ctx, cancel = context.WithTimeout(ctx, defaultGatherTimeout)
 		defer cancel()
 	}
-	if err := waitGathered(ctx, gathered, c.relay); err != nil {
+	if err := waitGathered(ctx, gathered, c.ice); err != nil {
 		return nil, c.failed(err)
 	}
 	frag, err := answerFragment(c.pc.LocalDescription().SDP, was)
