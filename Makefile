@@ -18,7 +18,7 @@ TEST_APT := ffmpeg nginx libnginx-mod-rtmp chromium coturn $(CODEC_APT)
 VERSITYGW := v1.8.0
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build build-nocodec deps-go deps-run deps-test fmt-check vet race bench fuzz clean ui-vendor
+.PHONY: run test build build-nocodec deps-go deps-run deps-test fmt-check vet race bench bench-load fuzz clean ui-vendor
 
 run: deps-go deps-run
 	$(GO) run ./cmd/whipcast $(ARGS)
@@ -86,6 +86,15 @@ race:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The side-by-side load run of docs/BENCHMARKS.md ("1–100 streams beside
+# MediaMTX"): N WHIP publishers of 720p 2.5 Mb/s with HLS + DASH readers
+# against whipcast (default and audio: opus) and, given MEDIAMTX=/path to a
+# binary, MediaMTX. NS="1 10 50 100", DURATION=30s, PPROF_N=50, OUT=dir:
+# see cmd/whipcast-bench/bench-load.sh. Minutes per N on 2 cores.
+bench-load: deps-go deps-run
+	@$(call APT_INSTALL,ffmpeg curl)
+	bash cmd/whipcast-bench/bench-load.sh
 
 # Runs each fuzz target for FUZZTIME (default 20s).
 FUZZTIME ?= 20s

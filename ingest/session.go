@@ -363,7 +363,8 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 // receiver-report interceptor see the SRs it answers.
 func (s *Session) readRTCP(idx int, recv *webrtc.RTPReceiver) {
 	buf := make([]byte, 1500)
-	warned := false
+	srs := newSRLog(s.srv.log, "session", s.id, "track", idx)
+	defer srs.done()
 	for {
 		n, _, err := recv.Read(buf)
 		if err != nil {
@@ -379,14 +380,9 @@ func (s *Session) readRTCP(idx int, recv *webrtc.RTPReceiver) {
 			if !ok {
 				continue
 			}
-			if !s.tl.SenderReport(idx, sr.NTPTime, sr.RTPTime, now) && !warned {
-				if _, rejected := s.tl.SRStats(); rejected > 0 {
-					// Once per track: a lying clock lies in every SR.
-					warned = true
-					s.srv.log.Warn("ingest: Sender Report disagrees with the RTP clock or arrival; ignored",
-						"session", s.id, "track", idx, "ntp", ntpToTime(sr.NTPTime), "rtp", sr.RTPTime)
-				}
-			}
+			s.tl.SenderReport(idx, sr.NTPTime, sr.RTPTime, now)
+			accepted, rejected := s.tl.TrackSRStats(idx)
+			srs.observe(now, accepted, rejected, ntpToTime(sr.NTPTime), sr.RTPTime)
 		}
 	}
 }

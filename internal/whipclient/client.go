@@ -335,13 +335,21 @@ func (c *Client) receiverReport(rr *rtcp.ReceiverReport) {
 	}
 	for _, r := range rr.Reports {
 		c.stats.ReceiverReports++
-		c.lost[r.SSRC] = int(r.TotalLost)
+		c.lost[r.SSRC] = cumulativeLost(r.TotalLost)
 		c.stats.MaxFractionLost = max(c.stats.MaxFractionLost, float64(r.FractionLost)/256)
 	}
 	c.stats.Lost = 0
 	for _, n := range c.lost {
 		c.stats.Lost += n
 	}
+}
+
+// cumulativeLost reads a report block's cumulative number of packets lost,
+// a signed 24-bit field (RFC 3550 §6.4.1): duplicates make it negative.
+// pion's rtcp keeps the 24 bits in an unsigned TotalLost, where −1 would
+// read as 16,777,215 packets lost.
+func cumulativeLost(v uint32) int {
+	return int(int32(v<<8) >> 8)
 }
 
 // paced records how late a sample due at due was written (Stats.Late).
