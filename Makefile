@@ -11,13 +11,15 @@ CODEC_APT := pkg-config fonts-dejavu-core libavcodec-dev libavformat-dev libavfi
              libswresample-dev libswscale-dev libavdevice-dev
 # Debian packages the tests need: ffprobe checks every artefact; nginx-rtmp
 # is the real RTMP server of the restream tests; Chromium (driven by
-# playwright-core from e2e/browser) plays DASH and LL-HLS.
-TEST_APT := ffmpeg nginx libnginx-mod-rtmp chromium $(CODEC_APT)
+# playwright-core from e2e/browser) plays DASH and LL-HLS; coturn is the
+# TURN server Chromium relays through (started by the test, never as a
+# service: APT_INSTALL's policy-rc.d keeps its postinst from starting it).
+TEST_APT := ffmpeg nginx libnginx-mod-rtmp chromium coturn $(CODEC_APT)
 # S3-compatible server for the recording tests (Apache-2.0), installed into .bin/.
 VERSITYGW := v1.8.0
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build build-nocodec deps-go deps-run deps-test fmt-check vet race bench fuzz fuzz-ci clean ui-vendor
+.PHONY: run test build build-nocodec deps-go deps-run deps-test fmt-check vet race bench bench-load fuzz fuzz-ci clean ui-vendor
 
 run: deps-go deps-run
 	$(GO) run ./cmd/whipcast $(ARGS)
@@ -55,6 +57,7 @@ deps-test:
 	@$(call APT_INSTALL,$(TEST_APT))
 	@command -v ffprobe >/dev/null || { echo "ffprobe still missing after install" >&2; exit 1; }
 	@command -v nginx >/dev/null || { echo "nginx still missing after install" >&2; exit 1; }
+	@command -v turnserver >/dev/null || { echo "turnserver (coturn) still missing after install" >&2; exit 1; }
 	@# node and npm by command: a node from elsewhere (nodesource) brings its own npm.
 	@command -v npm >/dev/null || { echo "installing: nodejs npm"; $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
@@ -85,11 +88,20 @@ race:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# The side-by-side load run of docs/BENCHMARKS.md ("1–100 streams beside
+# MediaMTX"): N WHIP publishers of 720p 2.5 Mb/s with HLS + DASH readers
+# against whipcast (default and audio: opus) and, given MEDIAMTX=/path to a
+# binary, MediaMTX. NS="1 10 50 100", DURATION=30s, PPROF_N=50, OUT=dir:
+# see cmd/whipcast-bench/bench-load.sh. Minutes per N on 2 cores.
+bench-load: deps-go deps-run
+	@$(call APT_INSTALL,ffmpeg curl)
+	bash cmd/whipcast-bench/bench-load.sh
+
 # Runs each fuzz target for FUZZTIME (default 20s): its committed corpus
 # (testdata/fuzz/) first, then what the fuzzer makes of it. The packages are
 # found by grep, not by `go test -list` (which builds every package's test
 # binary); minimisation of a new input is bounded so a short run stays short.
-# `make test` runs every target for FUZZTIME_CI after the tests: 13 targets,
+# `make test` runs every target for FUZZTIME_CI after the tests: 14 targets,
 # ~50 s of fuzzing plus the instrumented builds: 1m21s in all with a warm
 # build cache, 6m45s cold on a busy 2-core machine (2026-12-02).
 # FUZZTIME_CI=0 skips it.

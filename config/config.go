@@ -89,6 +89,9 @@ type HTTP struct {
 	// whose X-Forwarded-For names the client, for limits.rate. Default
 	// none: the client is the connection's address.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// TLS serves the same listener over HTTPS (config/tls.go). Default
+	// off: plain HTTP.
+	TLS TLS `yaml:"tls"`
 }
 
 // WebRTC is the media transport: one UDP port shared by every session (ICE
@@ -120,6 +123,12 @@ type WebRTC struct {
 	// to WHIP and WHEP clients in Link headers; the TURN ones are used by
 	// the gateway's own ICE agent too. Default none.
 	ICEServers []ICEServer `yaml:"ice_servers"`
+	// ICETransport is which candidates the gateway's own ICE agent offers:
+	// all (host, ICE-TCP, server-reflexive, relay) or relay (only relayed
+	// addresses from the TURN servers of ice_servers: a node whose own
+	// addresses must not be given out, or that is reachable only through
+	// TURN). Default all.
+	ICETransport string `yaml:"ice_transport"`
 }
 
 // Auth holds the shared-secret tokens. Empty means open (the API: to
@@ -309,6 +318,7 @@ func (c *Config) Validate() error {
 	if c.Auth.JWTSecret != "" && len(c.Auth.JWTSecret) < 32 {
 		bad("auth.jwt_secret", "must be at least 32 characters (HS256 key)")
 	}
+	c.validateTLS(bad)
 	c.validateICEServers(bad)
 	c.validateStorage(bad)
 	c.validateFilters(bad)

@@ -29,7 +29,25 @@ type ICEServer struct {
 	TTL time.Duration `yaml:"ttl"`
 }
 
+// Values of webrtc.ice_transport.
+const (
+	ICETransportAll   = "all"
+	ICETransportRelay = "relay"
+)
+
 func (c *Config) validateICEServers(bad func(key, format string, a ...any)) {
+	anyTURN := false
+	defer func() {
+		switch c.WebRTC.ICETransport {
+		case ICETransportAll:
+		case ICETransportRelay:
+			if !anyTURN {
+				bad("webrtc.ice_transport", "relay needs a turn: or turns: server in webrtc.ice_servers")
+			}
+		default:
+			bad("webrtc.ice_transport", "%q is not one of all, relay", c.WebRTC.ICETransport)
+		}
+	}()
 	for i, s := range c.WebRTC.ICEServers {
 		key := fmt.Sprintf("webrtc.ice_servers[%d]", i)
 		if len(s.URLs) == 0 {
@@ -43,6 +61,7 @@ func (c *Config) validateICEServers(bad func(key, format string, a ...any)) {
 			}
 			turn = turn || isTURN
 		}
+		anyTURN = anyTURN || turn
 		switch {
 		case s.Secret != "" && (s.Username != "" || s.Credential != ""):
 			bad(key, "set either secret or username and credential, not both")

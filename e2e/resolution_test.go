@@ -42,6 +42,11 @@ type watchResult struct {
 	Errors  []string     `json:"errors"`
 	Resets  int          `json:"resets"`
 	Log     []string     `json:"log"`
+	// Startup is the time from the page's load to the first "playing".
+	Startup float64 `json:"startup"`
+	// Manifest is the time from the page's load to its first playlist or
+	// MPD loaded.
+	Manifest float64 `json:"manifest"`
 	// StallState is what the player held when it first stood still for
 	// 1.5 s: printed when the test fails, to say why.
 	StallState *struct {

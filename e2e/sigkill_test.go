@@ -65,6 +65,13 @@ var buildGateway = sync.OnceValues(func() (string, error) {
 // answers /healthz.
 func runGateway(t *testing.T, bin, cfgPath, httpAddr string) (*exec.Cmd, *lockedBuffer) {
 	t.Helper()
+	return runGatewayAt(t, bin, cfgPath, "http://"+httpAddr, http.DefaultClient)
+}
+
+// runGatewayAt is runGateway for a gateway at base (https:// with a
+// client that trusts its certificate).
+func runGatewayAt(t *testing.T, bin, cfgPath, base string, client *http.Client) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
 	var logs lockedBuffer
 	cmd := exec.Command(bin, "--config", cfgPath)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -78,7 +85,7 @@ func runGateway(t *testing.T, bin, cfgPath, httpAddr string) (*exec.Cmd, *locked
 		}
 	})
 	waitFor(t, 20*time.Second, "the gateway to answer /healthz", func() bool {
-		res, err := http.Get("http://" + httpAddr + "/healthz")
+		res, err := client.Get(base + "/healthz")
 		if err != nil {
 			return false
 		}

@@ -20,10 +20,15 @@ var (
 	// ErrBadTrickle is wrapped when a trickle-ice-sdpfrag body (RFC 8840)
 	// cannot be parsed or a candidate is refused.
 	ErrBadTrickle = errors.New("bad trickle ICE fragment")
-	// ErrICERestart is returned by Session.Trickle for a fragment asking for
-	// an ICE restart (new ice-ufrag/ice-pwd), which ingest does not support;
-	// RFC 9725 §4.3.1 maps it to 422.
-	ErrICERestart = errors.New("ICE restart not supported")
+	// ErrICERestart is wrapped when a fragment or candidate carries an
+	// ice-ufrag other than the current ICE session's without asking for an
+	// ICE restart (WHIP/WHEP PATCH without If-Match: *, RFC 9725 §4.3.2), or
+	// on the room socket, which has no restart. HTTP 422.
+	ErrICERestart = errors.New("ICE restart refused")
+	// ErrETagMismatch is returned by PatchICE when If-Match names another
+	// ICE session than the current one (a trickle sent before an ICE
+	// restart): HTTP 412, RFC 9725 §4.3.1.
+	ErrETagMismatch = errors.New("If-Match does not match the ICE session's ETag")
 	// ErrServerClosed is returned by Publish once Close has been called.
 	ErrServerClosed = errors.New("ingest server closed")
 	// ErrSessionClosed is the normal end of a session (DELETE, Close).

@@ -282,7 +282,7 @@ func TestPublicIPsReplace(t *testing.T) {
 
 // TestWHEPDeleteAfterStreamEnded: a viewer's DELETE after the stream ended
 // (its playback ended with it) is 200, idempotent; the 201 of WHEP carries
-// the same headers as WHIP's.
+// the same headers as WHIP's, and so does an ICE restart's 200.
 func TestWHEPDeleteAfterStreamEnded(t *testing.T) {
 	checkNoLeaks(t)
 	env := newHeaderEnv(t, 0, nil)
@@ -298,6 +298,19 @@ func TestWHEPDeleteAfterStreamEnded(t *testing.T) {
 	if !strings.HasPrefix(loc, "/whep/live/cam?session=") || resp.Header.Get("Accept-Patch") != "application/trickle-ice-sdpfrag" ||
 		!slices.Equal(resp.Header.Values("Link"), wantLinks) {
 		t.Fatalf("WHEP 201: %v", resp.Header)
+	}
+	// An ICE restart of the viewer: 200 with a new ETag and the Link
+	// headers again (fresh TURN credentials, RFC 9725 §4.3.2); the old ETag
+	// is stale after it.
+	old := resp.Header.Get("ETag")
+	restart := "a=ice-ufrag:wxyz\r\na=ice-pwd:0123456789abcdefghijklmn\r\n"
+	resp, frag := do(t, "PATCH", env.http.URL+loc, "application/trickle-ice-sdpfrag", restart, "If-Match", "*")
+	if resp.StatusCode != 200 || resp.Header.Get("ETag") == old || !slices.Equal(resp.Header.Values("Link"), wantLinks) ||
+		!strings.Contains(frag, "a=ice-pwd:") || strings.Contains(answer, frag[:strings.Index(frag, "\r\n")]) {
+		t.Fatalf("WHEP ICE restart: %d %v\n%s", resp.StatusCode, resp.Header, frag)
+	}
+	if resp, _ := do(t, "PATCH", env.http.URL+loc, "application/trickle-ice-sdpfrag", "a=end-of-candidates\r\n", "If-Match", old); resp.StatusCode != 412 {
+		t.Errorf("WHEP trickle with the ETag before the restart: %d, want 412", resp.StatusCode)
 	}
 	if !env.srv.CloseStream("live/cam") {
 		t.Fatal("no publish to close")

@@ -115,13 +115,25 @@ func pionICEServers(servers []ICEServer, stream string, now time.Time) []webrtc.
 // then carries the candidates gathered so far.
 const relayGatherWait = 3 * time.Second
 
+// peerConfig is the gateway's own ICE configuration for a PeerConnection on
+// stream: its TURN servers, and only relay candidates when RelayOnly.
+func (s *Server) peerConfig(stream string) webrtc.Configuration {
+	c := webrtc.Configuration{ICEServers: pionICEServers(s.iceServers, stream, time.Now())}
+	if s.relayOnly {
+		c.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	return c
+}
+
 // waitGathered waits until ICE gathering is complete. With relay servers it
 // waits at most relayGatherWait: the answer then carries what was gathered
 // (host candidates first; a late relay candidate is not sent, as the
-// gateway does not trickle).
-func waitGathered(ctx context.Context, gathered <-chan struct{}, relay bool) error {
+// gateway does not trickle). A relay-only agent has nothing but relay
+// candidates to answer with, so it waits for the whole gathering (bounded
+// by ctx).
+func waitGathered(ctx context.Context, gathered <-chan struct{}, pc webrtc.Configuration) error {
 	var late <-chan time.Time
-	if relay {
+	if len(pc.ICEServers) > 0 && pc.ICETransportPolicy != webrtc.ICETransportPolicyRelay {
 		t := time.NewTimer(relayGatherWait)
 		defer t.Stop()
 		late = t.C

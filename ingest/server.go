@@ -45,6 +45,11 @@ type Config struct {
 	// headers on WHIP/WHEP OPTIONS and 201); the TURN ones are used by the
 	// gateway's own ICE agent too. Default none.
 	ICEServers []ICEServer
+	// RelayOnly makes the gateway's ICE agent gather and offer only relay
+	// candidates, through the TURN servers of ICEServers (a node whose own
+	// addresses are not reachable or must not be given out). Default
+	// false: host, ICE-TCP and relay candidates.
+	RelayOnly bool
 	// IncludeLoopback offers loopback candidates (tests, local browsers).
 	IncludeLoopback bool
 	// KeyframeInterval is the longest wait for a keyframe before a PLI is
@@ -112,6 +117,7 @@ type Server struct {
 	iceTimeout       time.Duration
 	idleTimeout      time.Duration
 	iceServers       []ICEServer
+	relayOnly        bool
 	admission        Admission
 	viewerAdmission  ViewerAdmission
 	timeouts         timeoutCounters // timeouts.go
@@ -152,6 +158,7 @@ func NewServer(cfg Config, reg *media.Registry) (*Server, error) {
 		iceServers:       cfg.ICEServers,
 		iceTimeout:       cfg.ICETimeout,
 		idleTimeout:      cfg.PublishIdleTimeout,
+		relayOnly:        cfg.RelayOnly,
 		admission:        cfg.Admission,
 		viewerAdmission:  cfg.ViewerAdmission,
 		sessions:         make(map[string]*Session),

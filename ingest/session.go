@@ -32,6 +32,7 @@ type Session struct {
 	stream *media.Stream
 	pc     *webrtc.PeerConnection
 	tl     *Timeline
+	ice    iceSession // the WHIP PATCHes: trickle and ICE restart
 
 	// writeMu serialises Stream.Write (single-writer) between the video and
 	// audio reader goroutines. A mutex rather than a merging goroutine: it
@@ -126,11 +127,12 @@ func (s *Session) requestKeyframe() {
 // negotiate creates the PeerConnection and returns the answer once ICE
 // gathering is complete.
 func (s *Session) negotiate(ctx context.Context, offer string) (string, error) {
-	pc, err := s.srv.api.NewPeerConnection(webrtc.Configuration{ICEServers: pionICEServers(s.srv.iceServers, s.name, time.Now())})
+	pc, err := s.srv.api.NewPeerConnection(s.srv.peerConfig(s.name))
 	if err != nil {
 		return "", fmt.Errorf("ingest: new peer connection: %w", err)
 	}
 	s.pc = pc
+	s.ice.init(pc, s.id, s.offer.iceUfrag)
 	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
 		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 			return "", fmt.Errorf("ingest: add transceiver: %w", err)
@@ -166,7 +168,7 @@ func (s *Session) negotiate(ctx context.Context, offer string) (string, error) {
 		ctx, cancel = context.WithTimeout(ctx, defaultGatherTimeout)
 		defer cancel()
 	}
-	if err := waitGathered(ctx, gathered, len(pc.GetConfiguration().ICEServers) > 0); err != nil {
+	if err := waitGathered(ctx, gathered, pc.GetConfiguration()); err != nil {
 		return "", err
 	}
 	return pc.LocalDescription().SDP, nil
@@ -371,7 +373,8 @@ func (s *Session) readRTP(idx int, tr *webrtc.TrackRemote) {
 // receiver-report interceptor see the SRs it answers.
 func (s *Session) readRTCP(idx int, recv *webrtc.RTPReceiver) {
 	buf := make([]byte, 1500)
-	warned := false
+	srs := newSRLog(s.srv.log, "session", s.id, "track", idx)
+	defer srs.done()
 	for {
 		n, _, err := recv.Read(buf)
 		if err != nil {
@@ -387,14 +390,9 @@ func (s *Session) readRTCP(idx int, recv *webrtc.RTPReceiver) {
 			if !ok {
 				continue
 			}
-			if !s.tl.SenderReport(idx, sr.NTPTime, sr.RTPTime, now) && !warned {
-				if _, rejected := s.tl.SRStats(); rejected > 0 {
-					// Once per track: a lying clock lies in every SR.
-					warned = true
-					s.srv.log.Warn("ingest: Sender Report disagrees with the RTP clock or arrival; ignored",
-						"session", s.id, "track", idx, "ntp", ntpToTime(sr.NTPTime), "rtp", sr.RTPTime)
-				}
-			}
+			s.tl.SenderReport(idx, sr.NTPTime, sr.RTPTime, now)
+			accepted, rejected := s.tl.TrackSRStats(idx)
+			srs.observe(now, accepted, rejected, ntpToTime(sr.NTPTime), sr.RTPTime)
 		}
 	}
 }
@@ -518,26 +516,43 @@ func (s *Session) teardown() {
 	close(s.done)
 }
 
-// Trickle adds the remote ICE candidates of an RFC 8840 SDP fragment (WHIP
-// PATCH, RFC 9725 §4.3.1). A fragment with a new ice-ufrag asks for an ICE
-// restart, which is not supported: ErrICERestart.
-func (s *Session) Trickle(sdpFragment string) error {
+// PatchICE applies a WHIP PATCH on the session (RFC 9725 §4.3): ifMatch is
+// the request's If-Match ("" when it has none), frag its
+// application/trickle-ice-sdpfrag body.
+//
+//   - If-Match "*" is an ICE restart (§4.3.2), and so is a fragment with new
+//     ice-ufrag/ice-pwd under the current ETag: the gateway restarts its ICE
+//     agent on the same PeerConnection and returns its new credentials and
+//     candidates and the new ETag. DTLS, SRTP, the tracks and the stream go
+//     on: no new stream, the same timeline.
+//   - Otherwise a trickle (§4.3.1): the fragment's candidates are added and
+//     the result is nil.
+//
+// Errors: ErrETagMismatch (412) for an If-Match naming another ICE session,
+// e.g. a trickle sent before a restart; ErrBadTrickle (400) for a malformed
+// fragment or restart credentials; ErrICERestart (422) for new credentials
+// without If-Match; ErrSessionNotFound once the session ended.
+func (s *Session) PatchICE(ctx context.Context, ifMatch, frag string) (*ICERestart, error) {
 	select {
 	case <-s.endCh:
-		return ErrSessionNotFound
+		return nil, ErrSessionNotFound
 	default:
 	}
-	return addTrickle(s.pc, s.offer.iceUfrag, sdpFragment)
+	return s.ice.patch(ctx, ifMatch, frag)
 }
 
+// ETag is the entity-tag (quoted) of the session's current ICE session: the
+// 201's, then each restart's.
+func (s *Session) ETag() string { return s.ice.ETag() }
+
 // AddCandidate adds one remote ICE candidate (an RTCIceCandidateInit, as
-// the room socket relays it); an empty candidate ends the candidates. The
-// errors are Trickle's.
+// the room socket relays it); an empty candidate ends the candidates. A
+// usernameFragment other than the current ICE session's is ErrICERestart.
 func (s *Session) AddCandidate(c webrtc.ICECandidateInit) error {
 	select {
 	case <-s.endCh:
 		return ErrSessionNotFound
 	default:
 	}
-	return addCandidate(s.pc, s.offer.iceUfrag, c)
+	return s.ice.addCandidate(c)
 }

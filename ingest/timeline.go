@@ -123,6 +123,8 @@ type timelineTrack struct {
 	haveDTS   bool
 	lastDTS   int64
 	lastFrame int64 // ext of the last frame placed
+
+	accepted, rejected uint64 // this track's SRs (SRStats)
 }
 
 // NewTimeline makes a Timeline for tracks with the given RTP clock rates,
@@ -296,11 +298,13 @@ func (t *Timeline) SenderReport(track int, ntp uint64, ts uint32, arrival time.T
 	default:
 		if tr.aligned || tr.haveCand {
 			t.rejected++
+			tr.rejected++
 		}
 		tr.cand, tr.haveCand = p, true
 		return false
 	}
 	t.accepted++
+	tr.accepted++
 	return true
 }
 
@@ -342,4 +346,14 @@ func (t *Timeline) SRStats() (accepted, rejected uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.accepted, t.rejected
+}
+
+// TrackSRStats is SRStats for one track (0 and 0 for an unknown one).
+func (t *Timeline) TrackSRStats(track int) (accepted, rejected uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if track < 0 || track >= len(t.tracks) {
+		return 0, 0
+	}
+	return t.tracks[track].accepted, t.tracks[track].rejected
 }

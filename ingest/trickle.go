@@ -73,17 +73,10 @@ func parseTrickle(frag string) (trickleFragment, error) {
 	return f, nil
 }
 
-// addTrickle adds the candidates of an RFC 8840 fragment to pc (WHIP and
-// WHEP PATCH). A fragment whose ice-ufrag differs from the offer's asks for
-// an ICE restart, which is not supported: ErrICERestart.
-func addTrickle(pc *webrtc.PeerConnection, offerUfrag, sdpFragment string) error {
-	f, err := parseTrickle(sdpFragment)
-	if err != nil {
-		return err
-	}
-	if f.iceUfrag != "" && offerUfrag != "" && f.iceUfrag != offerUfrag {
-		return ErrICERestart
-	}
+// addFragment adds the candidates of a parsed RFC 8840 fragment to pc (a
+// WHIP or WHEP trickle PATCH). ufrag is the client's ice-ufrag of the
+// current ICE session; the caller has checked the fragment's against it.
+func addFragment(pc *webrtc.PeerConnection, ufrag string, f trickleFragment) error {
 	for _, c := range f.candidates {
 		init := webrtc.ICECandidateInit{Candidate: c.candidate}
 		if c.mid != "" {
@@ -93,7 +86,7 @@ func addTrickle(pc *webrtc.PeerConnection, offerUfrag, sdpFragment string) error
 			var zero uint16
 			init.SDPMLineIndex = &zero
 		}
-		if err := addCandidate(pc, offerUfrag, init); err != nil {
+		if err := addCandidate(pc, ufrag, init); err != nil {
 			return err
 		}
 	}
@@ -103,10 +96,10 @@ func addTrickle(pc *webrtc.PeerConnection, offerUfrag, sdpFragment string) error
 // addCandidate adds one remote candidate as a browser's onicecandidate
 // gives it (RTCIceCandidateInit: the room socket), or one line of a
 // trickle fragment. An empty candidate is the end of candidates. A
-// usernameFragment other than the offer's asks for an ICE restart:
-// ErrICERestart.
-func addCandidate(pc *webrtc.PeerConnection, offerUfrag string, c webrtc.ICECandidateInit) error {
-	if c.UsernameFragment != nil && *c.UsernameFragment != "" && offerUfrag != "" && *c.UsernameFragment != offerUfrag {
+// usernameFragment other than the current ICE session's (ufrag) is refused
+// with ErrICERestart: the room socket has no ICE restart.
+func addCandidate(pc *webrtc.PeerConnection, ufrag string, c webrtc.ICECandidateInit) error {
+	if c.UsernameFragment != nil && *c.UsernameFragment != "" && ufrag != "" && *c.UsernameFragment != ufrag {
 		return ErrICERestart
 	}
 	if len(c.Candidate) > maxTrickleSize {

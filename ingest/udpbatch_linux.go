@@ -76,7 +76,13 @@ func (c *batchConn) recvmmsg(fd uintptr) bool {
 		c.hdrs[i].len = 0
 	}
 	for {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), batchSize, unix.MSG_DONTWAIT, 0, 0)
+		// A raw system call: with MSG_DONTWAIT it never blocks, so the P
+		// need not be offered to others meanwhile, and entering the
+		// scheduler's syscall state would wake sysmon from its idle sleep
+		// on every batch (entersyscallWakeSysmon): ~20 % of the gateway's
+		// CPU in a 2-core VM, where each thread wake-up costs a context
+		// switch (docs/BENCHMARKS.md).
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), batchSize, unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
 			c.n, c.errno = int(r), 0

@@ -39,6 +39,7 @@ type Viewer struct {
 	stream *media.Stream
 	pc     *webrtc.PeerConnection
 	fw     *forwarder
+	ice    iceSession // the WHEP PATCHes: trickle and ICE restart
 
 	ctx       context.Context // cancelled by end
 	cancel    context.CancelFunc
@@ -205,21 +206,25 @@ func (v *Viewer) end(err error) {
 	})
 }
 
-// Trickle adds the remote ICE candidates of an RFC 8840 fragment (WHEP
-// PATCH); see Session.Trickle.
-func (v *Viewer) Trickle(sdpFragment string) error {
+// PatchICE applies a WHEP PATCH (trickle or ICE restart, as WHIP's: see
+// Session.PatchICE). A restart keeps the viewer's tracks and reader; the
+// media it misses while ICE reconnects is repaired by the viewer's PLI.
+func (v *Viewer) PatchICE(ctx context.Context, ifMatch, frag string) (*ICERestart, error) {
 	if v.ctx.Err() != nil {
-		return ErrSessionNotFound
+		return nil, ErrSessionNotFound
 	}
-	return addTrickle(v.pc, v.offer.iceUfrag, sdpFragment)
+	return v.ice.patch(ctx, ifMatch, frag)
 }
+
+// ETag is the entity-tag (quoted) of the viewer's current ICE session.
+func (v *Viewer) ETag() string { return v.ice.ETag() }
 
 // AddCandidate adds one remote ICE candidate; see Session.AddCandidate.
 func (v *Viewer) AddCandidate(c webrtc.ICECandidateInit) error {
 	if v.ctx.Err() != nil {
 		return ErrSessionNotFound
 	}
-	return addCandidate(v.pc, v.offer.iceUfrag, c)
+	return v.ice.addCandidate(c)
 }
 
 // h264SendFmtp is the H.264 the viewer is asked to receive: the stream's
@@ -236,11 +241,12 @@ func h264SendFmtp(cfg *media.Config) string {
 }
 
 func (v *Viewer) negotiate(ctx context.Context, offer string) (string, error) {
-	pc, err := v.srv.api.NewPeerConnection(webrtc.Configuration{ICEServers: pionICEServers(v.srv.iceServers, v.name, time.Now())})
+	pc, err := v.srv.api.NewPeerConnection(v.srv.peerConfig(v.name))
 	if err != nil {
 		return "", fmt.Errorf("ingest: new peer connection: %w", err)
 	}
 	v.pc = pc
+	v.ice.init(pc, v.id, v.offer.iceUfrag)
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
 		case webrtc.PeerConnectionStateConnected:
@@ -303,7 +309,7 @@ func (v *Viewer) negotiate(ctx context.Context, offer string) (string, error) {
 		ctx, cancel = context.WithTimeout(ctx, defaultGatherTimeout)
 		defer cancel()
 	}
-	if err := waitGathered(ctx, gathered, len(pc.GetConfiguration().ICEServers) > 0); err != nil {
+	if err := waitGathered(ctx, gathered, pc.GetConfiguration()); err != nil {
 		return "", err
 	}
 	return pc.LocalDescription().SDP, nil

@@ -16,7 +16,7 @@ import (
 // WHIP's (see NewWHIPHandler):
 //
 //	POST   /whep/{stream}               start watching (application/sdp offer, recvonly) → 201, Location, answer
-//	PATCH  /whep/{stream}?session={id}  trickle ICE (application/trickle-ice-sdpfrag) → 204
+//	PATCH  /whep/{stream}?session={id}  trickle ICE → 204, or an ICE restart (If-Match: *) → 200
 //	DELETE /whep/{stream}?session={id}  stop watching → 200 (also after the playback ended)
 //	OPTIONS any                          CORS preflight, Accept-Post/Accept-Patch, ICE servers → 204
 //
@@ -86,7 +86,7 @@ func (h *whepHandler) post(w http.ResponseWriter, r *http.Request, stream string
 		return
 	}
 	w.Header().Set("Location", requestPath(r)+"?session="+url.QueryEscape(v.ID()))
-	w.Header().Set("ETag", etag(v.ID()))
+	w.Header().Set("ETag", v.ETag())
 	createdHeaders(w.Header(), h.srv, stream)
 	w.Header().Set("Content-Type", "application/sdp")
 	w.WriteHeader(http.StatusCreated)
@@ -115,5 +115,5 @@ func (h *whepHandler) session(w http.ResponseWriter, r *http.Request, stream, id
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	serveTrickle(w, r, id, v.Trickle)
+	serveTrickle(w, r, h.srv, stream, v.PatchICE)
 }

@@ -29,7 +29,8 @@ const publishTimeout = 10 * time.Second
 // endpoint URL plus a query parameter, never a path suffix:
 //
 //	POST   /whip/{stream}               create a session (application/sdp) → 201, Location
-//	PATCH  /whip/{stream}?session={id}  trickle ICE (application/trickle-ice-sdpfrag) → 204
+//	PATCH  /whip/{stream}?session={id}  trickle ICE (application/trickle-ice-sdpfrag) → 204,
+//	                                     or an ICE restart (If-Match: *) → 200 with the new fragment
 //	DELETE /whip/{stream}?session={id}  end the publish → 200 (also when it already ended)
 //	OPTIONS any                          CORS preflight, Accept-Post/Accept-Patch, ICE servers → 204
 //
@@ -45,9 +46,9 @@ const publishTimeout = 10 * time.Second
 //
 // Status codes: malformed offer or no H.264/Opus → 400 with a one-line
 // text/plain reason; bad stream name → 400; stream busy → 409; body over
-// 64 KiB → 413; wrong Content-Type → 415; ICE restart (new ice-ufrag, or
-// If-Match: *) → 422 as RFC 9725 §4.3.1 requires of a session that supports
-// trickle but not restarts; If-Match not matching the ETag → 412; refused by
+// 64 KiB → 413; wrong Content-Type → 415; a PATCH: see serveTrickle and
+// Session.PatchICE (ICE restart 200, stale If-Match 412, new ice-ufrag
+// without If-Match: * 422, malformed 400); refused by
 // admission control (Config.Admission: too many publishers, CPU or
 // scheduling lag too high) → 503 with Retry-After and "overloaded: {reason}",
 // before the offer is even parsed.
@@ -186,7 +187,7 @@ func (h *whipHandler) post(w http.ResponseWriter, r *http.Request, stream string
 	}
 	loc := requestPath(r) + "?session=" + url.QueryEscape(sess.ID())
 	w.Header().Set("Location", loc)
-	w.Header().Set("ETag", etag(sess.ID()))
+	w.Header().Set("ETag", sess.ETag())
 	createdHeaders(w.Header(), h.srv, stream)
 	w.Header().Set("Content-Type", "application/sdp")
 	w.WriteHeader(http.StatusCreated)
@@ -233,38 +234,44 @@ func (h *whipHandler) session(w http.ResponseWriter, r *http.Request, stream, id
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	serveTrickle(w, r, id, sess.Trickle)
+	serveTrickle(w, r, h.srv, stream, sess.PatchICE)
 }
 
-// serveTrickle answers a PATCH on a WHIP or WHEP session resource: an
-// RFC 8840 trickle-ice-sdpfrag body → 204; If-Match "*" (an ICE restart,
-// not supported) → 422 as RFC 9725 4.3.1 says; a stale ETag → 412.
-func serveTrickle(w http.ResponseWriter, r *http.Request, id string, trickle func(frag string) error) {
-	im := strings.TrimSpace(r.Header.Get("If-Match"))
-	if im == "*" {
-		httpError(w, http.StatusUnprocessableEntity, ErrICERestart.Error())
-		return
-	}
-	if im != "" && im != etag(id) {
-		httpError(w, http.StatusPreconditionFailed, "If-Match does not match the session ETag")
-		return
-	}
-	frag, ok := readBody(w, r, "application/trickle-ice-sdpfrag")
+// serveTrickle answers a PATCH on a WHIP or WHEP session resource (RFC 9725
+// §4.3): a trickle → 204; an ICE restart (If-Match: *) → 200 with the
+// gateway's new ice-ufrag, ice-pwd and candidates as
+// application/trickle-ice-sdpfrag, the new ETag and the Link ice-server
+// headers (fresh TURN credentials, §4.6); a stale ETag → 412. A refused
+// restart leaves the session running.
+func serveTrickle(w http.ResponseWriter, r *http.Request, s *Server, stream string, patch func(ctx context.Context, ifMatch, frag string) (*ICERestart, error)) {
+	frag, ok := readBody(w, r, trickleType)
 	if !ok {
 		return
 	}
-	if err := trickle(frag); err != nil {
+	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
+	defer cancel()
+	res, err := patch(ctx, strings.TrimSpace(r.Header.Get("If-Match")), frag)
+	if err != nil {
 		httpError(w, ErrorStatus(err), err.Error())
 		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	if res == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.Header().Set("ETag", res.ETag)
+	addLinks(w.Header(), s, stream)
+	w.Header().Set("Content-Type", trickleType)
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, res.Fragment)
 }
 
 // ErrorStatus is the HTTP status of an error of Publish, Play, Trickle or
 // AddCandidate, shared by WHIP, WHEP and the room socket so that each
 // refusal reads the same everywhere: 400 a bad name, offer or candidate; 404
 // a stream that is not live or an unknown session; 409 a stream already
-// published; 422 an ICE restart (RFC 9725 §4.3.1); 503 shutting down or
+// published; 412 a stale If-Match; 422 new ICE credentials without
+// If-Match: * (RFC 9725 §4.3.2) or on the room socket; 503 shutting down or
 // refused by admission control (ErrOverloaded); 500 anything else.
 func ErrorStatus(err error) int {
 	switch {
@@ -277,6 +284,8 @@ func ErrorStatus(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrICERestart):
 		return http.StatusUnprocessableEntity
+	case errors.Is(err, ErrETagMismatch):
+		return http.StatusPreconditionFailed
 	case errors.Is(err, ErrServerClosed), errors.Is(err, media.ErrRegistryClosed), errors.Is(err, ErrOverloaded):
 		return http.StatusServiceUnavailable
 	}

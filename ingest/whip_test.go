@@ -107,6 +107,8 @@ func TestWHIPHandler(t *testing.T) {
 	}
 	sess := env.http.URL + loc
 	etag := resp.Header.Get("ETag")
+	restartFrag := strings.Replace(strings.Replace(crlf(testTrickle), "ice-ufrag:abcd", "ice-ufrag:efgh", 1),
+		"ice-pwd:abcdefghijklmnopqrstuvwx", "ice-pwd:0123456789abcdefghijklmn", 1)
 
 	steps := []struct {
 		name, method, url, ctype, body string
@@ -117,10 +119,19 @@ func TestWHIPHandler(t *testing.T) {
 		{"trickle", "PATCH", sess, fragType, crlf(testTrickle), nil, 204},
 		{"trickle with If-Match", "PATCH", sess, fragType, "a=end-of-candidates\r\n", []string{"If-Match", etag}, 204},
 		{"trickle stale If-Match", "PATCH", sess, fragType, crlf(testTrickle), []string{"If-Match", `"other"`}, 412},
-		{"ICE restart by If-Match *", "PATCH", sess, fragType, crlf(testTrickle), []string{"If-Match", "*"}, 422},
-		{"ICE restart by new ufrag", "PATCH", sess, fragType, strings.Replace(crlf(testTrickle), "ice-ufrag:abcd", "ice-ufrag:efgh", 1), nil, 422},
+		{"ICE restart with the old ufrag", "PATCH", sess, fragType, crlf(testTrickle), []string{"If-Match", "*"}, 400},
+		{"ICE restart without a pwd", "PATCH", sess, fragType, "a=ice-ufrag:efgh\r\n", []string{"If-Match", "*"}, 400},
+		{"ICE restart with a short pwd", "PATCH", sess, fragType, "a=ice-ufrag:efgh\r\na=ice-pwd:short\r\n", []string{"If-Match", "*"}, 400},
+		{"ICE restart with a bad candidate", "PATCH", sess, fragType, strings.Replace(restartFrag, "typ host", "typ nonsense", 1), []string{"If-Match", "*"}, 400},
+		{"refused restarts kept the ICE session", "PATCH", sess, fragType, "a=end-of-candidates\r\n", []string{"If-Match", etag}, 204},
+		{"new ufrag without If-Match", "PATCH", sess, fragType, restartFrag, nil, 422},
+		{"ICE restart wrong type", "PATCH", sess, sdpType, restartFrag, []string{"If-Match", "*"}, 415},
 		{"trickle wrong type", "PATCH", sess, sdpType, crlf(testTrickle), nil, 415},
 		{"trickle garbage", "PATCH", sess, fragType, "garbage", nil, 400},
+		{"ICE restart", "PATCH", sess, fragType, restartFrag, []string{"If-Match", "*"}, 200},
+		{"trickle with the ETag before the restart", "PATCH", sess, fragType, "a=end-of-candidates\r\n", []string{"If-Match", etag}, 412},
+		{"trickle with the old ufrag", "PATCH", sess, fragType, crlf(testTrickle), nil, 422},
+		{"trickle of the new ICE session", "PATCH", sess, fragType, restartFrag, nil, 204},
 		{"session under another stream", "DELETE", env.url("live/other") + "?session=" + strings.SplitN(loc, "=", 2)[1], "", "", nil, 404},
 		{"GET session", "GET", sess, "", "", nil, 405},
 		{"POST to session", "POST", sess, sdpType, offer, nil, 405},
@@ -132,6 +143,18 @@ func TestWHIPHandler(t *testing.T) {
 		resp, body := do(t, tc.method, tc.url, tc.ctype, tc.body, tc.hdr...)
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s: %d %q, want %d", tc.name, resp.StatusCode, body, tc.want)
+		}
+		if tc.want == 200 && tc.method == "PATCH" {
+			// RFC 9725 §4.3.2: the gateway's new credentials and
+			// candidates, and a new ETag.
+			if resp.Header.Get("Content-Type") != fragType || resp.Header.Get("ETag") == "" || resp.Header.Get("ETag") == etag {
+				t.Errorf("%s: Content-Type %q, ETag %q (was %q)", tc.name, resp.Header.Get("Content-Type"), resp.Header.Get("ETag"), etag)
+			}
+			f, err := parseTrickle(body)
+			if err != nil || f.iceUfrag == "" || f.icePwd == "" || len(f.candidates) != 1 || !strings.Contains(f.candidates[0].candidate, " 1 udp ") || !f.endOfCandidates ||
+				strings.Contains(answer, "a=ice-ufrag:"+f.iceUfrag+"\r\n") || !strings.Contains(body, "a=mid:0\r\n") {
+				t.Errorf("%s: fragment %v:\n%s", tc.name, err, body)
+			}
 		}
 	}
 	env.waitEmpty(t)

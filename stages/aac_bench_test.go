@@ -16,7 +16,10 @@ import (
 // BenchmarkAACStage is the Opus→AAC stage as the gateway runs it: a
 // media.Stream with the fixture's real H.264 frames (testdata/av.h264,
 // 320x240 30 fps) and real Opus (stereo testdata/av.ogg, or mono
-// testdata/av-mono.ogg as browsers send it), the running stage, and a reader
+// testdata/av-mono.ogg as browsers send it; and, as a pure tone is the AAC
+// encoder's cheapest case on some encoders and its dearest on FFmpeg's, a
+// stereo synthetic music clip testdata/music.ogg and mono speech
+// testdata/speech-mono.ogg), the running stage, and a reader
 // of the derived stream, as transmux would be. One op is the fixture's 10 s
 // of media, timestamps moved on each time.
 //
@@ -26,7 +29,9 @@ import (
 // goroutine wake-ups per frame of a live stream (~80/s, a few µs each) are
 // under-counted; ns/op is wall time and means little on a shared machine.
 func BenchmarkAACStage(b *testing.B) {
-	for _, src := range []struct{ name, ogg string }{{"stereo", "av.ogg"}, {"mono", "av-mono.ogg"}} {
+	for _, src := range []struct{ name, ogg string }{
+		{"stereo", "av.ogg"}, {"mono", "av-mono.ogg"}, {"music-stereo", "music.ogg"}, {"speech-mono", "speech-mono.ogg"},
+	} {
 		b.Run(src.name, func(b *testing.B) {
 			fx, err := transmuxtest.Load("../testdata/av.h264", "../testdata/"+src.ogg, time.Now())
 			if err != nil {

@@ -51,7 +51,7 @@ func TestMatchPath(t *testing.T) {
 }
 
 // TestOpenAPIInSync: every route the API serves is in openapi.json, and
-// the document names no route the API does not serve.
+// the document names no /v1 route the API does not serve.
 func TestOpenAPIInSync(t *testing.T) {
 	var doc struct {
 		Paths map[string]map[string]json.RawMessage `json:"paths"`
@@ -61,6 +61,9 @@ func TestOpenAPIInSync(t *testing.T) {
 	}
 	documented := map[string]bool{}
 	for p, ops := range doc.Paths {
+		if !strings.HasPrefix(p, "/v1/") {
+			continue // /whip and /whep: the ingest handlers', tested in ingest
+		}
 		for m := range ops {
 			documented[strings.ToUpper(m)+" "+p] = true
 		}

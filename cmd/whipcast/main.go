@@ -2,7 +2,8 @@
 //
 //	whipcast [--config FILE] [--http ADDR] [--webrtc-port N] [--public-ip IP]...
 //
-// With no --config it runs on the embedded default configuration.
+// With no --config it runs on the embedded default configuration. SIGTERM
+// and SIGINT stop it gracefully; SIGHUP rereads http.tls.cert and key.
 package main
 
 import (
@@ -101,6 +102,10 @@ func run(ctx context.Context, args, environ []string, stderr io.Writer, started 
 		}
 		defer stopPprof()
 	}
+	// Before started: a SIGHUP from then on is a reload, never the
+	// default action (the end of the process).
+	stopHUP := reloadOnHUP(g, log)
+	defer stopHUP()
 	if started != nil {
 		started(g)
 	}
@@ -109,6 +114,36 @@ func run(ctx context.Context, args, environ []string, stderr io.Writer, started 
 		return 1
 	}
 	return 0
+}
+
+// reloadOnHUP rereads http.tls.cert and key on each SIGHUP (certbot's
+// deploy hook, a cert-manager sidecar) until the returned stop is called.
+// SIGHUP never ends the process: without http.tls.cert it is logged and
+// ignored.
+func reloadOnHUP(g *gateway.Gateway, log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		for {
+			select {
+			case <-hup:
+				// ReloadTLS logs the outcome itself.
+				if err := g.ReloadTLS(); errors.Is(err, gateway.ErrNoCertFiles) {
+					log.Info("SIGHUP: nothing to reload", "why", err.Error())
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		<-exited
+	}
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {

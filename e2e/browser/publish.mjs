@@ -8,6 +8,7 @@
 //   node publish.mjs --base http://127.0.0.1:8080 --stream cam --seconds 30
 // With --stdin 1 it stops as soon as its stdin closes (at most --seconds):
 // a test ends the publish when its players are done, whenever they began.
+// --spki HASH trusts a test server certificate (https --base).
 import { launchChromium } from './chromium.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
@@ -26,7 +27,7 @@ if (args.stdin) {
 const out = { published: false, sizes: [], error: null };
 let browser;
 try {
-  browser = await launchChromium(chromiumPath, { camera: true });
+  browser = await launchChromium(chromiumPath, { camera: true, spki: args.spki || '' });
   const pub = await browser.newPage();
   pub.on('pageerror', e => process.stderr.write(`publish error: ${e}\n`));
   await pub.goto(`${base}/publish?stream=${encodeURIComponent(stream)}`);

@@ -9,6 +9,9 @@
 //   sizes:   [[currentTime, "WxH"], ...] each time the picture size changed
 //   errors:  every player error event and <video> error, as text
 //   resets:  dash.js MediaSource resets / decode-error recoveries seen in its log
+//   startup: s from the page's load to the first 'playing' (the player's own
+//            start plus the gateway's wait for a first segment)
+//   manifest: s from the page's load to the first playlist / MPD loaded
 // Used by e2e/resolution_test.go; run by hand as
 //   node watch.mjs --player dash --url http://127.0.0.1:8080/dash/cam/manifest.mpd --seconds 20
 // Unlike play.mjs it opens the page right away (no wait for the stream to be
@@ -41,8 +44,9 @@ const page = `<!doctype html><meta charset="utf-8"><title>whipcast ${player}</ti
 <script src="/${player}.js"></script>
 <script>
 const v = document.getElementById('v');
-window.state = { playing: false, errors: [], sizes: [], resets: 0 };
-v.addEventListener('playing', () => { window.state.playing = true; });
+window.state = { playing: false, errors: [], sizes: [], resets: 0, startup: 0, manifest: 0 };
+const manifestLoaded = () => { if (!window.state.manifest) window.state.manifest = performance.now() / 1000; };
+v.addEventListener('playing', () => { if (!window.state.playing) window.state.startup = performance.now() / 1000; window.state.playing = true; });
 v.addEventListener('error', () => { window.state.errors.push('video: ' + (v.error && (v.error.code + ' ' + v.error.message))); });
 v.addEventListener('resize', () => { window.state.sizes.push([v.currentTime, v.videoWidth + 'x' + v.videoHeight]); });
 const src = ${JSON.stringify(url)};
@@ -51,6 +55,7 @@ if (${JSON.stringify(player)} === 'dash') {
   p.updateSettings({ streaming: { liveCatchup: { enabled: true } }${logLevel ? ", debug: { logLevel: " + logLevel + " }" : ""} });
   p.on(dashjs.MediaPlayer.events.ERROR, e => { window.state.errors.push('dash: ' + JSON.stringify(e.error || e)); });
   p.on(dashjs.MediaPlayer.events.PLAYBACK_ERROR, e => { window.state.errors.push('dash playback: ' + JSON.stringify(e.error || e)); });
+  p.on(dashjs.MediaPlayer.events.MANIFEST_LOADED, manifestLoaded);
   p.initialize(v, src, true);
 } else {
   const h = new Hls({ lowLatencyMode: true });
@@ -65,6 +70,7 @@ if (${JSON.stringify(player)} === 'dash') {
   h.on(Hls.Events.FRAG_BUFFERED, (_, d) => { const f = d.frag; note('buffered ' + f.type + ' sn=' + f.sn + ' cc=' + f.cc + ' start=' + f.start.toFixed(3) + ' dur=' + f.duration.toFixed(3) + (d.part ? ' part=' + d.part.index : '')); });
   h.on(Hls.Events.LEVEL_UPDATED, (_, d) => { const x = d.details; note('level ' + x.startSN + '..' + x.endSN + ' cc=' + x.startCC + '..' + x.endCC + ' parts=' + (x.partList ? x.partList.length : 0)); });
   h.on(Hls.Events.AUDIO_TRACK_LOADED, (_, d) => { const x = d.details; note('audio ' + x.startSN + '..' + x.endSN + ' cc=' + x.startCC + '..' + x.endCC); });
+  h.on(Hls.Events.MANIFEST_LOADED, manifestLoaded);
   h.loadSource(src);
   h.attachMedia(v);
 }
@@ -132,6 +138,8 @@ try {
   }
   const st = await pg.evaluate(() => window.state);
   out.playing = st.playing;
+  out.startup = st.startup;
+  out.manifest = st.manifest;
   out.sizes = st.sizes;
   out.errors = st.errors;
 } catch (e) {

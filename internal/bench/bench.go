@@ -25,8 +25,12 @@ const sampleEvery = 500 * time.Millisecond
 
 // Run is the command: it parses args, runs the load and writes the report
 // to stdout; it returns the exit code (0, 1 when no publisher connected,
-// 2 on a bad command line).
+// 2 on a bad command line). `table [FILE...]` instead turns the JSON lines
+// of earlier runs into one Markdown table (runTable).
 func Run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "table" {
+		return runTable(args[1:], os.Stdin, stdout, stderr)
+	}
 	c, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

@@ -64,7 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("whipcast-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: whipcast-bench [flags]\n\nN WHIP publishers (+ HLS/DASH readers) against a gateway; one JSON line and a table on stdout.\nTemplates: {name} is the stream name, {i} the publisher's index.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: whipcast-bench [flags]\n       whipcast-bench table [FILE...]   (JSON lines of runs → one Markdown table)\n\nN WHIP publishers (+ HLS/DASH readers) against a gateway; one JSON line and a table on stdout.\nTemplates: {name} is the stream name, {i} the publisher's index.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	fs.IntVar(&c.N, "n", 1, "number of publishers")

@@ -64,6 +64,7 @@ type Gateway struct {
 	composites *composite.Manager
 	ln         net.Listener
 	srv        *http.Server
+	https      *httpsSetup // http.tls (tls.go); nil: plain HTTP
 
 	// admission is limits.*, asked by ingest before each new publisher
 	// (limits.go).
@@ -98,6 +99,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		ListenIP:         cfg.WebRTC.ListenIP,
 		PublicIPs:        cfg.WebRTC.PublicIPs,
 		ICEServers:       iceServers(cfg.WebRTC.ICEServers),
+		RelayOnly:        cfg.WebRTC.ICETransport == config.ICETransportRelay,
 		IncludeLoopback:  cfg.WebRTC.Loopback(),
 		KeyframeInterval: kfi,
 		UDPReadBuffer:    int(cfg.WebRTC.UDPBuffer),
@@ -176,12 +178,18 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g.startFilters()
 	g.startMotion()
 
+	https, err := newTLS(cfg.HTTP.TLS)
+	if err != nil {
+		g.closeParts()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
+		https.close()
 		g.closeParts()
 		return nil, fmt.Errorf("http.addr: %w", err)
 	}
-	g.ln = ln
+	g.ln, g.https = ln, https
 	handlers := g.webHandlers() // api.go
 	handlers.HLS, handlers.DASH = g.hls, dash
 	handlers.WHIP = ingest.NewWHIPHandler(in, g.auth().PublishAuth(), log.With("component", "whip"))
@@ -189,10 +197,17 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	handlers.RateLimit = g.rate
 	g.registerPlaybackMetrics(handlers.Metrics)
 	g.registerLimitMetrics(handlers.Metrics)
+	root := web.NewHandler(handlers, log.With("component", "http"))
+	if https != nil && cfg.HTTP.TLS.HSTS > 0 {
+		root = hsts(cfg.HTTP.TLS.HSTS, root)
+	}
 	g.srv = &http.Server{
-		Handler:           web.NewHandler(handlers, log.With("component", "http")),
+		Handler:           root,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if https != nil {
+		g.srv.TLSConfig = https.tls
 	}
 	if cfg.Auth.PublishToken == "" && cfg.Auth.JWTSecret == "" && !isLoopback(ln.Addr()) {
 		log.Warn("no auth.publish_token set: anyone who reaches this port may publish", "http", ln.Addr().String())
@@ -217,19 +232,41 @@ func (g *Gateway) WebRTCAddr() net.Addr {
 // playlists get EXT-X-ENDLIST) and closes everything it started.
 func (g *Gateway) Run(ctx context.Context) error {
 	udp, tcp := g.ingest.Addr()
-	g.log.Info("whipcast running", "http", g.ln.Addr().String(), "webrtc_udp", udp.String(), "webrtc_tcp", tcp.String())
+	scheme := "http"
+	if g.https != nil {
+		scheme = "https"
+	}
+	g.log.Info("whipcast running", scheme, g.ln.Addr().String(), "webrtc_udp", udp.String(), "webrtc_tcp", tcp.String())
 	errc := make(chan error, 1)
-	go func() { errc <- g.srv.Serve(g.ln) }()
+	go func() {
+		if g.https != nil {
+			// Certificates come from TLSConfig.GetCertificate.
+			errc <- g.srv.ServeTLS(g.ln, "", "")
+			return
+		}
+		errc <- g.srv.Serve(g.ln)
+	}()
+	acmeErr := make(chan error, 1)
+	g.https.serveACME(acmeErr)
 	var err error
+	served := false
 	select {
 	case err = <-errc:
+		served = true
+	case err = <-acmeErr:
 	case <-ctx.Done():
 		g.log.Info("shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-		defer cancel()
-		err = g.srv.Shutdown(sctx)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	g.https.shutdown(sctx)
+	if serr := g.srv.Shutdown(sctx); err == nil {
+		err = serr
+	}
+	if !served {
 		<-errc
 	}
+	g.https.close()
 	g.closeParts()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

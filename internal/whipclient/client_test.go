@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pion/rtcp"
 )
 
 // The happy path runs against the real server in ingest's end-to-end test;
@@ -42,5 +44,40 @@ func TestPublishMissingFile(t *testing.T) {
 	_, err := Publish(context.Background(), "http://127.0.0.1:1/whip/x", "", "nope.h264", "../../testdata/av.ogg", Options{})
 	if err == nil {
 		t.Fatal("no error for a missing file")
+	}
+}
+
+// TestReceiverReportLoss folds receiver reports from the wire into the loss
+// counters: cumulative lost is signed 24-bit (RFC 3550 §6.4.1), so a
+// receiver that saw duplicates reports a negative count, not 16 million.
+func TestReceiverReportLoss(t *testing.T) {
+	for _, tc := range []struct {
+		in   uint32
+		want int
+	}{
+		{0, 0}, {1, 1}, {0x7FFFFF, 8388607}, {0xFFFFFF, -1}, {0xFFFFFE, -2}, {0x800000, -8388608},
+	} {
+		if got := cumulativeLost(tc.in); got != tc.want {
+			t.Errorf("cumulativeLost(%#x) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+	wire := func(blocks ...rtcp.ReceptionReport) *rtcp.ReceiverReport {
+		b, err := (&rtcp.ReceiverReport{SSRC: 9, Reports: blocks}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rr rtcp.ReceiverReport
+		if err := rr.Unmarshal(b); err != nil {
+			t.Fatal(err)
+		}
+		return &rr
+	}
+	var c Client
+	// Video lost 5, then 7 (latest wins); audio saw two duplicates: −2.
+	c.receiverReport(wire(rtcp.ReceptionReport{SSRC: 1, TotalLost: 5, FractionLost: 64}))
+	c.receiverReport(wire(rtcp.ReceptionReport{SSRC: 1, TotalLost: 7}, rtcp.ReceptionReport{SSRC: 2, TotalLost: 0xFFFFFE}))
+	st := c.stats
+	if st.Lost != 5 || st.ReceiverReports != 3 || st.MaxFractionLost != 0.25 {
+		t.Fatalf("lost %d (want 7−2 = 5), blocks %d (want 3), max fraction %v (want 0.25)", st.Lost, st.ReceiverReports, st.MaxFractionLost)
 	}
 }
