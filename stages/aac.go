@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 
 	"github.com/whipcast/whipcast/media"
@@ -50,6 +51,17 @@ func NewAAC(s codec.AACSettings, log *slog.Logger) *AAC {
 	}
 	return &AAC{settings: s, log: log, running: make(map[*media.Stream]*aacStage)}
 }
+
+// Experiment knobs (issue 12: is the codec cheaper run warm, several frames
+// per wake-up, or on one OS thread?). Benchmarks set them before Acquire;
+// the defaults are today's behaviour.
+var (
+	// aacHold is how much Opus audio (48 kHz ticks) the stage queues before
+	// it runs the codec on all of it; 0 runs it on each packet as it comes.
+	aacHold int64
+	// aacLockThread pins the stage's goroutine to one OS thread.
+	aacLockThread bool
+)
 
 type aacStage struct {
 	refs    int
@@ -129,7 +141,8 @@ func (a *AAC) start(src *media.Stream) (*aacStage, error) {
 	derived.Started = src.Started // recordings are named by the publish time
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &aacStage{derived: derived, cancel: cancel, done: make(chan struct{})}
-	r := &aacRun{src: src, derived: derived, opus: opus, settings: a.settings, log: a.log.With("stream", src.Name)}
+	r := &aacRun{src: src, derived: derived, opus: opus, settings: a.settings, log: a.log.With("stream", src.Name), hold: aacHold}
+	lock := aacLockThread
 	if opus != nil {
 		r.aacTrack = tracks[opus.ID]
 	}
@@ -137,6 +150,10 @@ func (a *AAC) start(src *media.Stream) (*aacStage, error) {
 	r.reader = src.Subscribe("aac-stage", 0)
 	go func() {
 		defer close(st.done)
+		if lock {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+		}
 		r.run(ctx)
 	}()
 	return st, nil
@@ -155,6 +172,27 @@ type aacRun struct {
 	lastPTS      int64
 	wrote        bool
 	disc         bool // mark the next AAC frame Discontinuity
+	hold         int64
+	pending      []pendingOpus
+}
+
+type pendingOpus struct {
+	f  *media.Frame
+	ts int64
+}
+
+// flushPending runs the codec on the held Opus packets.
+func (r *aacRun) flushPending() {
+	for i, p := range r.pending {
+		pkts, err := r.tc.Transcode(p.f.Data, p.ts)
+		if err != nil {
+			r.log.Warn("opus→aac", "err", err)
+		} else {
+			r.write(pkts, p.f)
+		}
+		r.pending[i] = pendingOpus{}
+	}
+	r.pending = r.pending[:0]
 }
 
 // opusStereo reports the stereo flag of an Opus packet's TOC byte (RFC 6716
@@ -230,6 +268,7 @@ func (r *aacRun) run(ctx context.Context) {
 			continue
 		case errors.Is(err, media.ErrStreamEnded):
 			if r.tc != nil {
+				r.flushPending()
 				pkts, _ := r.tc.Flush()
 				r.write(pkts, nil)
 			}
@@ -255,11 +294,19 @@ func (r *aacRun) run(ctx context.Context) {
 			}
 			r.disc = f.Discontinuity
 		} else if f.Discontinuity {
+			r.flushPending()
 			r.restart()
 		}
 		ts := f.DTS
 		if f.Track.ClockRate != codec.AACSampleRate {
 			ts = ts * codec.AACSampleRate / int64(f.Track.ClockRate)
+		}
+		if r.hold > 0 {
+			r.pending = append(r.pending, pendingOpus{f, ts})
+			if ts+960-r.pending[0].ts >= r.hold {
+				r.flushPending()
+			}
+			continue
 		}
 		pkts, err := r.tc.Transcode(f.Data, ts)
 		if err != nil {
