@@ -18,13 +18,17 @@ import (
 	"github.com/whipcast/whipcast/transmux/transmuxtest"
 )
 
-// aacVariant sets the stage's experiment knobs by name: "base" (each packet
-// at once), "holdNN" (NN ms of Opus held per codec run), "lock" (the stage
-// goroutine on one OS thread), or both joined by "+".
+// aacVariant sets the stage's experiment knobs by name: "default" (the
+// stage as built), "base" (each packet at once, as before the hold),
+// "holdNN" (NN ms of Opus held per codec run), "lock" (the stage goroutine
+// on one OS thread), or several joined by "+".
 // "none" is no stage at all: the readers read the source (the cost of the
 // pacing, the hub and the readers, to subtract).
 func aacVariant(name string) {
 	aacHold, aacLockThread, pacedNone = 0, false, name == "none"
+	if name == "default" {
+		aacHold = aacHoldDefault
+	}
 	for _, p := range strings.Split(name, "+") {
 		switch {
 		case p == "lock":
@@ -36,7 +40,10 @@ func aacVariant(name string) {
 	}
 }
 
-var pacedNone bool
+var (
+	pacedNone      bool
+	aacHoldDefault = aacHold
+)
 
 func init() {
 	if v := os.Getenv("AACSTAGE_VARIANT"); v != "" {
@@ -71,7 +78,7 @@ func BenchmarkAACStagePaced(b *testing.B) {
 		b.Fatal(err)
 	}
 	const span = 10.0 // seconds of media in the fixture
-	defer aacVariant("base")
+	defer aacVariant("default")
 	for i := 0; i < b.N; i++ {
 		for _, v := range variants {
 			aacVariant(v)
@@ -94,10 +101,10 @@ func BenchmarkAACStagePaced(b *testing.B) {
 func pacedRun(b *testing.B, fx *transmuxtest.Fixture, n int) (cpu float64, csw int64, threads, aac int, lag, maxLag float64) {
 	a := NewAAC(codec.AACSettings{}, nil)
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		total int
-		start time.Time
+		wg             sync.WaitGroup
+		mu             sync.Mutex
+		total          int
+		start          time.Time
 		lagSum, lagMax float64
 	)
 	ins := make([]*media.Stream, n)
