@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 
 	"github.com/whipcast/whipcast/media"
@@ -26,8 +27,9 @@ import (
 // to the source's publisher.
 //
 // AAC frames reach the derived stream ~2 encoder frames (~43 ms) after the
-// video frames of the same instant; consumers that interleave by DTS (the
-// RTMP pusher) hold video that long.
+// video frames of the same instant, plus up to 60 ms while the stage
+// gathers Opus packets to transcode together (aacHold); consumers that
+// interleave by DTS (the RTMP pusher) hold video that long.
 //
 // Channels: the AAC has the source's channel count, read from the first
 // Opus packet (its TOC stereo flag) when it arrives, so the derived Track's
@@ -50,6 +52,20 @@ func NewAAC(s codec.AACSettings, log *slog.Logger) *AAC {
 	}
 	return &AAC{settings: s, log: log, running: make(map[*media.Stream]*aacStage)}
 }
+
+// aacHold is how much Opus audio (48 kHz ticks) the stage queues before it
+// runs the codec on all of it: 60 ms, three packets per run. Woken for each
+// 20 ms packet, the stage ran the decoder and encoder cold (their tables and
+// state evicted by whatever ran in between) at ~2× the CPU time the same
+// calls take in a tight loop; run three packets at a time, the stage costs
+// a third less (docs/BENCHMARKS.md, "Batching"). The price is latency: AAC
+// reaches the derived stream up to 60 ms later (20 ms later on average).
+// 0 runs the codec on each packet as it comes. A variable for benchmarks.
+var aacHold int64 = 60 * codec.AACSampleRate / 1000
+
+// aacLockThread pins the stage's goroutine to one OS thread: measured and
+// rejected (dearer, and a thread per stream), kept for the benchmark.
+var aacLockThread bool
 
 type aacStage struct {
 	refs    int
@@ -129,7 +145,8 @@ func (a *AAC) start(src *media.Stream) (*aacStage, error) {
 	derived.Started = src.Started // recordings are named by the publish time
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &aacStage{derived: derived, cancel: cancel, done: make(chan struct{})}
-	r := &aacRun{src: src, derived: derived, opus: opus, settings: a.settings, log: a.log.With("stream", src.Name)}
+	r := &aacRun{src: src, derived: derived, opus: opus, settings: a.settings, log: a.log.With("stream", src.Name), hold: aacHold}
+	lock := aacLockThread
 	if opus != nil {
 		r.aacTrack = tracks[opus.ID]
 	}
@@ -137,6 +154,10 @@ func (a *AAC) start(src *media.Stream) (*aacStage, error) {
 	r.reader = src.Subscribe("aac-stage", 0)
 	go func() {
 		defer close(st.done)
+		if lock {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+		}
 		r.run(ctx)
 	}()
 	return st, nil
@@ -154,7 +175,32 @@ type aacRun struct {
 	reader       *media.Reader
 	lastPTS      int64
 	wrote        bool
-	disc         bool // mark the next AAC frame Discontinuity
+	disc         bool          // mark the next AAC frame Discontinuity
+	hold         int64         // aacHold when the stage started
+	pending      []pendingOpus // Opus packets held for the next codec run
+}
+
+type pendingOpus struct {
+	f  *media.Frame
+	ts int64
+}
+
+// flushPending runs the codec on the held Opus packets. It is called when
+// they span r.hold, at a video keyframe, when video runs 2×r.hold past them
+// (the audio stopped), at a Discontinuity and at the end. An audio-only
+// stream whose audio stops keeps its last packets until it resumes or ends:
+// no part or segment can close before more audio comes anyway.
+func (r *aacRun) flushPending() {
+	for i, p := range r.pending {
+		pkts, err := r.tc.Transcode(p.f.Data, p.ts)
+		if err != nil {
+			r.log.Warn("opus→aac", "err", err)
+		} else {
+			r.write(pkts, p.f)
+		}
+		r.pending[i] = pendingOpus{}
+	}
+	r.pending = r.pending[:0]
 }
 
 // opusStereo reports the stereo flag of an Opus packet's TOC byte (RFC 6716
@@ -230,6 +276,7 @@ func (r *aacRun) run(ctx context.Context) {
 			continue
 		case errors.Is(err, media.ErrStreamEnded):
 			if r.tc != nil {
+				r.flushPending()
 				pkts, _ := r.tc.Flush()
 				r.write(pkts, nil)
 			}
@@ -238,6 +285,12 @@ func (r *aacRun) run(ctx context.Context) {
 			return
 		}
 		if f.Track != r.opus {
+			if len(r.pending) > 0 && f.Track.Kind == media.KindVideo && f.Track.ClockRate > 0 &&
+				(f.Keyframe || f.DTS*codec.AACSampleRate/int64(f.Track.ClockRate)-r.pending[0].ts >= 2*r.hold) {
+				// A keyframe may start a segment: its audio goes out now. And
+				// if audio stopped coming (video went on), what is held goes out.
+				r.flushPending()
+			}
 			// Video (and any other track) passes through: the same bytes and
 			// *Config, only the Track is the derived stream's.
 			c := *f
@@ -255,11 +308,19 @@ func (r *aacRun) run(ctx context.Context) {
 			}
 			r.disc = f.Discontinuity
 		} else if f.Discontinuity {
+			r.flushPending()
 			r.restart()
 		}
 		ts := f.DTS
 		if f.Track.ClockRate != codec.AACSampleRate {
 			ts = ts * codec.AACSampleRate / int64(f.Track.ClockRate)
+		}
+		if r.hold > 0 {
+			r.pending = append(r.pending, pendingOpus{f, ts})
+			if ts+960-r.pending[0].ts >= r.hold {
+				r.flushPending()
+			}
+			continue
 		}
 		pkts, err := r.tc.Transcode(f.Data, ts)
 		if err != nil {

@@ -28,6 +28,7 @@ import (
 // costs a gateway per stream in real time. It is measured unpaced, so the
 // goroutine wake-ups per frame of a live stream (~80/s, a few µs each) are
 // under-counted; ns/op is wall time and means little on a shared machine.
+// BenchmarkAACStagePaced (aac_paced_bench_test.go) feeds streams at real time.
 func BenchmarkAACStage(b *testing.B) {
 	for _, src := range []struct{ name, ogg string }{
 		{"stereo", "av.ogg"}, {"mono", "av-mono.ogg"}, {"music-stereo", "music.ogg"}, {"speech-mono", "speech-mono.ogg"},
