@@ -83,15 +83,7 @@ func TestE2EBrowserRampDASHHLS(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.CommandContext(ctx, node, "watch.mjs", "--player", player, "--url", url,
-				"--seconds", "22", "--timeout", "30", "--chromium", chromiumPath)
-			cmd.Dir = "browser"
-			cmd.Stderr = os.Stderr
-			out, err := cmd.Output()
-			var r watchResult
-			if jerr := json.Unmarshal(out, &r); err != nil || jerr != nil {
-				r.Errors = append(r.Errors, fmt.Sprintf("driver failed: %v %s", err, out))
-			}
+			r := runWatch(ctx, node, player, url, "--seconds", "22", "--timeout", "30")
 			mu.Lock()
 			results[player] = r
 			mu.Unlock()

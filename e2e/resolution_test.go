@@ -63,6 +63,22 @@ type watchResult struct {
 	} `json:"stallState"`
 }
 
+// runWatch runs browser/watch.mjs on url with player ("dash" or "hls") and
+// the given flags (--seconds, --timeout, ...), and returns what it saw; a
+// driver that fails or prints no result is reported as an error of it.
+func runWatch(ctx context.Context, node, player, url string, flags ...string) watchResult {
+	args := append([]string{"watch.mjs", "--player", player, "--url", url, "--chromium", chromiumPath}, flags...)
+	cmd := exec.CommandContext(ctx, node, args...)
+	cmd.Dir = "browser"
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	var r watchResult
+	if jerr := json.Unmarshal(out, &r); err != nil || jerr != nil {
+		r.Errors = append(r.Errors, fmt.Sprintf("driver failed: %v %s", err, out))
+	}
+	return r
+}
+
 // frameSizes decodes file with ffmpeg and counts its video frames by size.
 func frameSizes(t *testing.T, file string) map[string]int {
 	t.Helper()
@@ -182,15 +198,7 @@ streams:
 			defer wg.Done()
 			pctx, pcancel := context.WithTimeout(ctx, 90*time.Second)
 			defer pcancel()
-			cmd := exec.CommandContext(pctx, node, "watch.mjs", "--player", player, "--url", url,
-				"--seconds", "24", "--timeout", "20", "--chromium", chromiumPath, "--log", os.Getenv("WHIPCAST_DASHJS_LOG"))
-			cmd.Dir = "browser"
-			cmd.Stderr = os.Stderr
-			out, err := cmd.Output()
-			var r watchResult
-			if jerr := json.Unmarshal(out, &r); err != nil || jerr != nil {
-				r.Errors = append(r.Errors, fmt.Sprintf("driver failed: %v %s", err, out))
-			}
+			r := runWatch(pctx, node, player, url, "--seconds", "24", "--timeout", "20", "--log", os.Getenv("WHIPCAST_DASHJS_LOG"))
 			mu.Lock()
 			results[player] = r
 			mu.Unlock()
