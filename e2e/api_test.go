@@ -146,12 +146,15 @@ func TestE2EAPIEventsMetrics(t *testing.T) {
 	}
 	_, metrics = get(t, base+"/metrics")
 	metric := func(name string) float64 {
-		m := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(name) + " ([0-9.e+]+)$").FindStringSubmatch(metrics)
+		m := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(name) + " (\\S+)$").FindStringSubmatch(metrics)
 		if m == nil {
 			t.Errorf("no %s in /metrics", name)
 			return 0
 		}
-		v, _ := strconv.ParseFloat(m[1], 64)
+		v, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 		return v
 	}
 	if v := metric("whipcast_streams_live"); v != 1 {
