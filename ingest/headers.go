@@ -9,9 +9,17 @@ import (
 
 // exposedHeaders are the response headers a browser WHIP/WHEP client on
 // another origin must read: the session URL, the ETag for If-Match, the ICE
-// servers, and what the resource accepts (the Eyevinn client decides whether
-// to trickle from Accept-Patch on OPTIONS).
-const exposedHeaders = "Location, ETag, Link, Accept-Patch, Accept-Post, Allow"
+// servers, and what the resource accepts. Eyevinn's whip-web-client (1.1.x)
+// decides whether to trickle from Access-Control-Allow-Methods on the OPTIONS
+// answer, which a page on another origin reads only when it is exposed.
+const exposedHeaders = "Location, ETag, Link, Accept-Patch, Accept-Post, Allow, Access-Control-Allow-Methods"
+
+// allowedHeaders are the request headers a cross-origin client may send.
+// ETag is not a request header in any RFC, but Eyevinn's whip-web-client
+// (1.1.x) puts the session's entity-tag in one on every trickle PATCH; a
+// preflight that refused it would fail each PATCH in the browser. The
+// gateway ignores its value (a trickle needs no If-Match here).
+const allowedHeaders = "Authorization, Content-Type, If-Match, ETag"
 
 // trickleType is the PATCH body type (RFC 8840), announced in Accept-Patch.
 const trickleType = "application/trickle-ice-sdpfrag"

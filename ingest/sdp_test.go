@@ -94,6 +94,21 @@ func TestParseTrickle(t *testing.T) {
 	if f.iceUfrag != "abcd" || len(f.candidates) != 1 || f.candidates[0].mid != "0" || !f.endOfCandidates {
 		t.Fatalf("%+v", f)
 	}
+	// Eyevinn's whip-web-client 1.1.7, as it trickles: the candidate once
+	// per media section, each with component 0, IPv6 in brackets, and no
+	// a=end-of-candidates.
+	ey := "a=ice-ufrag:abcd\r\na=ice-pwd:pwdpwdpwdpwdpwdpwdpwdpwd\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\n" +
+		"a=candidate:1 0 udp 2113937151 127.0.0.1 5000 typ host\r\nm=audio 9 RTP/AVP 0\r\na=mid:1\r\n" +
+		"a=candidate:1 0 udp 2113937151 127.0.0.1 5000 typ host\r\n" +
+		"a=candidate:2 0 tcp 1518288127 [::1] 9 typ host tcptype active\r\n"
+	f, err = parseTrickle(ey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.candidates) != 3 || f.candidates[1].mid != "1" || f.candidates[0].candidate != "candidate:1 1 udp 2113937151 127.0.0.1 5000 typ host" ||
+		f.candidates[2].candidate != "candidate:2 1 tcp 1518288127 ::1 9 typ host tcptype active" {
+		t.Errorf("Eyevinn's fragment: %+v", f)
+	}
 	for _, bad := range []string{"a=candidate:1 1 udp\r\n", "garbage\r\n", "a=ice-ufrag:\r\n"} {
 		if _, err := parseTrickle(bad); !errors.Is(err, ErrBadTrickle) {
 			t.Errorf("%q: %v", bad, err)

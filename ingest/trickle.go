@@ -62,8 +62,27 @@ func parseTrickle(frag string) (trickleFragment, error) {
 		case "mid":
 			mid = val
 		case "candidate":
-			if len(strings.Fields(val)) < 8 {
+			fields := strings.Fields(val)
+			if len(fields) < 8 {
 				return f, fmt.Errorf("%w: short candidate line", ErrBadTrickle)
+			}
+			// Eyevinn's whip-web-client (1.1.x) writes its candidates
+			// itself, in two ways ICE would refuse: component 0 for
+			// RTP (IDs start at 1, RFC 8445 §5.1.1.1; with rtcp-mux
+			// there is no other component it can mean), and IPv6
+			// addresses in brackets (RFC 8839's connection-address
+			// has none). Both are read as meant.
+			fixed := false
+			if fields[1] == "0" {
+				fields[1] = "1"
+				fixed = true
+			}
+			if a := fields[4]; len(a) > 2 && a[0] == '[' && a[len(a)-1] == ']' {
+				fields[4] = a[1 : len(a)-1]
+				fixed = true
+			}
+			if fixed {
+				attr = "candidate:" + strings.Join(fields, " ")
 			}
 			f.candidates = append(f.candidates, trickleCandidate{mid: mid, candidate: attr})
 		case "end-of-candidates":

@@ -83,8 +83,8 @@ func TestWHIPHeadersThroughWeb(t *testing.T) {
 	cors := map[string]string{
 		"Access-Control-Allow-Origin":   "*",
 		"Access-Control-Allow-Methods":  "POST, PATCH, DELETE, OPTIONS",
-		"Access-Control-Allow-Headers":  "Authorization, Content-Type, If-Match",
-		"Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Patch, Accept-Post, Allow",
+		"Access-Control-Allow-Headers":  "Authorization, Content-Type, If-Match, ETag",
+		"Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Patch, Accept-Post, Allow, Access-Control-Allow-Methods",
 	}
 	links := []string{`<stun:stun.example.net:3478>; rel="ice-server"`, `<stun:[2001:db8::1]>; rel="ice-server"`}
 	for _, ep := range []string{"/whip/live/a", "/whep/live/a"} {
