@@ -18,7 +18,16 @@ import (
 type publishResult struct {
 	Published bool     `json:"published"`
 	Sizes     [][2]any `json:"sizes"`
-	Error     string   `json:"error"`
+	// With --relay: the ICE servers the page took from the gateway, and
+	// the candidate types of the pair ICE selected.
+	ICEServers []struct {
+		URLs     string `json:"urls"`
+		Username string `json:"username"`
+	} `json:"iceServers"`
+	Pair *struct {
+		Local, Remote string
+	} `json:"pair"`
+	Error string `json:"error"`
 }
 
 // TestE2EBrowserRampDASHHLS is issue 11's field case with no fixture of ours:

@@ -201,3 +201,46 @@ func testCoturnBrowserRelay(t *testing.T, transport string) {
 		t.Errorf("coturn logged %d successful allocations for %s, want 4 (browser and gateway, WHIP and WHEP)", n, stream)
 	}
 }
+
+// TestE2ECoturnPublishPage: the gateway's own /publish page takes its ICE
+// servers from the Link headers of the WHIP OPTIONS answer, as a client of
+// RFC 9725 §4.6 does. With ?relay=1 (TURN only) it can reach the gateway
+// only through coturn with the time-limited credentials it was given, so
+// a live publish on a relay candidate shows the page used them.
+func TestE2ECoturnPublishPage(t *testing.T) {
+	node := needBrowser(t)
+	checkNoLeaks(t)
+	const secret, stream = "e2e-coturn-secret", "turn/page"
+	turn := startCoturn(t, secret)
+	g := startGateway(t, fmt.Sprintf(`  ice_servers:
+    - urls: ["turn:%s?transport=udp"]
+      secret: %s
+      ttl: 1h
+`, turn.addr, secret))
+	base := "http://" + g.HTTPAddr().String()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 75*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "publish.mjs", "--base", base, "--stream", stream, "--seconds", "4",
+		"--relay", "1", "--chromium", chromiumPath)
+	cmd.Dir = "browser"
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	var r publishResult
+	if jerr := json.Unmarshal(out, &r); err != nil || jerr != nil {
+		t.Fatalf("driver failed: %v %s", err, out)
+	}
+	if !r.Published || r.Error != "" {
+		t.Fatalf("the page did not go live through TURN: %s\ncoturn log:\n%s", out, turn.logText())
+	}
+	if len(r.ICEServers) != 1 || r.ICEServers[0].URLs != "turn:"+turn.addr+"?transport=udp" ||
+		!strings.HasSuffix(r.ICEServers[0].Username, ":"+stream) {
+		t.Errorf("ICE servers the page read from OPTIONS: %+v; want the TURN server with a username for %s", r.ICEServers, stream)
+	}
+	if r.Pair == nil || r.Pair.Local != "relay" {
+		t.Errorf("selected candidate pair %+v; want relay on the browser's end", r.Pair)
+	}
+	if n := strings.Count(turn.logText(), ":"+stream+">: incoming packet ALLOCATE processed, success"); n < 1 {
+		t.Errorf("coturn logged no successful allocation for %s", stream)
+	}
+}

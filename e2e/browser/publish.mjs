@@ -9,6 +9,9 @@
 // With --stdin 1 it stops as soon as its stdin closes (at most --seconds):
 // a test ends the publish when its players are done, whenever they began.
 // --spki HASH trusts a test server certificate (https --base).
+// --relay 1 opens /publish?relay=1 (TURN only); the output then also has
+// iceServers (what the page read from the gateway's Link headers) and pair
+// (the candidate types of the pair ICE selected, {local, remote}).
 import { launchChromium } from './chromium.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
@@ -24,13 +27,13 @@ if (args.stdin) {
   process.stdin.on('end', () => { stopped = true; }).resume();
 }
 
-const out = { published: false, sizes: [], error: null };
+const out = { published: false, sizes: [], iceServers: null, pair: null, error: null };
 let browser;
 try {
   browser = await launchChromium(chromiumPath, { camera: true, spki: args.spki || '' });
   const pub = await browser.newPage();
   pub.on('pageerror', e => process.stderr.write(`publish error: ${e}\n`));
-  await pub.goto(`${base}/publish?stream=${encodeURIComponent(stream)}`);
+  await pub.goto(`${base}/publish?stream=${encodeURIComponent(stream)}${args.relay ? '&relay=1' : ''}`);
   await pub.click('#go');
   await pub.waitForFunction(() => window.publishState === 'live' || window.publishState === 'error', null, { timeout: 30000 });
   out.published = await pub.evaluate(() => window.publishState === 'live');
@@ -48,6 +51,8 @@ try {
     }
     await pub.waitForTimeout(250);
   }
+  out.iceServers = await pub.evaluate(() => window.iceServers || null);
+  out.pair = await pub.evaluate(() => window.candidatePair || null);
   await pub.click('#stop');
 } catch (e) {
   out.error = String(e && e.message || e);

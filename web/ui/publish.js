@@ -12,6 +12,36 @@ function preferH264(tr) {
   if (h264.length) tr.setCodecPreferences([...h264, ...rest]);
 }
 
+// iceServersFrom reads the STUN/TURN servers of RFC 9725 §4.6 from a Link
+// header (several Link headers arrive joined by ", "): <url>; rel="ice-server"
+// with, for TURN, username and credential parameters.
+function iceServersFrom(link) {
+  const servers = [];
+  for (const m of (link || '').matchAll(/<([^>]*)>((?:\s*;\s*[\w-]+\s*=\s*(?:"[^"]*"|[^;,]*))*)/g)) {
+    const params = {};
+    for (const p of m[2].matchAll(/;\s*([\w-]+)\s*=\s*(?:"([^"]*)"|([^;,]*))/g)) {
+      params[p[1].toLowerCase()] = p[2] !== undefined ? p[2] : p[3].trim();
+    }
+    if (params.rel !== 'ice-server') continue;
+    const server = { urls: m[1] };
+    if (params.username !== undefined) { server.username = params.username; server.credential = params.credential || ''; }
+    servers.push(server);
+  }
+  return servers;
+}
+
+// The ICE servers the gateway gives this stream's publisher (OPTIONS
+// answers with them when the request passes auth); none when it has none
+// or cannot be asked.
+async function iceServersFor(name, token) {
+  try {
+    const res = await fetch('/whip/' + name, { method: 'OPTIONS', headers: token ? { Authorization: 'Bearer ' + token } : {} });
+    return iceServersFrom(res.headers.get('Link'));
+  } catch (e) {
+    return [];
+  }
+}
+
 async function publish() {
   const name = $('stream').value.trim();
   const token = $('token').value;
@@ -22,7 +52,11 @@ async function publish() {
       ? await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true })
       : await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
     $('preview').srcObject = stream;
-    pc = new RTCPeerConnection();
+    // ?relay=1 sends everything through the TURN server the gateway names
+    // (iceTransportPolicy "relay"): a way to check a TURN set-up.
+    const iceServers = await iceServersFor(name, token);
+    window.iceServers = iceServers;
+    pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: q.get('relay') ? 'relay' : 'all' });
     for (const track of stream.getTracks()) {
       const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
       if (track.kind === 'video') preferH264(tr);
@@ -58,6 +92,11 @@ async function showStats() {
   let bytes = 0, codec = '', size = '';
   const stats = await pc.getStats();
   stats.forEach(s => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) {
+      const pair = stats.get(s.selectedCandidatePairId);
+      const local = pair && stats.get(pair.localCandidateId), remote = pair && stats.get(pair.remoteCandidateId);
+      if (local && remote) window.candidatePair = { local: local.candidateType, remote: remote.candidateType };
+    }
     if (s.type === 'outbound-rtp') { bytes += s.bytesSent; if (s.kind === 'video') { size = s.frameWidth ? s.frameWidth + 'x' + s.frameHeight : ''; const c = stats.get(s.codecId); if (c) codec = c.mimeType; } }
   });
   const now = performance.now();
