@@ -62,9 +62,9 @@ type Restream struct {
 	mu      sync.Mutex
 	live    map[string]*restreamed
 	nextID  uint64
+	closed  bool          // set with closing, under mu
+	closing chan struct{} // closed by Close: every stream goroutine stops its pushers
 	wg      sync.WaitGroup
-	closing chan struct{}
-	once    sync.Once
 }
 
 // restreamed is one live stream and its destinations. Guarded by Restream.mu.
@@ -187,7 +187,7 @@ func (r *Restream) Add(name string, d Destination) (Output, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.live[name]
-	if st == nil || st.ended {
+	if st == nil || st.ended || r.closed {
 		return Output{}, ErrNotLive
 	}
 	dst, err := r.addLocked(st, d)
@@ -264,14 +264,17 @@ func (r *Restream) addLocked(st *restreamed, d Destination) (*destination, error
 }
 
 func (r *Restream) onPublish(src *media.Stream) {
-	select {
-	case <-r.closing:
-		return
-	default:
-	}
 	log := r.log.With("stream", src.Name)
 	st := &restreamed{src: src}
 	r.mu.Lock()
+	// The closing check and wg.Add share r.mu with Close's close(closing):
+	// either this publish is counted before Close waits, or it sees Close
+	// and starts nothing.
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.wg.Add(1)
 	r.live[src.Name] = st
 	for _, d := range r.Destinations(src.Name) {
 		if _, err := r.addLocked(st, d); err != nil {
@@ -279,7 +282,6 @@ func (r *Restream) onPublish(src *media.Stream) {
 		}
 	}
 	r.mu.Unlock()
-	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		select {
@@ -309,6 +311,11 @@ func (r *Restream) onPublish(src *media.Stream) {
 
 // Close stops every pusher and waits. Safe to call more than once.
 func (r *Restream) Close() {
-	r.once.Do(func() { close(r.closing) })
+	r.mu.Lock()
+	if !r.closed {
+		r.closed = true
+		close(r.closing)
+	}
+	r.mu.Unlock()
 	r.wg.Wait()
 }
