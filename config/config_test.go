@@ -195,3 +195,17 @@ func TestRestreamDestinations(t *testing.T) {
 		}
 	}
 }
+
+// max_retries of a restream destination: read, and refused below 0.
+func TestRestreamMaxRetries(t *testing.T) {
+	c, err := Load([]byte("streams:\n  - restream:\n    - {url: \"rtmp://a/live/k\", max_retries: 5}\n    - rtmp://b/live/k\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Streams[0].Restream; len(d) != 2 || d[0].MaxRetries != 5 || d[1].MaxRetries != 0 {
+		t.Fatalf("destinations %+v", d)
+	}
+	if _, err := Load([]byte("streams:\n  - restream:\n    - {url: \"rtmp://a/live/k\", max_retries: -1}\n"), nil); err == nil || !strings.Contains(err.Error(), "max_retries") {
+		t.Fatalf("max_retries -1: %v", err)
+	}
+}

@@ -15,10 +15,15 @@ type Destination struct {
 	// Enhanced marks a server that speaks Enhanced RTMP (E-RTMP v2): audio
 	// goes as Opus (FourCC "Opus") without the AAC transcode. Default false.
 	Enhanced bool `yaml:"enhanced"`
+	// MaxRetries is how many failed reconnects in a row end the
+	// destination in state failed (with the last error), for a key that is
+	// refused for good. Default 0: retry for as long as the stream is live,
+	// which rides out an outage of the platform.
+	MaxRetries int `yaml:"max_retries"`
 }
 
 // UnmarshalYAML implements yaml.Unmarshaler: a scalar is the URL, a mapping
-// takes the keys url and enhanced and refuses any other.
+// takes the keys url, enhanced and max_retries and refuses any other.
 func (d *Destination) UnmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
@@ -34,8 +39,13 @@ func (d *Destination) UnmarshalYAML(n *yaml.Node) error {
 				err = v.Decode(&out.URL)
 			case "enhanced":
 				err = v.Decode(&out.Enhanced)
+			case "max_retries":
+				err = v.Decode(&out.MaxRetries)
+				if err == nil && out.MaxRetries < 0 {
+					err = fmt.Errorf("line %d: max_retries %d: must be 0 (retry forever) or more", v.Line, out.MaxRetries)
+				}
 			default:
-				return fmt.Errorf("line %d: field %s not found in a restream destination (url, enhanced)", k.Line, k.Value)
+				return fmt.Errorf("line %d: field %s not found in a restream destination (url, enhanced, max_retries)", k.Line, k.Value)
 			}
 			if err != nil {
 				return err

@@ -30,6 +30,10 @@ type Destination struct {
 	// Enhanced sends audio as E-RTMP Opus (no AAC transcode) instead of
 	// legacy AAC; the server must speak Enhanced RTMP v2.
 	Enhanced bool
+	// MaxRetries is how many failed reconnects in a row end the
+	// destination in StateFailed; 0 retries for as long as the stream is
+	// live.
+	MaxRetries int
 }
 
 // RestreamSettings configures Restream.
@@ -241,7 +245,7 @@ func (r *Restream) addLocked(st *restreamed, d Destination) (*destination, error
 	}
 	id := "rtmp-" + strconv.FormatUint(r.nextID+1, 10)
 	set := rtmp.Settings{
-		URL: d.URL, Enhanced: d.Enhanced, AudioBitrate: audio, Backoff: r.s.Backoff, TLS: r.s.TLS,
+		URL: d.URL, Enhanced: d.Enhanced, MaxRetries: d.MaxRetries, AudioBitrate: audio, Backoff: r.s.Backoff, TLS: r.s.TLS,
 		Logger: r.log.With("stream", st.src.Name),
 	}
 	if on := r.s.OnState; on != nil {

@@ -38,6 +38,9 @@ type OutputSpec struct {
 	URL string `json:"url"`
 	// Enhanced sends Opus as E-RTMP audio instead of transcoding to AAC.
 	Enhanced bool `json:"enhanced,omitempty"`
+	// MaxRetries: failed reconnects in a row before state "failed";
+	// 0 (default) retries while the stream is live.
+	MaxRetries int `json:"max_retries,omitempty"`
 }
 
 // OutputStatus is one output of a stream as the API shows it.

@@ -123,7 +123,10 @@ func (o restreamOutputs) Add(stream string, spec web.OutputSpec) (web.OutputStat
 	if spec.Kind != "" && spec.Kind != "rtmp" {
 		return web.OutputStatus{}, fmt.Errorf("%w: kind %q: only \"rtmp\" (rtmp:// and rtmps:// URLs)", web.ErrBadOutput, spec.Kind)
 	}
-	d, err := o.r.Add(stream, outputs.Destination{URL: spec.URL, Enhanced: spec.Enhanced})
+	if spec.MaxRetries < 0 {
+		return web.OutputStatus{}, fmt.Errorf("%w: max_retries %d: must be 0 (retry forever) or more", web.ErrBadOutput, spec.MaxRetries)
+	}
+	d, err := o.r.Add(stream, outputs.Destination{URL: spec.URL, Enhanced: spec.Enhanced, MaxRetries: spec.MaxRetries})
 	switch {
 	case errors.Is(err, rtmp.ErrBadURL):
 		return web.OutputStatus{}, fmt.Errorf("%w: %w", web.ErrBadOutput, err)

@@ -166,7 +166,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	for i, r := range cfg.Streams {
 		rules[i] = outputs.Rule{Match: r.Match}
 		for _, d := range r.Restream {
-			rules[i].Restream = append(rules[i].Restream, outputs.Destination{URL: d.URL, Enhanced: d.Enhanced})
+			rules[i].Restream = append(rules[i].Restream, outputs.Destination{URL: d.URL, Enhanced: d.Enhanced, MaxRetries: d.MaxRetries})
 		}
 	}
 	g.Restream = outputs.NewRestream(outputs.RestreamSettings{Rules: rules, AudioBitrate: int(cfg.Audio.Bitrate), TLS: RTMPTLS,

@@ -244,3 +244,75 @@ func TestDialSilentServer(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestPusherMaxRetries: a server that drops every connection (a stream key
+// refused for good) gets the first attempt and MaxRetries reconnects, no
+// more; the destination then stays failed with the last error, and the
+// pusher ends without its stream ending.
+func TestPusherMaxRetries(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+			accepted <- struct{}{}
+		}
+	}()
+	v := &media.Track{Kind: media.KindVideo, Codec: media.CodecH264, ClockRate: 90000}
+	src := media.NewStream("s", []*media.Track{v}, nil)
+	defer src.Close()
+	clock := &fakeClock{now: time.Unix(0, 0), timers: make(chan chan time.Time)}
+	p, err := New(src, Settings{
+		URL:        "rtmp://" + ln.Addr().String() + "/live/refusedkey",
+		Backoff:    Backoff{Min: time.Second, Max: 3 * time.Second},
+		MaxRetries: 2,
+		Clock:      clock,
+		Rand:       func() float64 { return 0 },
+		Timeout:    5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	defer p.Close()
+	for range 2 {
+		select {
+		case ch := <-clock.timers:
+			ch <- time.Time{}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no backoff timer")
+		}
+	}
+	select {
+	case <-p.Done():
+	case ch := <-clock.timers:
+		ch <- time.Time{}
+		t.Fatal("a third reconnect was scheduled past max_retries 2")
+	case <-time.After(20 * time.Second):
+		t.Fatal("the pusher did not end after its retries")
+	}
+	st := p.Status()
+	if st.State != StateFailed || st.LastError == "" || st.Connects != 0 {
+		t.Fatalf("status %+v, want failed with the last error, never connected", st)
+	}
+	// The server counts a connection just after closing it, so the last
+	// one may be counted a moment after the pusher has seen it fail.
+	for i := range 3 {
+		select {
+		case <-accepted:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d connections, want 3 (the first attempt and 2 retries)", i)
+		}
+	}
+	if n := len(accepted); n != 0 {
+		t.Errorf("%d connections more than the first attempt and 2 retries", n)
+	}
+}

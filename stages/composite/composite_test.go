@@ -441,7 +441,11 @@ func TestCompositeResolutionChange(t *testing.T) {
 	vout := &stages.H264Out{Out: s, Track: s.Tracks[0]}
 	start := time.Now()
 	n := int64(0)
-	send := func(width, height int, d time.Duration) {
+	// send publishes a red picture of the size until shows says the
+	// composite shows it, checked every few frames as the frames go on (a
+	// participant whose frames stop turns black), or until a generous bound:
+	// how soon the picture shows depends on the machine, what shows must not.
+	send := func(width, height int, shows func(*codec.Picture) bool) bool {
 		enc, err := codec.NewVideoEncoder(codec.VideoSettings{Bitrate: 300000}, width, height, 30)
 		if err != nil {
 			t.Fatal(err)
@@ -449,26 +453,31 @@ func TestCompositeResolutionChange(t *testing.T) {
 		defer enc.Close()
 		pic := codec.NewPicture(width, height)
 		pic.Fill(red.y, red.cb, red.cr)
-		for end := time.Now().Add(d); time.Now().Before(end); n++ {
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); n++ {
 			pic.PTS = n * 3000
 			pkts, _ := enc.Encode(pic)
 			for _, p := range pkts {
 				_ = vout.Write(p, start.Add(time.Duration(n)*time.Second/30))
 			}
+			if n%5 == 0 {
+				if got, _ := w.snapshot(); got != nil && shows(got) {
+					return true
+				}
+			}
 			time.Sleep(time.Until(start.Add(time.Duration(n+1) * time.Second / 30)))
 		}
+		return false
 	}
-	// Landscape fills the 640x360 canvas's height: red at x=40 (inside a
+	// Landscape fills the 640x360 canvas's height: red at x=100 (inside a
 	// 480x360 picture centred at 80..560).
-	send(320, 240, 1500*time.Millisecond)
-	if pic, _ := w.snapshot(); pic == nil || !near(pic, 100, 180, red) {
+	if !send(320, 240, func(p *codec.Picture) bool { return near(p, 100, 180, red) }) {
 		t.Fatal("landscape picture not in the tile")
 	}
 	// Portrait: 202x360 centred (218..420): x=100 is now background, the
 	// centre still red.
-	send(240, 320, 1500*time.Millisecond)
-	pic, _ := w.snapshot()
-	if !near(pic, 320, 180, red) || !near(pic, 100, 180, colour{16, 128, 128}) {
+	portrait := func(p *codec.Picture) bool { return near(p, 320, 180, red) && near(p, 100, 180, colour{16, 128, 128}) }
+	if !send(240, 320, portrait) {
+		pic, _ := w.snapshot()
 		t.Fatalf("portrait picture not fitted: centre %d, x=100 %d", pic.Luma(320, 180), pic.Luma(100, 180))
 	}
 	reg.Unpublish(s)
