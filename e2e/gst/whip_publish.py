@@ -196,6 +196,9 @@ def publish(args, result):
         result["video_frames_sent"] = frames["n"]
         result["stats"] = outbound_stats(webrtc, args.step_timeout)
 
+        # The pipeline's running time: how much media the live sources
+        # have made since PLAYING, on the wall clock (GstSystemClock).
+        result["running_seconds"] = round((pipeline.get_clock().get_time() - pipeline.get_base_time()) / Gst.SECOND, 3)
         status, _, body = http("DELETE", resource, args.token)
         result["delete_status"] = status
         result["session_seconds"] = round(time.monotonic() - posted, 3)
