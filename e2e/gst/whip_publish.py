@@ -64,7 +64,11 @@ def promise_reply(element, signal, what, timeout, *args):
         raise Failure(f"{what}: no answer from webrtcbin within {timeout:.0f} s")
     if promise.wait() != Gst.PromiseResult.REPLIED:
         raise Failure(f"{what}: promise {promise.wait().value_nick}")
-    return promise.get_reply()
+    reply = promise.get_reply()
+    # webrtcbin refuses e.g. an answer it cannot apply with an error field.
+    if reply is not None and reply.has_field("error"):
+        raise Failure(f"{what}: {reply.get_value('error').message}")
+    return reply
 
 
 def bus_error(pipeline):
@@ -129,8 +133,8 @@ def publish(args, result):
     pipeline = Gst.parse_launch(PIPELINE.format(width=args.width, height=args.height, fps=args.fps,
                                                 gop=args.fps * 2, kbps=args.kbps))
     webrtc = pipeline.get_by_name("w")
-    # Encoded frames reaching the payloader once the connection is up: what
-    # could have reached the gateway (frames before that have no transport).
+    # Encoded frames reaching the payloader once the connection is up (not
+    # those webrtcbin queued before it, which it sends when it can).
     frames = {"n": 0, "counting": False}
 
     def count(_pad, _info):
@@ -173,7 +177,6 @@ def publish(args, result):
             raise Failure(f"the answer is not SDP: {res}")
         desc = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.ANSWER, answer)
         promise_reply(webrtc, "set-remote-description", "set-remote-description", args.step_timeout, desc)
-        # set-remote-description answers with an error structure when webrtcbin refuses the answer.
         err = bus_error(pipeline)
         if err:
             raise Failure("after the answer: " + err)
