@@ -14,7 +14,14 @@ CODEC_APT := pkg-config fonts-dejavu-core libavcodec-dev libavformat-dev libavfi
 # playwright-core from e2e/browser) plays DASH and LL-HLS; coturn is the
 # TURN server Chromium relays through (started by the test, never as a
 # service: APT_INSTALL's policy-rc.d keeps its postinst from starting it).
-TEST_APT := ffmpeg nginx libnginx-mod-rtmp chromium coturn $(CODEC_APT)
+# GStreamer's webrtcbin from Debian's python3 is the independent WHIP
+# publisher of e2e/gst_test.go: the bindings and GstWebRTC/GstSdp typelibs,
+# webrtcbin, DTLS and SRTP (-bad), rtpbin and the RTP payloaders (-good),
+# the test sources, videoconvert and opusenc (-base), x264enc (-ugly), and
+# libnice's ICE elements.
+GST_APT  := python3-gi python3-gst-1.0 gir1.2-gst-plugins-bad-1.0 gstreamer1.0-plugins-base \
+            gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-nice
+TEST_APT := ffmpeg nginx libnginx-mod-rtmp chromium coturn $(GST_APT) $(CODEC_APT)
 # S3-compatible server for the recording tests (Apache-2.0), installed into .bin/.
 VERSITYGW := v1.8.0
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -58,6 +65,8 @@ deps-test:
 	@command -v ffprobe >/dev/null || { echo "ffprobe still missing after install" >&2; exit 1; }
 	@command -v nginx >/dev/null || { echo "nginx still missing after install" >&2; exit 1; }
 	@command -v turnserver >/dev/null || { echo "turnserver (coturn) still missing after install" >&2; exit 1; }
+	@/usr/bin/python3 -c 'import gi; gi.require_version("GstWebRTC", "1.0"); from gi.repository import GstWebRTC' || \
+		{ echo "GStreamer's webrtcbin bindings still missing after install" >&2; exit 1; }
 	@# node and npm by command: a node from elsewhere (nodesource) brings its own npm.
 	@command -v npm >/dev/null || { echo "installing: nodejs npm"; $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
