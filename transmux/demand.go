@@ -62,32 +62,17 @@ func (sv *Service) clock() int64 { return int64(time.Since(sv.base)) }
 // follows once the keyframe asked for has come and been cut. Each request
 // renews the player lease, from when it comes to when it is answered
 // (Viewing.Done); the packaging stops Settings.Idle after the last one
-// unless something else still wants it. It returns ErrNotLive for a
-// name that is not published (after waiting up to AwaitPublish for one whose
-// publisher is connecting: media.Registry.Await), ctx's error if ctx ends
-// before the stream's goroutine takes the request, or the start's error;
-// Done is needed only when err is nil (and harmless otherwise).
+// unless something else still wants it. It returns ErrNotLive at once for a
+// name that is not published, ctx's error if ctx ends before the stream's
+// goroutine takes the request, or the start's error; Done is needed only
+// when err is nil (and harmless otherwise).
 //
 // A request on a running lease costs a few atomic operations and no
 // allocation.
 func (sv *Service) Watch(ctx context.Context, name string) (Viewing, error) {
 	d := sv.lookup(name)
 	if d == nil {
-		// A player that comes while the publisher connects waits for the
-		// stream's first frame (media.Registry.Await), bounded: once it
-		// is public, its packaging's demand exists.
-		sv.mu.Lock()
-		reg := sv.reg
-		sv.mu.Unlock()
-		if reg == nil {
-			return Viewing{}, ErrNotLive
-		}
-		actx, cancel := context.WithTimeout(ctx, AwaitPublish)
-		_, ok := reg.Await(actx, name)
-		cancel()
-		if d = sv.lookup(name); !ok || d == nil {
-			return Viewing{}, ErrNotLive
-		}
+		return Viewing{}, ErrNotLive
 	}
 	d.inflight.Add(1)
 	d.touched.Store(sv.clock())

@@ -54,7 +54,6 @@ type Service struct {
 	pins      []func(*media.Stream) bool
 	source    Source
 	streams   map[string]*demand // by name: published, not yet finished
-	reg       *media.Registry    // Attach's: Watch awaits a stream being published
 	running   int                // streams with a transmuxer running
 	closed    bool
 }
@@ -109,15 +108,8 @@ func (sv *Service) SetSource(src Source) {
 
 // Attach tracks the demand of every stream published on reg from now on.
 func (sv *Service) Attach(reg *media.Registry) {
-	sv.mu.Lock()
-	sv.reg = reg
-	sv.mu.Unlock()
 	reg.OnPublish(sv.publish)
 }
-
-// AwaitPublish bounds how long a player's request waits for a stream whose
-// publisher has been answered and has not sent its first frame yet.
-const AwaitPublish = 5 * time.Second
 
 // Running counts the streams being packaged now (for metrics and tests).
 func (sv *Service) Running() int {
