@@ -19,7 +19,9 @@ func TestE2EPublishToken(t *testing.T) {
 	endpoint := "http://" + g.HTTPAddr().String() + "/whip/guarded"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	opts := whipclient.Options{LoopbackOnly: true, MaxDuration: 3 * time.Second}
+	// AnswerPLI: the HLS request below starts the packaging, which asks
+	// for a keyframe, as a browser publisher would answer it.
+	opts := whipclient.Options{LoopbackOnly: true, MaxDuration: 5 * time.Second, AnswerPLI: true}
 
 	for token, want := range map[string]string{"": "401", "wrong": "403"} {
 		if c, err := whipclient.Publish(ctx, endpoint, token, fixtureVideo, fixtureAudio, opts); err == nil {

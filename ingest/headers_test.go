@@ -59,6 +59,13 @@ func TestICELinks(t *testing.T) {
 	}
 }
 
+// firstMedia stands in for a peer's first frame in tests whose offer has no
+// real peer: the session writes one Opus frame, which publishes its stream
+// (media.Registry.Announce) as real media would.
+func firstMedia(sess *Session) {
+	sess.write(&media.Frame{Track: sess.stream.Tracks[trackAudio], Keyframe: true, Data: []byte{0xf8, 0xff, 0xfe}, Time: time.Now()})
+}
+
 // newHeaderEnv is newTestEnv with ICE servers, a reconnect window and the
 // WHEP handler mounted too.
 func newHeaderEnv(t *testing.T, window time.Duration, auth func(*http.Request, string) error) *testEnv {
@@ -166,6 +173,7 @@ func TestDeleteEndedSession(t *testing.T) {
 	if !ok {
 		t.Fatal("no session")
 	}
+	firstMedia(old)
 	old.end(errTestPeerGone) // as a closed PeerConnection does
 	<-old.Done()
 	if _, held := env.reg.Get("live/cam"); !held {
@@ -286,9 +294,11 @@ func TestPublicIPsReplace(t *testing.T) {
 func TestWHEPDeleteAfterStreamEnded(t *testing.T) {
 	checkNoLeaks(t)
 	env := newHeaderEnv(t, 0, nil)
-	if _, _, err := env.srv.Publish(context.Background(), "live/cam", crlf(testOffer)); err != nil {
+	pub, _, err := env.srv.Publish(context.Background(), "live/cam", crlf(testOffer))
+	if err != nil {
 		t.Fatal(err)
 	}
+	firstMedia(pub)
 	whep := env.http.URL + "/whep/live/cam"
 	resp, answer := do(t, "POST", whep, "application/sdp", crlf(strings.ReplaceAll(testOffer, "a=sendonly", "a=recvonly")))
 	if resp.StatusCode != 201 {

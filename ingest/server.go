@@ -375,9 +375,15 @@ func (s *Server) Publish(ctx context.Context, stream, offerSDP string) (*Session
 	sess := newSession(s, stream, info)
 	video := &media.Track{Kind: media.KindVideo, Codec: media.CodecH264, ClockRate: 90000}
 	audio := &media.Track{Kind: media.KindAudio, Codec: media.CodecOpus, ClockRate: 48000, Channels: 2}
-	st, err := s.reg.Publish(stream, []*media.Track{video, audio}, sess.requestKeyframe)
+	// The name is claimed now (a second publisher gets 409 at once) but the
+	// stream is announced to its consumers only with its first frame
+	// (Session.write): a negotiation that fails, or ICE that never
+	// connects, starts no outputs and emits no stream.started, and the
+	// OnPublish listeners (transmuxer, transcoder, filters, restream) open
+	// their codecs on the session's media goroutine, not this request's.
+	st, err := s.reg.Claim(stream, []*media.Track{video, audio}, sess.requestKeyframe)
 	if errors.Is(err, media.ErrStreamBusy) && s.takeOverStale(stream) {
-		st, err = s.reg.Publish(stream, []*media.Track{video, audio}, sess.requestKeyframe)
+		st, err = s.reg.Claim(stream, []*media.Track{video, audio}, sess.requestKeyframe)
 	}
 	if err != nil {
 		return nil, "", err

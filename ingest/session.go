@@ -38,7 +38,8 @@ type Session struct {
 	// audio reader goroutines. A mutex rather than a merging goroutine: it
 	// costs no channel hop or extra goroutine per frame, keeps arrival order,
 	// and is uncontended at ~80 frames/s.
-	writeMu sync.Mutex
+	writeMu   sync.Mutex
+	announced bool // under writeMu: the stream was announced (first frame)
 
 	kfReq      chan struct{} // keyframe wanted (reader, gap, timer)
 	endCh      chan struct{}
@@ -233,6 +234,12 @@ func (s *Session) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 
 func (s *Session) write(f *media.Frame) {
 	s.writeMu.Lock()
+	if !s.announced {
+		// The first frame: the stream goes public and its consumers
+		// subscribe before it is written (media.Registry.Claim).
+		s.announced = true
+		s.srv.reg.Announce(s.stream)
+	}
 	s.stream.Write(f)
 	s.writeMu.Unlock()
 }

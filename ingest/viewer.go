@@ -103,6 +103,11 @@ func checkPlayOffer(offer string) (playOffer, error) {
 	return info, nil
 }
 
+// awaitPublish bounds how long a viewer or player waits for a stream whose
+// publisher has been answered and has not sent its first frame yet
+// (media.Registry.Await): ICE and DTLS on a slow network, a keyframe.
+const awaitPublish = 5 * time.Second
+
 // Play starts a WHEP playback of the live stream from an SDP offer and
 // returns the viewer and the SDP answer (all our candidates included). It
 // wraps media.ErrStreamNotFound when the stream is not live. On error nothing
@@ -115,7 +120,11 @@ func (s *Server) Play(ctx context.Context, stream, offerSDP string) (*Viewer, st
 	if err != nil {
 		return nil, "", err
 	}
-	st, ok := s.reg.Get(stream)
+	// A viewer that comes while the publisher connects (its stream is
+	// claimed, its first frame not in yet) waits for it, bounded.
+	actx, cancel := context.WithTimeout(ctx, awaitPublish)
+	st, ok := s.reg.Await(actx, stream)
+	cancel()
 	if !ok {
 		return nil, "", fmt.Errorf("%w: %q", media.ErrStreamNotFound, stream)
 	}

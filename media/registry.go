@@ -1,6 +1,7 @@
 package media
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -28,6 +29,7 @@ type Registry struct {
 	mu        sync.Mutex
 	streams   map[string]*Stream
 	held      map[*Stream]*time.Timer // expiry of each held stream
+	pending   map[*Stream]*claim      // claimed, not yet public (Claim)
 	listeners []func(*Stream)
 	watchers  []func(*Stream, State)
 	closed    bool
@@ -43,6 +45,7 @@ func NewRegistryWith(s RegistrySettings) *Registry {
 		window:  max(s.ReconnectWindow, 0),
 		streams: make(map[string]*Stream),
 		held:    make(map[*Stream]*time.Timer),
+		pending: make(map[*Stream]*claim),
 	}
 }
 
@@ -82,6 +85,23 @@ func (g *Registry) OnStateChange(fn func(*Stream, State)) {
 // not called again. With other tracks the held stream ends and a new one is
 // published.
 func (g *Registry) Publish(name string, tracks []*Track, onKeyframeRequest func()) (*Stream, error) {
+	s, err := g.Claim(name, tracks, onKeyframeRequest)
+	if err != nil {
+		return nil, err
+	}
+	g.Announce(s)
+	return s, nil
+}
+
+// Claim is the first half of Publish, for a publisher that may still fail
+// before it has media (a WHIP offer being negotiated): it takes name, or
+// resumes a held stream, exactly as Publish does, but a new Stream stays
+// private until Announce: Get and List do not show it and the OnPublish
+// listeners do not see it, so a publish that never carried media starts no
+// consumers and no stream.started. Unpublish (or Hold) of a stream never
+// announced frees the name and tells no one. A resumed stream needs no
+// Announce (its consumers are attached); calling it is harmless.
+func (g *Registry) Claim(name string, tracks []*Track, onKeyframeRequest func()) (*Stream, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
@@ -113,15 +133,71 @@ func (g *Registry) Publish(name string, tracks []*Track, onKeyframeRequest func(
 	}
 	s := NewStream(name, tracks, onKeyframeRequest)
 	g.streams[name] = s
-	ls := append([]func(*Stream){}, g.listeners...)
+	g.pending[s] = &claim{settled: make(chan struct{})}
 	g.mu.Unlock()
 	if ended != nil {
 		ended.Close()
 	}
+	return s, nil
+}
+
+// Announce calls the OnPublish listeners for a stream from Claim, on the
+// caller's goroutine (before the caller writes the first frame, so that
+// consumers see it), and then makes it public: once Get finds a stream, its
+// consumers are attached (a player asking at that moment finds the
+// packager). It does nothing for a stream that is announced already,
+// resumed, or no longer registered.
+func (g *Registry) Announce(s *Stream) {
+	g.mu.Lock()
+	c, ok := g.pending[s]
+	if !ok || c.announcing || g.streams[s.Name] != s {
+		g.mu.Unlock()
+		return
+	}
+	c.announcing = true
+	ls := append([]func(*Stream){}, g.listeners...)
+	g.mu.Unlock()
 	for _, fn := range ls {
 		fn(s)
 	}
-	return s, nil
+	g.mu.Lock()
+	g.settle(s)
+	g.mu.Unlock()
+}
+
+// claim is a stream between Claim and Announce (or its end).
+type claim struct {
+	announcing bool          // Announce is running the listeners
+	settled    chan struct{} // closed when the stream goes public or away
+}
+
+// settle ends s's claim, if it has one: public now, or gone. g.mu is held.
+func (g *Registry) settle(s *Stream) {
+	if c, ok := g.pending[s]; ok {
+		delete(g.pending, s)
+		close(c.settled)
+	}
+}
+
+// Await is Get for a consumer that may arrive between a publisher's Claim
+// and its first frame (a player opening the link it was given as the
+// publisher connects): for a name that is claimed and not yet public it
+// waits until the stream is announced (then returns it), ends, or ctx ends.
+// A name nobody claimed returns at once.
+func (g *Registry) Await(ctx context.Context, name string) (*Stream, bool) {
+	g.mu.Lock()
+	s, ok := g.streams[name]
+	c, private := g.pending[s]
+	g.mu.Unlock()
+	if !ok || !private {
+		return s, ok
+	}
+	select {
+	case <-c.settled:
+		return g.Get(name)
+	case <-ctx.Done():
+		return nil, false
+	}
 }
 
 // Hold is Unpublish for a publisher that dropped and may come back: the
@@ -135,7 +211,8 @@ func (g *Registry) Hold(s *Stream, reason string) {
 		g.mu.Unlock()
 		return // already held: the first window runs
 	}
-	if g.closed || g.window <= 0 || g.streams[s.Name] != s {
+	_, private := g.pending[s]
+	if g.closed || g.window <= 0 || g.streams[s.Name] != s || private {
 		g.mu.Unlock()
 		g.Unpublish(s)
 		return
@@ -191,25 +268,33 @@ func (g *Registry) Unpublish(s *Stream) {
 	if g.streams[s.Name] == s {
 		delete(g.streams, s.Name)
 	}
+	g.settle(s)
 	g.mu.Unlock()
 	s.Close()
 }
 
-// Get returns the stream with that name, live or held.
+// Get returns the stream with that name, live or held; not one claimed and
+// not yet announced.
 func (g *Registry) Get(name string) (*Stream, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	s, ok := g.streams[name]
+	if _, private := g.pending[s]; ok && private {
+		return nil, false
+	}
 	return s, ok
 }
 
-// List returns the streams, live and held (Stream.State tells them apart).
+// List returns the streams, live and held (Stream.State tells them apart),
+// without the ones claimed and not yet announced.
 func (g *Registry) List() []*Stream {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	out := make([]*Stream, 0, len(g.streams))
 	for _, s := range g.streams {
-		out = append(out, s)
+		if _, private := g.pending[s]; !private {
+			out = append(out, s)
+		}
 	}
 	return out
 }
@@ -227,6 +312,9 @@ func (g *Registry) Close() {
 		g.stopTimer(s, t)
 	}
 	clear(g.streams)
+	for s := range g.pending {
+		g.settle(s)
+	}
 	g.mu.Unlock()
 	for _, s := range ss {
 		s.Close()

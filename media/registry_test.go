@@ -240,3 +240,76 @@ func TestRegistryCloseDuringHold(t *testing.T) {
 		t.Fatal("Hold after Close did not end the stream")
 	}
 }
+
+// TestRegistryClaimAnnounce: a claimed stream takes its name but is private
+// (no Get, no List, no OnPublish) until Announce, which runs the listeners
+// before the stream is public; one unpublished before Announce tells no
+// one, and Hold of it frees the name instead of holding it. Await waits for
+// a claimed name to go public or away.
+func TestRegistryClaimAnnounce(t *testing.T) {
+	g := NewRegistryWith(RegistrySettings{ReconnectWindow: time.Hour})
+	defer g.Close()
+	var seen []string
+	var visibleInListener bool
+	g.OnPublish(func(s *Stream) {
+		seen = append(seen, s.Name)
+		_, visibleInListener = g.Get(s.Name)
+	})
+	s, err := g.Claim("cam", testTracks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Claim("cam", testTracks(), nil); !errors.Is(err, ErrStreamBusy) {
+		t.Fatalf("second claim: %v, want ErrStreamBusy", err)
+	}
+	if _, ok := g.Get("cam"); ok || len(g.List()) != 0 || len(seen) != 0 {
+		t.Fatalf("claimed stream public: Get %v, List %d, listeners %v", ok, len(g.List()), seen)
+	}
+	got := make(chan bool, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		x, ok := g.Await(ctx, "cam")
+		got <- ok && x == s
+	}()
+	g.Announce(s)
+	g.Announce(s) // once only
+	if !<-got {
+		t.Fatal("Await did not return the announced stream")
+	}
+	if len(seen) != 1 || visibleInListener {
+		t.Fatalf("listeners %v, stream visible to them before they ran: %v", seen, visibleInListener)
+	}
+	if x, ok := g.Get("cam"); !ok || x != s || len(g.List()) != 1 {
+		t.Fatal("announced stream not public")
+	}
+
+	// Claimed, then gone before any media: nobody hears of it, the name is
+	// free at once (no reconnect window for what was never published), and
+	// a waiting Await returns.
+	q, err := g.Claim("quiet", testTracks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, ok := g.Await(ctx, "quiet")
+		got <- ok
+	}()
+	g.Hold(q, "gone")
+	if <-got {
+		t.Fatal("Await found a stream that ended before its first frame")
+	}
+	if !ended(q) || len(seen) != 1 {
+		t.Fatalf("ended %v, listeners %v", ended(q), seen)
+	}
+	if _, err := g.Claim("quiet", testTracks(), nil); err != nil {
+		t.Fatalf("name of a stream that never went public: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, ok := g.Await(ctx, "nobody"); ok {
+		t.Fatal("Await of an unclaimed name")
+	}
+}

@@ -62,17 +62,42 @@ func (sv *Service) clock() int64 { return int64(time.Since(sv.base)) }
 // follows once the keyframe asked for has come and been cut. Each request
 // renews the player lease, from when it comes to when it is answered
 // (Viewing.Done); the packaging stops Settings.Idle after the last one
-// unless something else still wants it. It returns ErrNotLive at once for a
-// name that is not published, ctx's error if ctx ends before the stream's
-// goroutine takes the request, or the start's error; Done is needed only
-// when err is nil (and harmless otherwise).
+// unless something else still wants it. It returns ErrNotLive for a
+// name that is not published (after waiting up to AwaitPublish for one whose
+// publisher is connecting: media.Registry.Await), ctx's error if ctx ends
+// before the stream's goroutine takes the request, or the start's error;
+// Done is needed only when err is nil (and harmless otherwise).
 //
 // A request on a running lease costs a few atomic operations and no
 // allocation.
 func (sv *Service) Watch(ctx context.Context, name string) (Viewing, error) {
 	d := sv.lookup(name)
 	if d == nil {
-		return Viewing{}, ErrNotLive
+		// A player that comes while the publisher connects waits for the
+		// stream's first frame (media.Registry.Await), bounded. It is
+		// counted while it waits, so that publish starts the run before
+		// that first frame is written: the player gets the stream from
+		// its first keyframe, as it would had it come a moment later.
+		sv.mu.Lock()
+		reg := sv.reg
+		if reg != nil {
+			sv.awaiting[name]++
+		}
+		sv.mu.Unlock()
+		if reg == nil {
+			return Viewing{}, ErrNotLive
+		}
+		actx, cancel := context.WithTimeout(ctx, AwaitPublish)
+		_, ok := reg.Await(actx, name)
+		cancel()
+		sv.mu.Lock()
+		if sv.awaiting[name]--; sv.awaiting[name] <= 0 {
+			delete(sv.awaiting, name)
+		}
+		sv.mu.Unlock()
+		if d = sv.lookup(name); !ok || d == nil {
+			return Viewing{}, ErrNotLive
+		}
 	}
 	d.inflight.Add(1)
 	d.touched.Store(sv.clock())
@@ -142,15 +167,21 @@ func (d *demand) send(ctx context.Context, op demandOp) error {
 
 // supervise owns the stream's demand until the stream has ended and its last
 // run is done (or the Service closes). cur is the run publish started for a
-// pinned stream (pins is 1 then, for the stream's life).
-func (d *demand) supervise(cur *run) {
+// pinned stream (pins is 1 then, for the stream's life) or for players
+// waiting for the stream (watched: the player lease is held from the start,
+// playing and touched are set).
+func (d *demand) supervise(cur *run, watched bool) {
 	sv := d.sv
 	defer sv.wg.Done()
-	watching, ended := false, false
+	watching, ended := watched, false
 	lease := time.NewTimer(sv.idle)
-	lease.Stop()
-	defer lease.Stop()
 	var leaseC <-chan time.Time
+	if watched {
+		leaseC = lease.C
+	} else {
+		lease.Stop()
+	}
+	defer lease.Stop()
 	streamDone := d.s.Done()
 	for !ended || cur != nil {
 		var runDone <-chan struct{}

@@ -276,6 +276,63 @@ func TestServicePinnedFromPublish(t *testing.T) {
 	eventually(t, "the pinned run done", func() bool { return rg.sv.Running() == 0 && rg.sources.Load() == 0 })
 }
 
+// A player that asks while the publisher connects (its name claimed, no
+// frame yet) waits, and its run starts before the first frame is written:
+// it gets the stream from its first keyframe, not from the next one. Its
+// lease then lapses like any other.
+func TestServiceWatchWhileConnecting(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	rg := newDemandRig(t, idle)
+	fx := loadFx(t)
+	s, err := rg.reg.Claim("early", fx.Tracks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan error, 1)
+	go func() { answered <- watch(rg.sv, "early") }()
+	eventually(t, "the player waiting for the first frame", func() bool { return rg.sv.Awaiting() == 1 })
+	if rg.nruns() != 0 || s.Readers() != 0 {
+		t.Fatalf("before the first frame: runs %d, readers %d", rg.nruns(), s.Readers())
+	}
+	rg.reg.Announce(s) // what ingest does with the first frame, before writing it
+	if rg.sv.Running() != 1 || rg.nruns() != 1 || s.Readers() != 1 {
+		t.Fatalf("announced with a player waiting: running %d, runs %d, readers %d; want the run subscribed before the first write",
+			rg.sv.Running(), rg.nruns(), s.Readers())
+	}
+	if err := <-answered; err != nil {
+		t.Fatalf("the waiting player: %v", err)
+	}
+	if n := rg.sv.Awaiting(); n != 0 {
+		t.Fatalf("%d players still counted as waiting", n)
+	}
+	// A request in flight holds the lease while the frames go in.
+	v, err := rg.sv.Watch(context.Background(), "early")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fx.Frames {
+		s.Write(f)
+	}
+	k := rg.run(0)
+	// Every segment from the first keyframe: 10 s of media, 2 s segments.
+	eventually(t, "the segments from the first keyframe", func() bool {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		return k.segs >= 4
+	})
+	if rg.nruns() != 1 {
+		t.Fatalf("%d runs; want the one started at the announce", rg.nruns())
+	}
+	// The lease lapses: the run stops for idleness.
+	v.Done()
+	<-k.ended
+	if !errors.Is(k.err, transmux.ErrIdle) {
+		t.Fatalf("the lapsed lease told the sink %v, want ErrIdle", k.err)
+	}
+	eventually(t, "the idle run released everything", func() bool { return rg.sv.Running() == 0 && rg.sources.Load() == 0 })
+	rg.reg.Unpublish(s)
+}
+
 // A request still being answered (a first playlist waiting for its first
 // segment) holds the lease however long it takes; the idle time counts from
 // its answer.

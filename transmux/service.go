@@ -54,6 +54,8 @@ type Service struct {
 	pins      []func(*media.Stream) bool
 	source    Source
 	streams   map[string]*demand // by name: published, not yet finished
+	reg       *media.Registry    // Attach's: Watch awaits a stream being published
+	awaiting  map[string]int     // players waiting in Watch for a stream's first frame, by name
 	running   int                // streams with a transmuxer running
 	closed    bool
 }
@@ -69,7 +71,7 @@ func NewService(s Settings, logger *slog.Logger) *Service {
 		idle = DefaultIdle
 	}
 	return &Service{set: s.withDefaults(), idle: idle, base: time.Now(), log: logger, ctx: ctx, cancel: cancel,
-		streams: make(map[string]*demand)}
+		streams: make(map[string]*demand), awaiting: make(map[string]int)}
 }
 
 // Settings returns the effective settings (defaults filled in).
@@ -108,7 +110,26 @@ func (sv *Service) SetSource(src Source) {
 
 // Attach tracks the demand of every stream published on reg from now on.
 func (sv *Service) Attach(reg *media.Registry) {
+	sv.mu.Lock()
+	sv.reg = reg
+	sv.mu.Unlock()
 	reg.OnPublish(sv.publish)
+}
+
+// AwaitPublish bounds how long a player's request waits for a stream whose
+// publisher has been answered and has not sent its first frame yet.
+const AwaitPublish = 5 * time.Second
+
+// Awaiting counts the player requests waiting for a publisher's first
+// frame (Watch of a stream that is claimed and not yet announced).
+func (sv *Service) Awaiting() int {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	n := 0
+	for _, c := range sv.awaiting {
+		n += c
+	}
+	return n
 }
 
 // Running counts the streams being packaged now (for metrics and tests).
@@ -118,9 +139,12 @@ func (sv *Service) Running() int {
 	return sv.running
 }
 
-// publish runs on the publisher's goroutine. A pinned stream's run starts
-// here, before the publisher writes its first frame, so no frame is missed;
-// the stream's demand goroutine owns everything from then on.
+// publish runs on the publisher's goroutine, before the publisher writes
+// its first frame (media.Registry.Announce). The run of a pinned stream
+// starts here, so no frame is missed; so does the run of a stream that
+// players are waiting for (they asked while the publisher connected, Watch),
+// under a player lease that starts now. The stream's demand goroutine owns
+// everything from then on.
 func (sv *Service) publish(s *media.Stream) {
 	sv.mu.Lock()
 	if sv.closed {
@@ -131,19 +155,27 @@ func (sv *Service) publish(s *media.Stream) {
 	for _, want := range sv.pins {
 		pinned = pinned || want(s)
 	}
+	watched := sv.awaiting[s.Name] > 0
 	d := newDemand(sv, s)
 	sv.streams[s.Name] = d
 	sv.wg.Add(1)
 	sv.mu.Unlock()
 	var cur *run
-	if pinned {
-		d.pins.Store(1)
+	if pinned || watched {
+		if pinned {
+			d.pins.Store(1)
+		}
 		var err error
 		if cur, err = d.start(); err != nil {
 			sv.log.Warn("transmux: stream not packaged", "stream", s.Name, "err", err)
+			watched = false
 		}
 	}
-	go d.supervise(cur)
+	if watched {
+		d.touched.Store(sv.clock())
+		d.playing.Store(true)
+	}
+	go d.supervise(cur, watched)
 }
 
 // lookup returns the demand of a stream that is published and not finished.
