@@ -68,13 +68,32 @@ func (g *Gateway) watchStreams() {
 	})
 	g.Registry.OnPublish(func(s *media.Stream) {
 		g.events.Publish(web.Event{Type: "stream.started", Stream: s.Name, Data: map[string]any{"tracks": trackNames(s)}})
+		w := &g.streamWatch
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.closed {
+			return // shutting down: the registry ends s at once
+		}
+		w.wg.Add(1)
 		go func() {
+			defer w.wg.Done()
 			<-s.Done() // closed by Unpublish or Registry.Close, never left open
 			frames, bytes := s.Stats()
 			g.events.Publish(web.Event{Type: "stream.ended", Stream: s.Name, Data: map[string]any{
 				"frames_in": frames, "bytes_in": bytes}})
 		}()
 	})
+}
+
+// stopStreamWatch waits for the stream.ended goroutines of watchStreams,
+// once the registry has ended every stream, so that none publishes on a
+// closed bus; streams published from now on get none.
+func (g *Gateway) stopStreamWatch() {
+	w := &g.streamWatch
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.wg.Wait()
 }
 
 func trackNames(s *media.Stream) []string {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/whipcast/whipcast/config"
@@ -59,7 +60,15 @@ type Gateway struct {
 	dash   *packager.DASH // nil when dash.enabled is false
 	rec    *recording     // recorder.go
 	events *web.Bus       // api.go
-	rooms  *rooms.Manager // rooms.go
+	// streamWatch owns the goroutine per published stream that turns its
+	// end into stream.ended (watchStreams); closeParts joins them after
+	// the registry has ended every stream, before the bus closes.
+	streamWatch struct {
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		closed bool
+	}
+	rooms *rooms.Manager // rooms.go
 	// composites mixes rooms into {room}/composite (composite.go).
 	composites *composite.Manager
 	ln         net.Listener
@@ -288,6 +297,7 @@ func (g *Gateway) closeParts() {
 		g.composites.Close()
 	}
 	g.Registry.Close()
+	g.stopStreamWatch()
 	if g.Filters != nil {
 		g.Filters.Close()
 	}
