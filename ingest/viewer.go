@@ -378,16 +378,14 @@ func (v *Viewer) run() {
 		v.end(media.ErrStreamEnded)
 		return
 	}
-	r := v.stream.Subscribe("whep:"+v.id, 0)
+	r := v.stream.SubscribeSkipping("whep:"+v.id, 0)
 	defer func() { r.Close() }()
 	v.fw.waitKey = v.fw.video != nil
 	for {
 		f, err := r.Read(v.ctx)
 		switch {
-		case errors.Is(err, media.ErrReaderTooSlow):
-			// Dropped by the stream: start again from the next keyframe.
-			r.Close()
-			r = v.stream.Subscribe("whep:"+v.id, 0)
+		case errors.Is(err, media.ErrReaderSkipped):
+			// Fell behind: the stream skipped to its next keyframe.
 			v.fw.waitKey = v.fw.video != nil
 			continue
 		case err != nil:

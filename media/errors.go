@@ -9,6 +9,12 @@ var (
 	// ErrReaderTooSlow is returned to a reader whose queue overflowed: it fell
 	// behind the live edge and was dropped so the publisher is never slowed.
 	ErrReaderTooSlow = errors.New("reader too slow: queue full, dropped")
+	// ErrReaderSkipped is returned once to a reader of SubscribeSkipping
+	// that fell behind: what was queued is gone, and the next Read returns
+	// the stream's next video keyframe (its next frame, without video). The
+	// reader resets whatever it keeps across frames (a GOP being muxed, a
+	// decoder's reference) and goes on reading.
+	ErrReaderSkipped = errors.New("reader fell behind: skipped to the next keyframe")
 	// ErrReaderClosed is returned after Reader.Close.
 	ErrReaderClosed = errors.New("reader closed")
 	// ErrStreamBusy is returned by Registry.Publish when the name already has

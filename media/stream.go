@@ -14,7 +14,8 @@ const DefaultQueueLen = 640
 // Stream is one live source: a fixed set of tracks written by exactly one
 // publisher and read by any number of Readers. Write never blocks: each reader
 // has its own bounded queue, and a reader whose queue is full is dropped with
-// ErrReaderTooSlow rather than slowing the publisher or the other readers.
+// ErrReaderTooSlow (Subscribe) or skips to the next keyframe
+// (SubscribeSkipping) rather than slowing the publisher or the other readers.
 type Stream struct {
 	// Name is the stream name, validated by ValidateName.
 	Name string
@@ -45,6 +46,7 @@ type Stream struct {
 	framesIn atomic.Uint64
 	bytesIn  atomic.Uint64
 	dropped  atomic.Uint64
+	skips    map[string]*SkipCount    // by reader kind (ReaderKind), under mu
 	configs  []atomic.Pointer[Config] // by track ID: the last Config written
 }
 
@@ -60,6 +62,7 @@ func NewStream(name string, tracks []*Track, onKeyframeRequest func()) *Stream {
 		Tracks:   tracks,
 		Started:  now,
 		readers:  make(map[*Reader]struct{}),
+		skips:    make(map[string]*SkipCount),
 		done:     make(chan struct{}),
 		configs:  make([]atomic.Pointer[Config], len(tracks)),
 		since:    now,
@@ -102,10 +105,10 @@ func (s *Stream) Write(f *Frame) {
 		id = f.Track.ID
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if id >= 0 {
 		if s.pendDisc[id] {
 			if f.Track.Kind == KindVideo && !f.Keyframe {
+				s.mu.Unlock()
 				return
 			}
 			s.pendDisc[id] = false
@@ -120,15 +123,65 @@ func (s *Stream) Write(f *Frame) {
 	}
 	s.framesIn.Add(1)
 	s.bytesIn.Add(uint64(len(f.Data)))
+	keyframe := f.Track != nil && f.Track.Kind == KindVideo && f.Keyframe
+	ask := false
 	for r := range s.readers {
+		if r.skipping {
+			if !keyframe && s.hasVideo() {
+				r.skipCount.Frames++
+				continue // never mid-GOP
+			}
+			r.skipping = false
+		}
 		select {
 		case r.ch <- f:
 		default:
-			delete(s.readers, r)
-			s.dropped.Add(1)
-			r.fail(ErrReaderTooSlow)
+			if !r.skip {
+				delete(s.readers, r)
+				s.dropped.Add(1)
+				r.fail(ErrReaderTooSlow)
+				continue
+			}
+			// Behind by a whole queue: what it holds is stale. It gets
+			// ErrReaderSkipped in its place, then the next keyframe.
+			n := uint64(0)
+			for len(r.ch) > 0 {
+				select {
+				case <-r.ch:
+					n++
+				default:
+				}
+			}
+			r.ch <- skipMarker // room: only this goroutine sends
+			r.skipCount.Skips++
+			r.skipCount.Frames += n
+			r.skipping, ask = true, true
+			if keyframe || !s.hasVideo() {
+				r.skipping = false
+				r.ch <- f
+			} else {
+				r.skipCount.Frames++
+			}
 		}
 	}
+	s.mu.Unlock()
+	if ask {
+		s.RequestKeyframe() // must not block (NewStream)
+	}
+}
+
+// skipMarker stands in a reader's queue for the frames a skip dropped: Read
+// turns it into ErrReaderSkipped.
+var skipMarker = &Frame{}
+
+// hasVideo reports whether the stream has a video track.
+func (s *Stream) hasVideo() bool {
+	for _, t := range s.Tracks {
+		if t.Kind == KindVideo {
+			return true
+		}
+	}
+	return false
 }
 
 // RequestKeyframe asks the publisher for a keyframe (a new reader needs one to
@@ -141,8 +194,23 @@ func (s *Stream) RequestKeyframe() {
 
 // Subscribe adds a reader with a queue of queueLen frames (DefaultQueueLen when
 // zero). name identifies the reader in logs and drop reasons. A new reader also
-// triggers a keyframe request so it can start decoding soon.
+// triggers a keyframe request so it can start decoding soon. A reader whose
+// queue overflows is dropped (ErrReaderTooSlow).
 func (s *Stream) Subscribe(name string, queueLen int) *Reader {
+	return s.subscribe(name, queueLen, false)
+}
+
+// SubscribeSkipping is Subscribe for a reader that stays: when its queue
+// overflows it is not dropped but skips to the next keyframe, never mid-GOP.
+// What it had queued is discarded, its next Read returns ErrReaderSkipped,
+// and the one after that the stream's next video keyframe (the publisher is
+// asked for one); on a stream without video, its next frame. Skips and the
+// frames they cost are counted per reader kind (Skips).
+func (s *Stream) SubscribeSkipping(name string, queueLen int) *Reader {
+	return s.subscribe(name, queueLen, true)
+}
+
+func (s *Stream) subscribe(name string, queueLen int, skip bool) *Reader {
 	if queueLen <= 0 {
 		queueLen = DefaultQueueLen
 	}
@@ -151,16 +219,59 @@ func (s *Stream) Subscribe(name string, queueLen int) *Reader {
 		stream: s,
 		ch:     make(chan *Frame, queueLen),
 		failed: make(chan struct{}),
+		skip:   skip,
 	}
 	s.mu.Lock()
 	if s.ended {
 		close(r.ch)
 	} else {
 		s.readers[r] = struct{}{}
+		if skip {
+			kind := ReaderKind(name)
+			c := s.skips[kind]
+			if c == nil {
+				c = &SkipCount{}
+				s.skips[kind] = c
+			}
+			r.skipCount = c
+		}
 	}
 	s.mu.Unlock()
 	s.RequestKeyframe()
 	return r
+}
+
+// SkipCount is what falling behind cost the skipping readers of one kind.
+type SkipCount struct {
+	// Skips counts the times a reader's queue overflowed.
+	Skips uint64
+	// Frames counts the frames those readers did not get: the queue each
+	// skip discarded and the frames before the next keyframe.
+	Frames uint64
+}
+
+// ReaderKind is the kind of reader a name says: its first word, up to a
+// space or colon ("transmux", "aac-stage", "rtmp", "whep"), so that
+// per-reader counts have a bounded set of labels.
+func ReaderKind(name string) string {
+	for i := 0; i < len(name); i++ {
+		if name[i] == ' ' || name[i] == ':' {
+			return name[:i]
+		}
+	}
+	return name
+}
+
+// Skips returns the skip counts of the stream's skipping readers by kind
+// (ReaderKind), those gone included.
+func (s *Stream) Skips() map[string]SkipCount {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]SkipCount, len(s.skips))
+	for k, c := range s.skips {
+		out[k] = *c
+	}
+	return out
 }
 
 // Close ends the stream: readers drain what is queued and then get
@@ -229,6 +340,11 @@ type Reader struct {
 	failed   chan struct{}
 	err      error
 	closed   atomic.Bool
+
+	// SubscribeSkipping's state, under the stream's mu.
+	skip      bool       // skips instead of being dropped
+	skipping  bool       // behind: frames wait for the next keyframe
+	skipCount *SkipCount // its kind's counts in the stream
 }
 
 // Stream returns the stream being read.
@@ -244,6 +360,7 @@ func (r *Reader) fail(err error) {
 
 // Read returns the next frame. It returns ErrStreamEnded after the last frame
 // of an ended stream, ErrReaderTooSlow if the reader was dropped,
+// ErrReaderSkipped where a skipping reader skipped,
 // ErrReaderClosed after Close, or ctx.Err().
 func (r *Reader) Read(ctx context.Context) (*Frame, error) {
 	select {
@@ -258,6 +375,9 @@ func (r *Reader) Read(ctx context.Context) (*Frame, error) {
 				return nil, ErrReaderClosed
 			}
 			return nil, ErrStreamEnded
+		}
+		if f == skipMarker {
+			return nil, ErrReaderSkipped
 		}
 		return f, nil
 	case <-r.failed:

@@ -225,3 +225,69 @@ func BenchmarkStreamFanOut(b *testing.B) {
 	}
 	s.Close()
 }
+
+// A skipping reader that falls behind is not dropped: it reads
+// ErrReaderSkipped in place of what it had queued, then the next video
+// keyframe and what follows; the publisher is asked for that keyframe; the
+// skip and the frames it cost are counted under the reader's kind.
+func TestSkippingReader(t *testing.T) {
+	var asked int
+	s := NewStream("a", testTracks(), func() { asked++ })
+	r := s.SubscribeSkipping("transmux:cam", 4)
+	defer r.Close()
+	v, a := s.Tracks[0], s.Tracks[1]
+	asked = 0
+	// 0: keyframe, 1-3: deltas (queue full), 4: delta overflows it,
+	// 5: audio and 6: delta wait for a keyframe, 7: keyframe, 8: audio.
+	frames := []*Frame{
+		{Track: v, DTS: 0, Keyframe: true}, {Track: v, DTS: 1}, {Track: v, DTS: 2}, {Track: v, DTS: 3},
+		{Track: v, DTS: 4}, {Track: a, DTS: 5}, {Track: v, DTS: 6}, {Track: v, DTS: 7, Keyframe: true}, {Track: a, DTS: 8},
+	}
+	for _, f := range frames {
+		s.Write(f)
+	}
+	if s.Readers() != 1 || s.Dropped() != 0 {
+		t.Fatalf("readers %d, dropped %d: a skipping reader must stay", s.Readers(), s.Dropped())
+	}
+	if asked != 1 {
+		t.Fatalf("%d keyframe requests at the skip, want 1", asked)
+	}
+	ctx := context.Background()
+	if _, err := r.Read(ctx); !errors.Is(err, ErrReaderSkipped) {
+		t.Fatalf("first read after the overflow: %v, want ErrReaderSkipped", err)
+	}
+	for _, want := range []int64{7, 8} {
+		f, err := r.Read(ctx)
+		if err != nil || f.DTS != want {
+			t.Fatalf("after the skip: frame %v, %v; want DTS %d", f, err, want)
+		}
+	}
+	c := s.Skips()["transmux"]
+	// The four queued frames, the one that overflowed, the audio and the
+	// delta before the keyframe.
+	if c.Skips != 1 || c.Frames != 7 {
+		t.Fatalf("skip counts %+v, want 1 skip of 7 frames", c)
+	}
+	s.Close()
+	if _, err := r.Read(ctx); !errors.Is(err, ErrStreamEnded) {
+		t.Fatalf("after the end: %v", err)
+	}
+}
+
+// Without video, a skipping reader goes on with the frame that overflowed.
+func TestSkippingReaderAudioOnly(t *testing.T) {
+	s := NewStream("a", []*Track{{Kind: KindAudio, Codec: CodecOpus, ClockRate: 48000}}, nil)
+	r := s.SubscribeSkipping("rtmp rtmp://x/y", 2)
+	for i := range 3 {
+		s.Write(&Frame{Track: s.Tracks[0], DTS: int64(i)})
+	}
+	if _, err := r.Read(context.Background()); !errors.Is(err, ErrReaderSkipped) {
+		t.Fatalf("%v, want ErrReaderSkipped", err)
+	}
+	if f, err := r.Read(context.Background()); err != nil || f.DTS != 2 {
+		t.Fatalf("after the skip: %v, %v; want DTS 2", f, err)
+	}
+	if c := s.Skips()["rtmp"]; c.Skips != 1 || c.Frames != 2 {
+		t.Fatalf("skip counts %+v", c)
+	}
+}

@@ -151,7 +151,7 @@ func (a *AAC) start(src *media.Stream) (*aacStage, error) {
 		r.aacTrack = tracks[opus.ID]
 	}
 	// Subscribed before returning, so no frame written after Acquire is missed.
-	r.reader = src.Subscribe("aac-stage", 0)
+	r.reader = src.SubscribeSkipping("aac-stage", 0)
 	go func() {
 		defer close(st.done)
 		if lock {
@@ -266,13 +266,12 @@ func (r *aacRun) run(ctx context.Context) {
 		f, err := reader.Read(ctx)
 		switch {
 		case err == nil:
-		case errors.Is(err, media.ErrReaderTooSlow):
-			// Transcoding fell behind the source: start again from now. The
-			// audio gap is filled with silence by the transcoder; readers of
-			// the derived stream see video resume at the next keyframe.
-			r.log.Warn("aac stage fell behind; resubscribing", "err", err)
-			reader.Close()
-			reader = r.src.Subscribe("aac-stage", 0)
+		case errors.Is(err, media.ErrReaderSkipped):
+			// Transcoding fell behind the source: go on from the next
+			// keyframe. The audio gap is filled with silence by the
+			// transcoder; readers of the derived stream see video resume at
+			// that keyframe.
+			r.log.Warn("aac stage fell behind; skipped to the next keyframe")
 			continue
 		case errors.Is(err, media.ErrStreamEnded):
 			if r.tc != nil {

@@ -310,7 +310,7 @@ func (d *demand) start() (*run, error) {
 	}
 	ctx, cancel := context.WithCancel(sv.ctx)
 	rn.cancel = cancel
-	r := s.Subscribe("transmux", sv.set.ReaderQueue)
+	r := s.SubscribeSkipping("transmux", sv.set.ReaderQueue)
 	if s != d.s {
 		d.s.RequestKeyframe() // a Source's stream may not forward the request
 	}

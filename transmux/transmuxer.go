@@ -137,29 +137,20 @@ func New(s Settings, tracks []*media.Track, sink Sink) (*Transmuxer, error) {
 // end of the stream. Frames with a configuration that cannot be muxed are
 // dropped and do not stop Run.
 //
-// A reader dropped for being too slow (media.ErrReaderTooSlow) is replaced by
-// a new subscription to the same stream: the output resumes at the next
-// keyframe with a new segment marked as a discontinuity, MSNs continuing.
-// Run closes the readers it subscribes; r stays the caller's to close.
+// Give it a reader of media.Stream.SubscribeSkipping: where the reader fell
+// behind (media.ErrReaderSkipped) the output resumes at the next keyframe
+// with a new segment marked as a discontinuity, MSNs continuing. A reader
+// of Subscribe that falls behind ends Run with media.ErrReaderTooSlow. r
+// stays the caller's to close.
 func (m *Transmuxer) Run(ctx context.Context, r *media.Reader) error {
 	if m.first.request == nil {
 		m.first.request = r.Stream().RequestKeyframe
 	}
-	own := false
-	defer func() {
-		if own {
-			r.Close()
-		}
-	}()
 	for {
 		f, err := r.Read(ctx)
 		if err != nil {
-			if errors.Is(err, media.ErrReaderTooSlow) && ctx.Err() == nil {
+			if errors.Is(err, media.ErrReaderSkipped) {
 				m.resyncs++
-				if own {
-					r.Close()
-				}
-				r, own = r.Stream().Subscribe(r.Name, m.set.ReaderQueue), true
 				m.resync()
 				continue
 			}

@@ -116,6 +116,8 @@ var (
 	descBytes   = prometheus.NewDesc("whipcast_stream_bytes_in_total", "Payload bytes received per live stream.", []string{"stream"}, nil)
 	descReaders = prometheus.NewDesc("whipcast_stream_readers", "Consumers attached per live stream.", []string{"stream"}, nil)
 	descDropped = prometheus.NewDesc("whipcast_stream_readers_dropped_total", "Consumers dropped for falling behind, per live stream.", []string{"stream"}, nil)
+	descSkips   = prometheus.NewDesc("whipcast_stream_reader_skips_total", "Times a consumer fell a whole queue behind and skipped to the next keyframe, per live stream and consumer kind (transmux, aac-stage, rtmp, whep, filter, motion, composite).", []string{"stream", "reader"}, nil)
+	descSkipped = prometheus.NewDesc("whipcast_stream_reader_skipped_frames_total", "Frames those skips cost the consumer (what it had queued and the frames before the next keyframe), per live stream and consumer kind.", []string{"stream", "reader"}, nil)
 )
 
 // streamCollector reads the live streams' counters at scrape time: no
@@ -123,7 +125,7 @@ var (
 type streamCollector struct{ s Streams }
 
 func (c streamCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLive, descHeld, descFrames, descBytes, descReaders, descDropped} {
+	for _, d := range []*prometheus.Desc{descLive, descHeld, descFrames, descBytes, descReaders, descDropped, descSkips, descSkipped} {
 		ch <- d
 	}
 }
@@ -144,6 +146,10 @@ func (c streamCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(bytes), s.Name)
 		ch <- prometheus.MustNewConstMetric(descReaders, prometheus.GaugeValue, float64(s.Readers()), s.Name)
 		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(s.Dropped()), s.Name)
+		for kind, c := range s.Skips() {
+			ch <- prometheus.MustNewConstMetric(descSkips, prometheus.CounterValue, float64(c.Skips), s.Name, kind)
+			ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(c.Frames), s.Name, kind)
+		}
 	}
 }
 

@@ -266,7 +266,7 @@ func (p *Pusher) srcEnded() bool {
 // session connects, publishes and sends until an error. It returns when the
 // session went live (zero if never) and why it ended.
 func (p *Pusher) subscribe() *media.Reader {
-	return p.src.Subscribe("rtmp "+p.target.Redacted(), p.s.QueueLen)
+	return p.src.SubscribeSkipping("rtmp "+p.target.Redacted(), p.s.QueueLen)
 }
 
 func (p *Pusher) session(ctx context.Context) (liveAt time.Time, err error) {
@@ -294,11 +294,9 @@ func (p *Pusher) session(ctx context.Context) (liveAt time.Time, err error) {
 	metaSent := false
 	for {
 		f, err := r.Read(ctx)
-		if errors.Is(err, media.ErrReaderTooSlow) {
+		if errors.Is(err, media.ErrReaderSkipped) {
 			// The server is slower than the stream: skip to the next
 			// keyframe on the same connection rather than send a half GOP.
-			r.Close()
-			r = p.subscribe()
 			m.resync()
 			p.set(p.Status().State, nil, func(s *Status) { s.Resyncs++ })
 			continue

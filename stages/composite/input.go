@@ -76,7 +76,7 @@ func (in *input) run() {
 		return
 	}
 	defer adec.Close()
-	r := in.src.Subscribe("composite", 0)
+	r := in.src.SubscribeSkipping("composite", 0)
 	defer func() { r.Close() }()
 	var (
 		k       clock
@@ -88,10 +88,8 @@ func (in *input) run() {
 		f, err := r.Read(c.ctx)
 		switch {
 		case err == nil:
-		case errors.Is(err, media.ErrReaderTooSlow):
-			c.log.Warn("composite input fell behind; resubscribing", "participant", in.name)
-			r.Close()
-			r = in.src.Subscribe("composite", 0)
+		case errors.Is(err, media.ErrReaderSkipped):
+			c.log.Warn("composite input fell behind; skipped to the next keyframe", "participant", in.name)
 			started = false
 			continue
 		default: // the participant left, or the composite stops

@@ -178,7 +178,7 @@ func (m *Stages) Start(src *media.Stream, chain Chain) (*media.Stream, error) {
 	out.Started = src.Started
 	r := &run{src: src, out: out, video: vt, tc: tc, audio: at, atc: atc, log: m.log.With("stream", out.Name),
 		vout: &stages.H264Out{Out: out, Track: out.Tracks[vt.ID]}}
-	r.reader = src.Subscribe("filter", 0)
+	r.reader = src.SubscribeSkipping("filter", 0)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -246,11 +246,9 @@ func (r *run) run(ctx context.Context) {
 		f, err := r.reader.Read(ctx)
 		switch {
 		case err == nil:
-		case errors.Is(err, media.ErrReaderTooSlow):
+		case errors.Is(err, media.ErrReaderSkipped):
 			// Encoding fell behind: start again from the next keyframe.
-			r.log.Warn("filter stage fell behind; resubscribing", "err", err)
-			r.reader.Close()
-			r.reader = r.src.Subscribe("filter", 0)
+			r.log.Warn("filter stage fell behind; skipped to the next keyframe")
 			r.started = false
 			continue
 		case errors.Is(err, media.ErrStreamEnded):

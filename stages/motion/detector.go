@@ -96,7 +96,7 @@ func Start(src *media.Stream, s Settings) (*Detector, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Detector{s: s, cancel: cancel, done: make(chan struct{})}
-	reader := src.Subscribe("motion", 0)
+	reader := src.SubscribeSkipping("motion", 0)
 	go func() {
 		defer close(d.done)
 		defer dec.Close()
@@ -124,9 +124,8 @@ func (d *Detector) run(ctx context.Context, src *media.Stream, reader *media.Rea
 		f, err := reader.Read(ctx)
 		switch {
 		case err == nil:
-		case errors.Is(err, media.ErrReaderTooSlow):
-			reader.Close()
-			reader = src.Subscribe("motion", 0)
+		case errors.Is(err, media.ErrReaderSkipped):
+			// Fell behind: the next frame is a keyframe.
 			started, st.prev = false, nil
 			continue
 		default:
