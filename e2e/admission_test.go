@@ -226,6 +226,44 @@ func TestE2EAdmissionCPU(t *testing.T) {
 	}
 }
 
+// TestE2EAdmissionProjected: the CPU check counts the publishers that no
+// measurement shows yet. With limits.publisher_cost at 16 cores, one live
+// publisher admitted a moment ago projects the gateway past max_cpu, so
+// the next is refused with the projection's reason long before any 5 s
+// window could see its load; once it leaves, its share is free again.
+func TestE2EAdmissionProjected(t *testing.T) {
+	checkNoLeaks(t)
+	g := startGateway(t, "limits:\n  max_cpu: 0.9\n  max_lag: 0s\n  publisher_cost: 16\n")
+	base := "http://" + g.HTTPAddr().String()
+	pubA := publish(t, g, "proj/a", whipclient.Options{Loop: 6, MaxDuration: time.Minute})
+
+	code, retry, body := postOffer(t, base, "proj/b", aliceOffer(t))
+	if code != http.StatusServiceUnavailable || retry != "5" || !strings.HasPrefix(body, "overloaded: cpu ") ||
+		!strings.Contains(body, " + 1 publisher not yet in it (~16 cores each, limits.publisher_cost) = ") ||
+		!strings.Contains(body, ">= limits.max_cpu 90%") {
+		t.Fatalf("second publisher: %d Retry-After %q %q, want 503 with the projected CPU", code, retry, body)
+	}
+	t.Logf("refused: %s", strings.TrimSpace(body))
+	if n := refusedMetric(t, base, admission.ReasonCPUProjected); n != 1 {
+		t.Errorf("whipcast_publish_refused_total{reason=cpu_projected} %d, want 1", n)
+	}
+	if st := limitsState(t, base); st.Admitting || st.Reason != admission.ReasonCPUProjected ||
+		st.PublishersUnmeasured != 1 || st.PublisherCost != 16 || st.CPUProjected < 0.9 {
+		t.Errorf("/v1/limits with one unmeasured publisher: %+v", st)
+	}
+	// The live stream is unaffected by the refusal; once it leaves (no
+	// reconnect window here) a new publisher is projected alone.
+	if _, ok := streamInfo(t, base, "proj/a"); !ok {
+		t.Fatal("the admitted stream is not listed")
+	}
+	_ = pubA.Close()
+	waitFor(t, 30*time.Second, "the departed publisher's share to be freed", func() bool {
+		st := limitsState(t, base)
+		return st.Publishers == 0 && st.Admitting
+	})
+	publish(t, g, "proj/b", whipclient.Options{MaxDuration: 4 * time.Second})
+}
+
 // TestE2EAdmissionRoomJoin: a room participant is a publisher like any
 // other. At limits.max_publishers a WHIP publish to /whip/{room}/{name} and
 // a publish over the room socket are refused with 503 and the reason.

@@ -2,10 +2,11 @@
 // publisher. It refuses, with a reason in words, when the configured number
 // of publishers is reached (limits.max_publishers) or when the process is
 // already near what the machine gives it: its CPU over the last few seconds
-// against the cores it may use (limits.max_cpu), or the Go scheduler's lag,
-// how long runnable goroutines such as the UDP read loop wait for a CPU
-// (limits.max_lag). Refusing the next publisher is how overload degrades:
-// the streams already live keep every packet.
+// against the cores it may use (limits.max_cpu), that CPU plus what the
+// publishers admitted since the measurement will cost (projection.go), or
+// the Go scheduler's lag, how long runnable goroutines such as the UDP read
+// loop wait for a CPU (limits.max_lag). Refusing the next publisher is how
+// overload degrades: the streams already live keep every packet.
 //
 // One goroutine (Start, Close) samples the load; Admit only reads the last
 // sample, so a refusal costs nothing.
@@ -26,11 +27,14 @@ import (
 const (
 	ReasonMaxPublishers = "max_publishers"
 	ReasonCPU           = "cpu"
-	ReasonLag           = "lag"
+	// ReasonCPUProjected: the measured CPU plus the estimated cost of the
+	// publishers it does not contain yet reaches limits.max_cpu.
+	ReasonCPUProjected = "cpu_projected"
+	ReasonLag          = "lag"
 )
 
 // Reasons lists every reason, in the order the checks run.
-var Reasons = []string{ReasonMaxPublishers, ReasonCPU, ReasonLag}
+var Reasons = []string{ReasonMaxPublishers, ReasonCPU, ReasonCPUProjected, ReasonLag}
 
 // Reasons of a WHEP viewer's refusal: the label of
 // whipcast_play_refused_total.
@@ -54,8 +58,19 @@ type Settings struct {
 	// limit.
 	MaxViewers int
 	// MaxCPU is the fraction (0..1] of the usable cores at or above which
-	// new publishers are refused. 0: off.
+	// new publishers are refused, measured or projected (projection.go).
+	// 0: off.
 	MaxCPU float64
+	// PublisherCost is the cores one publisher is taken to cost until at
+	// least minMeasured publishers have been measured for a whole window
+	// (then their measured mean is used). Default 0.03: the default config
+	// (Opus→AAC, HLS + DASH players) at 720p 2.5 Mb/s, docs/BENCHMARKS.md.
+	PublisherCost float64
+	// Publishers, when set, says how many publishers count now (the
+	// gateway gives ingest's count); the sampler reads it, so a departure
+	// frees its share at the next sample without waiting for an Admit.
+	// Default: the count last passed to Admit.
+	Publishers func() int
 	// MaxLag is the scheduler lag (99th percentile over Window) at or above
 	// which new publishers are refused. 0: off.
 	MaxLag time.Duration
@@ -100,7 +115,7 @@ type Controller struct {
 	log  *slog.Logger
 	load atomic.Pointer[Load]
 
-	refused     [3]atomic.Uint64 // by reason, in Reasons order
+	refused     [4]atomic.Uint64 // by reason, in Reasons order
 	viewRefused [2]atomic.Uint64 // by reason, in ViewerReasons order
 
 	// The refusal burst (log state), guarded by mu.
@@ -109,6 +124,8 @@ type Controller struct {
 	burstN    uint64 // refusals in this burst
 	sinceWarn uint64 // refusals since the last warning
 	lastWarn  time.Time
+
+	proj projection // guarded by its own mutex
 
 	startOnce, closeOnce sync.Once
 	stop, done           chan struct{}
@@ -133,11 +150,15 @@ func New(s Settings) *Controller {
 	if s.Logger == nil {
 		s.Logger = slog.Default()
 	}
+	if s.PublisherCost <= 0 {
+		s.PublisherCost = DefaultPublisherCost
+	}
 	if s.Meter == nil && (s.MaxCPU > 0 || s.MaxLag > 0) {
 		s.Meter = NewProcessMeter(s.Window)
 	}
 	c := &Controller{set: s, log: s.Logger, stop: make(chan struct{}), done: make(chan struct{})}
 	c.load.Store(&Load{Cores: usableCores()})
+	c.proj.init(s, time.Now)
 	return c
 }
 
@@ -177,13 +198,23 @@ func (c *Controller) run() {
 
 func (c *Controller) sample(now time.Time) {
 	l := c.set.Meter.Measure(now)
+	publishers := -1
+	if c.set.Publishers != nil {
+		publishers = c.set.Publishers()
+	}
+	c.proj.mu.Lock()
+	defer c.proj.mu.Unlock()
+	c.proj.measured(now, l, publishers)
 	c.load.Store(&l)
 }
 
 // Admit refuses a new publisher (making publishers in all) with a
 // *ingest.RefusedError when a limit is reached.
 func (c *Controller) Admit(publishers int) error {
+	c.proj.mu.Lock()
 	reason, detail := c.check(publishers)
+	c.proj.admitted(publishers, reason == "")
+	c.proj.mu.Unlock()
 	if reason == "" {
 		c.admitted()
 		return nil
@@ -222,18 +253,31 @@ func (c *Controller) checkViewer(streamViewers, viewers int) (reason, detail str
 	return "", ""
 }
 
-// check returns the first limit that publishers and the last load reach.
+// check returns the first limit that publishers and the last load reach;
+// c.proj.mu is held.
 func (c *Controller) check(publishers int) (reason, detail string) {
 	s, l := c.set, c.load.Load()
+	p := c.proj.project(publishers-1, l)
 	switch {
 	case s.MaxPublishers > 0 && publishers > s.MaxPublishers:
 		return ReasonMaxPublishers, fmt.Sprintf("limits.max_publishers (%d) reached", s.MaxPublishers)
 	case s.MaxCPU > 0 && l.CPU >= s.MaxCPU:
 		return ReasonCPU, fmt.Sprintf("cpu %s of %s cores >= limits.max_cpu %s", percent(l.CPU), strconv.FormatFloat(l.Cores, 'f', -1, 64), percent(s.MaxCPU))
+	case s.MaxCPU > 0 && p.unmeasured > 0 && p.cpu >= s.MaxCPU:
+		return ReasonCPUProjected, fmt.Sprintf("cpu %s of %s cores + %d %s not yet in it (~%s cores each, %s) = %s >= limits.max_cpu %s",
+			percent(l.CPU), strconv.FormatFloat(l.Cores, 'f', -1, 64), p.unmeasured, plural(p.unmeasured, "publisher", "publishers"),
+			strconv.FormatFloat(p.cost, 'g', 2, 64), p.costFrom(), percent(p.cpu), percent(s.MaxCPU))
 	case s.MaxLag > 0 && l.Lag >= s.MaxLag:
 		return ReasonLag, fmt.Sprintf("scheduling lag %s >= limits.max_lag %s", l.Lag.Round(time.Millisecond), s.MaxLag)
 	}
 	return "", ""
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // percent writes a fraction as a percentage, with a decimal below 10 %.
@@ -315,6 +359,16 @@ type State struct {
 	CPU    float64 `json:"cpu"`
 	Cores  float64 `json:"cores"`
 	MaxCPU float64 `json:"max_cpu"`
+	// CPUProjected is CPU plus the estimated share of the
+	// PublishersUnmeasured publishers that the measurement does not
+	// contain yet (admitted within the last window, or since it was
+	// taken), at PublisherCost cores each: measured when
+	// PublisherCostMeasured, else limits.publisher_cost. MaxCPU refuses at
+	// either figure.
+	CPUProjected          float64 `json:"cpu_projected"`
+	PublishersUnmeasured  int     `json:"publishers_unmeasured"`
+	PublisherCost         float64 `json:"publisher_cost"`
+	PublisherCostMeasured bool    `json:"publisher_cost_measured"`
 	// LagSeconds is the scheduler lag (p99 over the window);
 	// MaxLagSeconds is limits.max_lag (0: off).
 	LagSeconds    float64 `json:"lag_seconds"`
@@ -345,12 +399,16 @@ type State struct {
 // than publishers would be admitted; viewers is how many WHEP viewers
 // there are.
 func (c *Controller) State(publishers, viewers int) State {
+	c.proj.mu.Lock()
 	l := c.load.Load()
 	reason, detail := c.check(publishers + 1)
+	p := c.proj.project(publishers, l)
+	c.proj.mu.Unlock()
 	return State{
 		Admitting: reason == "", Reason: reason, Detail: detail,
 		Publishers: publishers, MaxPublishers: c.set.MaxPublishers,
 		CPU: l.CPU, Cores: l.Cores, MaxCPU: c.set.MaxCPU,
+		CPUProjected: p.cpu, PublishersUnmeasured: p.unmeasured, PublisherCost: p.cost, PublisherCostMeasured: p.fromMeasure,
 		LagSeconds: l.Lag.Seconds(), MaxLagSeconds: c.set.MaxLag.Seconds(),
 		Refused: c.Refused(),
 		Viewers: viewers, MaxViewers: c.set.MaxViewers, MaxViewersPerStream: c.set.MaxViewersPerStream,

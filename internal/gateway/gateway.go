@@ -123,6 +123,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		return nil, fmt.Errorf("webrtc port %d: %w", cfg.WebRTC.Port, err)
 	}
 	g.ingest = in
+	g.startAdmission()
 	g.startRooms()
 	g.startComposites()
 

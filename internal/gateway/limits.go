@@ -12,8 +12,7 @@ import (
 )
 
 // newAdmission makes the admission check of limits.* that ingest asks
-// before each new publisher and WHEP viewer, and starts its load sampler
-// (stopped by closeParts).
+// before each new publisher and WHEP viewer; startAdmission starts it.
 func (g *Gateway) newAdmission() *admission.Controller {
 	l := g.cfg.Limits
 	c := admission.New(admission.Settings{
@@ -21,12 +20,19 @@ func (g *Gateway) newAdmission() *admission.Controller {
 		MaxViewersPerStream: l.MaxViewersPerStream,
 		MaxViewers:          l.MaxViewers,
 		MaxCPU:              l.MaxCPU,
+		PublisherCost:       l.PublisherCost,
 		MaxLag:              l.MaxLag,
-		Logger:              g.log.With("component", "admission"),
+		// Read by the sampler only, which startAdmission starts once
+		// g.ingest is set.
+		Publishers: func() int { return g.ingest.Publishers() },
+		Logger:     g.log.With("component", "admission"),
 	})
-	c.Start()
 	return c
 }
+
+// startAdmission starts the admission's load sampler, which counts ingest's
+// publishers (stopped by closeParts).
+func (g *Gateway) startAdmission() { g.admission.Start() }
 
 // newRateLimiter is limits.rate with http.trusted_proxies (validated by
 // config); nil when off.
@@ -56,11 +62,12 @@ func (g *Gateway) limitsState() admission.State {
 }
 
 var (
-	descRefused     = prometheus.NewDesc("whipcast_publish_refused_total", "New publishers refused with 503 by admission control, by the limit that refused (max_publishers, cpu, lag).", []string{"reason"}, nil)
+	descRefused     = prometheus.NewDesc("whipcast_publish_refused_total", "New publishers refused with 503 by admission control, by the limit that refused (max_publishers, cpu, cpu_projected, lag).", []string{"reason"}, nil)
 	descPlayRefused = prometheus.NewDesc("whipcast_play_refused_total", "New WHEP viewers refused with 503 by admission control, by the limit that refused (max_viewers_per_stream, max_viewers).", []string{"reason"}, nil)
 	descPublishers  = prometheus.NewDesc("whipcast_publishers", "Publishers counted against limits.max_publishers: live, negotiating and held for a reconnect.", nil, nil)
 	descTimeouts    = prometheus.NewDesc("whipcast_session_timeouts_total", "WebRTC sessions ended for a timeout, by role (publish, play) and timeout: ice (limits.ice_timeout: ICE/DTLS never connected), idle (limits.publish_idle_timeout: connected, no RTP), media (RTP stopped).", []string{"role", "reason"}, nil)
 	descCPU         = prometheus.NewDesc("whipcast_admission_cpu_ratio", "The process's CPU over the last 5 s as a fraction of the cores it may use (limits.max_cpu compares with it).", nil, nil)
+	descCPUProj     = prometheus.NewDesc("whipcast_admission_cpu_projected_ratio", "whipcast_admission_cpu_ratio plus the estimated share of the publishers not yet in that measurement (limits.max_cpu compares with it too; limits.publisher_cost).", nil, nil)
 	descLag         = prometheus.NewDesc("whipcast_admission_sched_lag_seconds", "99th percentile of the time runnable goroutines waited for a CPU over the last 5 s (limits.max_lag compares with it).", nil, nil)
 	descAdmitting   = prometheus.NewDesc("whipcast_admission_admitting", "1 while a new publisher would be admitted, 0 while they are refused.", nil, nil)
 )
@@ -69,7 +76,7 @@ var (
 type limitsCollector struct{ g *Gateway }
 
 func (c limitsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRefused, descPlayRefused, descPublishers, descTimeouts, descCPU, descLag, descAdmitting} {
+	for _, d := range []*prometheus.Desc{descRefused, descPlayRefused, descPublishers, descTimeouts, descCPU, descCPUProj, descLag, descAdmitting} {
 		ch <- d
 	}
 }
@@ -91,6 +98,7 @@ func (c limitsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descTimeouts, prometheus.CounterValue, float64(t.n), t.role, t.reason)
 	}
 	ch <- prometheus.MustNewConstMetric(descCPU, prometheus.GaugeValue, st.CPU)
+	ch <- prometheus.MustNewConstMetric(descCPUProj, prometheus.GaugeValue, st.CPUProjected)
 	ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, st.LagSeconds)
 	admitting := 0.0
 	if st.Admitting {

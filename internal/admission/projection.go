@@ -1,0 +1,141 @@
+package admission
+
+import (
+	"sync"
+	"time"
+)
+
+// DefaultPublisherCost is Settings.PublisherCost's default, in cores: what
+// one 720p 2.5 Mb/s publisher costs the gateway on its default config
+// (Opus→AAC, HLS and DASH players), 0.025–0.045 of a core in
+// docs/BENCHMARKS.md's runs at 10–50 streams. A passthrough gateway
+// (audio: opus) spends a third of that; its measured cost replaces this
+// estimate once minMeasured publishers have been measured.
+const DefaultPublisherCost = 0.03
+
+// minMeasured is the fewest publishers present for a whole window before
+// the window's CPU divided among them is trusted as the cost of one. With
+// fewer, the process's fixed cost (the runtime, the HTTP server, idle
+// players' polling) dominates: one stream alone measured 0.069 cores, 2.6×
+// its share at 50.
+const minMeasured = 8
+
+// maxAdmits bounds the admission times kept (a window's worth; MaxCPU
+// itself refuses long before this many).
+const maxAdmits = 100000
+
+// projection keeps the CPU check from waiting for the load to show. The
+// measured CPU is an average over Settings.Window, so publishers admitted
+// within the window, and those admitted since the measurement, are not (or
+// not fully) in it: 100 publishers arriving in 2 s were all admitted before
+// any window showed their load (docs/BENCHMARKS.md). The projection adds
+// their estimated share: measured CPU + unmeasured publishers × cost per
+// publisher ÷ cores.
+//
+// Publishers are counted, not tracked: ingest says how many there are
+// (Admit's argument, Settings.Publishers at each sample), not which one
+// left. So the projection works on counts. At each sample, the publishers
+// admitted within the horizon (Window plus one Interval, the most a
+// measured window can reach back) are "recent" and the rest "steady": in
+// the measurement for the whole window. At Admit, every publisher beyond
+// the steady ones is unmeasured. A departure lowers the count, so it frees
+// a share whichever publisher left; a recent publisher that ages past the
+// horizon becomes steady at the next sample, in the measured CPU, and is
+// no longer projected (never counted twice). When the count at a sample
+// says fewer publishers than recent admissions, the oldest of those are
+// taken as the ones gone, which leaves the larger projection.
+type projection struct {
+	mu      sync.Mutex
+	on      bool // MaxCPU > 0: record admissions
+	window  time.Duration
+	horizon time.Duration
+	defCost float64
+	now     func() time.Time
+
+	admits []time.Time // admissions since the last sample's horizon, oldest first
+	count  int         // publishers last known (Admit, Settings.Publishers)
+
+	// From the last sample.
+	steady      int     // publishers in the whole measured window
+	cost        float64 // cores per publisher
+	fromMeasure bool    // cost was measured, not Settings.PublisherCost
+}
+
+// projected is the projection for a number of publishers.
+type projected struct {
+	cpu         float64 // measured + unmeasured × cost ÷ cores
+	unmeasured  int
+	cost        float64
+	fromMeasure bool
+}
+
+func (p projected) costFrom() string {
+	if p.fromMeasure {
+		return "measured"
+	}
+	return "limits.publisher_cost"
+}
+
+func (p *projection) init(s Settings, now func() time.Time) {
+	p.on = s.MaxCPU > 0
+	p.window, p.horizon = s.Window, s.Window+s.Interval
+	p.defCost, p.cost = s.PublisherCost, s.PublisherCost
+	p.now = now
+}
+
+// measured takes a new load sample l taken at now, when publishers
+// counted (-1: unknown, use the last count Admit saw); p.mu is held.
+func (p *projection) measured(now time.Time, l Load, publishers int) {
+	if publishers < 0 {
+		publishers = p.count
+	} else {
+		p.count = publishers
+	}
+	cut := now.Add(-p.horizon)
+	i := 0
+	for i < len(p.admits) && !p.admits[i].After(cut) {
+		i++
+	}
+	p.admits = append(p.admits[:0], p.admits[i:]...)
+	recent := min(len(p.admits), publishers)
+	p.steady = publishers - recent
+	// The recent ones are partly in the window: count each for the share
+	// of the window it was there (an over-estimate while it negotiated, so
+	// the cost comes out low by a little, never high by a lot).
+	present := float64(p.steady)
+	for _, t := range p.admits[len(p.admits)-recent:] {
+		present += min(max(now.Sub(t).Seconds()/p.window.Seconds(), 0), 1)
+	}
+	p.cost, p.fromMeasure = p.defCost, false
+	if p.steady >= minMeasured && l.CPU > 0 && l.Cores > 0 {
+		p.cost, p.fromMeasure = l.CPU*l.Cores/present, true
+	}
+}
+
+// admitted records an admission decision for publishers in all (with the
+// new one); p.mu is held.
+func (p *projection) admitted(publishers int, ok bool) {
+	if !ok {
+		p.count = publishers - 1
+		return
+	}
+	p.count = publishers
+	if !p.on {
+		return
+	}
+	if len(p.admits) >= maxAdmits {
+		p.admits = p.admits[1:]
+	}
+	p.admits = append(p.admits, p.now())
+}
+
+// project is the projected load with existing publishers, from the last
+// sample l; p.mu is held.
+func (p *projection) project(existing int, l *Load) projected {
+	r := projected{cpu: l.CPU, cost: p.cost, fromMeasure: p.fromMeasure}
+	if n := existing - p.steady; n > 0 && l.Cores > 0 {
+		r.unmeasured = n
+		r.cpu += float64(n) * p.cost / l.Cores
+	}
+	return r
+}
