@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/stages/codec"
@@ -43,7 +44,17 @@ type AAC struct {
 
 	mu      sync.Mutex
 	running map[*media.Stream]*aacStage
+
+	errors atomic.Uint64 // Opus packets the codec failed on, all streams
 }
+
+// newOpusToAAC opens a transcoder; tests replace it to make one fail.
+var newOpusToAAC = codec.NewOpusToAAC
+
+// Errors counts the Opus packets that no transcode could turn into AAC
+// (each is an audio gap of 20 ms or so; video is not held for them), in
+// every stream since start.
+func (a *AAC) Errors() uint64 { return a.errors.Load() }
 
 // NewAAC makes the stage registry; s configures every transcode.
 func NewAAC(s codec.AACSettings, log *slog.Logger) *AAC {
@@ -145,7 +156,7 @@ func (a *AAC) start(src *media.Stream) (*aacStage, error) {
 	derived.Started = src.Started // recordings are named by the publish time
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &aacStage{derived: derived, cancel: cancel, done: make(chan struct{})}
-	r := &aacRun{src: src, derived: derived, opus: opus, settings: a.settings, log: a.log.With("stream", src.Name), hold: aacHold}
+	r := &aacRun{src: src, derived: derived, opus: opus, settings: a.settings, log: a.log.With("stream", src.Name), hold: aacHold, errors: &a.errors}
 	lock := aacLockThread
 	if opus != nil {
 		r.aacTrack = tracks[opus.ID]
@@ -175,9 +186,30 @@ type aacRun struct {
 	reader       *media.Reader
 	lastPTS      int64
 	wrote        bool
-	disc         bool          // mark the next AAC frame Discontinuity
-	hold         int64         // aacHold when the stage started
-	pending      []pendingOpus // Opus packets held for the next codec run
+	disc         bool           // mark the next AAC frame Discontinuity
+	hold         int64          // aacHold when the stage started
+	pending      []pendingOpus  // Opus packets held for the next codec run
+	errors       *atomic.Uint64 // the stage's count of packets that failed
+	failing      int            // packets failed in a row (logged at the first)
+}
+
+// transcode runs the codec on one packet. A failure costs that packet's
+// audio only: it is counted, logged once per run of failures (and when it
+// ends), and the stream goes on; video never waits for it.
+func (r *aacRun) transcode(f *media.Frame, ts int64) {
+	pkts, err := r.tc.Transcode(f.Data, ts)
+	if err != nil {
+		r.errors.Add(1)
+		if r.failing++; r.failing == 1 {
+			r.log.Warn("opus→aac: packets are failing; their audio is a gap, video goes on", "err", err)
+		}
+		return
+	}
+	if r.failing > 0 {
+		r.log.Info("opus→aac: transcoding again", "failed_packets", r.failing)
+		r.failing = 0
+	}
+	r.write(pkts, f)
 }
 
 type pendingOpus struct {
@@ -192,12 +224,7 @@ type pendingOpus struct {
 // no part or segment can close before more audio comes anyway.
 func (r *aacRun) flushPending() {
 	for i, p := range r.pending {
-		pkts, err := r.tc.Transcode(p.f.Data, p.ts)
-		if err != nil {
-			r.log.Warn("opus→aac", "err", err)
-		} else {
-			r.write(pkts, p.f)
-		}
+		r.transcode(p.f, p.ts)
 		r.pending[i] = pendingOpus{}
 	}
 	r.pending = r.pending[:0]
@@ -224,7 +251,7 @@ func (r *aacRun) open(first []byte) {
 	if !opusStereo(first) {
 		s.Channels, s.Bitrate = 1, codec.MonoBitrate(s.Bitrate)
 	}
-	tc, err := codec.NewOpusToAAC(s)
+	tc, err := newOpusToAAC(s)
 	if err != nil {
 		r.log.Error("opus→aac: the encoder did not open; the stream goes on without audio", "err", err)
 		r.failed = true
@@ -243,7 +270,7 @@ func (r *aacRun) open(first []byte) {
 func (r *aacRun) restart() {
 	pkts, _ := r.tc.Flush()
 	r.write(pkts, nil)
-	tc, err := codec.NewOpusToAAC(r.settings)
+	tc, err := newOpusToAAC(r.settings)
 	if err != nil {
 		r.log.Warn("opus→aac: new transcode after a reconnect failed; going on with the old one", "err", err)
 	} else {
@@ -321,12 +348,7 @@ func (r *aacRun) run(ctx context.Context) {
 			}
 			continue
 		}
-		pkts, err := r.tc.Transcode(f.Data, ts)
-		if err != nil {
-			r.log.Warn("opus→aac", "err", err)
-			continue
-		}
-		r.write(pkts, f)
+		r.transcode(f, ts)
 	}
 }
 

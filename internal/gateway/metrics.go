@@ -29,6 +29,7 @@ var (
 	descOutConns   = prometheus.NewDesc("whipcast_output_connects_total", "Successful connections of each RTMP destination (reconnects are connects beyond the first).", []string{"stream", "id"}, nil)
 	descOutResyncs = prometheus.NewDesc("whipcast_output_resyncs_total", "Times an RTMP destination fell behind and skipped to the next keyframe.", []string{"stream", "id"}, nil)
 	descAAC        = prometheus.NewDesc("whipcast_aac_transcodes", "Opus→AAC transcodes running (one per stream that HLS, DASH, a recording or a plain RTMP output reads).", nil, nil)
+	descAACErrors  = prometheus.NewDesc("whipcast_aac_errors_total", "Opus packets the Opus→AAC transcode failed on (each an audio gap of ~20 ms, filled with silence when AAC resumes; video is not held), all streams since start.", nil, nil)
 	descPackaged   = prometheus.NewDesc("whipcast_packaged_streams", "Streams being transmuxed to CMAF for HLS, DASH, recordings or the origin (on demand: a player within hls.idle, or a rule).", nil, nil)
 	descWebhook    = prometheus.NewDesc("whipcast_motion_webhook_events_total", "Motion webhook events by result: delivered, failed (after retries), dropped (queue full).", []string{"result"}, nil)
 )
@@ -38,7 +39,7 @@ var (
 type gatewayCollector struct{ g *Gateway }
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRTPPackets, descRTPBytes, descLost, descPLIs, descKeyframes, descKFI, descMissing, descRepaired, descRTX, descLate, descStreamNACK, descRTT, descDropped, descFreeze, descNACKs, descOutState, descOutConns, descOutResyncs, descAAC, descPackaged, descWebhook} {
+	for _, d := range []*prometheus.Desc{descRTPPackets, descRTPBytes, descLost, descPLIs, descKeyframes, descKFI, descMissing, descRepaired, descRTX, descLate, descStreamNACK, descRTT, descDropped, descFreeze, descNACKs, descOutState, descOutConns, descOutResyncs, descAAC, descAACErrors, descPackaged, descWebhook} {
 		ch <- d
 	}
 }
@@ -63,6 +64,7 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descNACKs, prometheus.CounterValue, float64(c.g.ingest.NACKsSent()))
 	if c.g.AAC != nil {
 		ch <- prometheus.MustNewConstMetric(descAAC, prometheus.GaugeValue, float64(c.g.AAC.Running()))
+		ch <- prometheus.MustNewConstMetric(descAACErrors, prometheus.CounterValue, float64(c.g.AAC.Errors()))
 	}
 	ch <- prometheus.MustNewConstMetric(descPackaged, prometheus.GaugeValue, float64(c.g.cmaf.Running()))
 	if c.g.motion != nil {
