@@ -23,9 +23,13 @@ import (
 // all and waits for the watchers.
 type motionDetectors struct {
 	g *Gateway
-	// api serialises the API's changes; mu guards m only, briefly.
-	api sync.Mutex
-	mu  sync.Mutex
+	// api serialises every start and stop (a rule's at publish, the
+	// API's) and guards closed: two starts for one stream never race, and
+	// none comes after close. mu guards m and the hooks only, briefly, so
+	// status and metrics reads never wait for a detector to open.
+	api    sync.Mutex
+	closed bool
+	mu     sync.Mutex
 	m   map[*media.Stream]*motionRun // by stream
 	wg  sync.WaitGroup               // the watchers
 	// hooks are the webhook senders not yet closed, ended the sum of the
@@ -56,13 +60,19 @@ func (g *Gateway) startMotion() {
 		if !ok || r.Motion == nil {
 			return
 		}
-		if _, err := g.motion.start(s, *r.Motion, "config"); err != nil {
+		md := g.motion
+		md.api.Lock()
+		defer md.api.Unlock()
+		if _, running := md.get(s); running || md.closed {
+			return // the API started one first, or shutting down
+		}
+		if _, err := md.start(s, *r.Motion, "config"); err != nil {
 			g.log.Error("motion detection not started", "stream", s.Name, "err", err)
 		}
 	})
 }
 
-// start runs a detector on s with cfg (validated).
+// start runs a detector on s with cfg (validated). md.api is held.
 func (md *motionDetectors) start(s *media.Stream, cfg config.Motion, source string) (*motionRun, error) {
 	g := md.g
 	if vt := s.Track(media.KindVideo); vt == nil || vt.Codec != media.CodecH264 {
@@ -163,6 +173,9 @@ func (md *motionDetectors) webhookStats() webhook.Stats {
 }
 
 func (md *motionDetectors) close() {
+	md.api.Lock()
+	md.closed = true
+	md.api.Unlock()
 	md.mu.Lock()
 	ds := make([]*motion.Detector, 0, len(md.m))
 	for _, r := range md.m {
@@ -241,6 +254,9 @@ func (md *motionDetectors) SetMotion(stream string, body []byte) (web.MotionStat
 	}
 	md.api.Lock()
 	defer md.api.Unlock()
+	if md.closed {
+		return web.MotionStatus{}, web.ErrStreamNotLive
+	}
 	if old, ok := md.get(s); ok {
 		old.d.Close()
 	}
