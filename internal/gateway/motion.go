@@ -30,8 +30,8 @@ type motionDetectors struct {
 	api    sync.Mutex
 	closed bool
 	mu     sync.Mutex
-	m   map[*media.Stream]*motionRun // by stream
-	wg  sync.WaitGroup               // the watchers
+	m      map[*media.Stream]*motionRun // by stream
+	wg     sync.WaitGroup               // the watchers
 	// hooks are the webhook senders not yet closed, ended the sum of the
 	// counters of closed ones: the metric stays monotonic across replaces
 	// and stream ends.
