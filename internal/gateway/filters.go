@@ -14,8 +14,9 @@ import (
 )
 
 // filterChains remembers the chain of each running filter stage, for
-// GET /v1/streams/{stream}/filters, and serialises the API's changes (a
-// replace is a stop then a start, which must not interleave with another).
+// GET /v1/streams/{stream}/filters, and serialises every start and stop (a
+// rule's at publish and the API's: a replace is a stop then a start, which
+// must not interleave with another).
 type filterChains struct {
 	g *Gateway
 	// api serialises the API's changes; mu guards m only, briefly, so a
@@ -50,6 +51,14 @@ func (g *Gateway) startFilters() {
 		r, ok := g.cfg.Rule(s.Name)
 		if !ok || len(r.Filters) == 0 {
 			return
+		}
+		// Under the API's lock, so that a rule's start and its record
+		// never interleave with an API replace of the same stream.
+		fc := g.filterChains
+		fc.api.Lock()
+		defer fc.api.Unlock()
+		if g.Filters.Has(s) {
+			return // the API was first
 		}
 		if _, err := g.Filters.Start(s, filterChain(r.Filters)); err != nil {
 			g.log.Error("filters not applied; the stream runs unfiltered", "stream", s.Name, "err", err)
