@@ -37,22 +37,7 @@ func (c compositeAPI) Start(ctx context.Context, room string, s composite.Settin
 	d := c.g.cfg.Rooms.Composite
 	set := composite.Settings{Layout: d.Layout, Width: d.Width, Height: d.Height, FPS: d.FPS,
 		VideoBitrate: int(d.VideoBitrate), AudioBitrate: int(d.AudioBitrate),
-		KeyframeInterval: c.g.keyframeInterval, Delay: d.Delay}
-	if s.Layout != "" {
-		set.Layout = s.Layout
-	}
-	if s.Width != 0 || s.Height != 0 {
-		set.Width, set.Height = s.Width, s.Height
-	}
-	if s.FPS != 0 {
-		set.FPS = s.FPS
-	}
-	if s.VideoBitrate != 0 {
-		set.VideoBitrate = s.VideoBitrate
-	}
-	if s.AudioBitrate != 0 {
-		set.AudioBitrate = s.AudioBitrate
-	}
+		KeyframeInterval: c.g.keyframeInterval, Delay: d.Delay}.Over(s)
 	var parts []*media.Stream
 	for _, st := range c.g.Registry.List() {
 		if r, _, ok := rooms.Participant(st.Name); ok && r == room {

@@ -49,6 +49,29 @@ const (
 	DefaultDelay        = 200 * time.Millisecond
 )
 
+// Over returns s with the fields o sets replacing s's: a request's settings
+// over the configured defaults (rooms.composite). Width and height go
+// together: o sets the size when it sets either. KeyframeInterval and Delay
+// are not the API's to set and stay s's.
+func (s Settings) Over(o Settings) Settings {
+	if o.Layout != "" {
+		s.Layout = o.Layout
+	}
+	if o.Width != 0 || o.Height != 0 {
+		s.Width, s.Height = o.Width, o.Height
+	}
+	if o.FPS != 0 {
+		s.FPS = o.FPS
+	}
+	if o.VideoBitrate != 0 {
+		s.VideoBitrate = o.VideoBitrate
+	}
+	if o.AudioBitrate != 0 {
+		s.AudioBitrate = o.AudioBitrate
+	}
+	return s
+}
+
 // Normalize fills the zero fields with the defaults and checks the ranges.
 func (s *Settings) Normalize() error {
 	if s.Layout == "" {
