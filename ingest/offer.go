@@ -57,18 +57,7 @@ func checkOffer(offer string) (offerInfo, error) {
 		if kind == "audio" {
 			want = "opus/48000"
 		}
-		found := false
-		for _, a := range md.Attributes {
-			if a.Key != "rtpmap" {
-				continue
-			}
-			// a=rtpmap:<pt> <name>/<clock>[/<channels>]
-			_, enc, ok := strings.Cut(a.Value, " ")
-			if ok && strings.HasPrefix(strings.ToLower(strings.TrimSpace(enc)), want) {
-				found = true
-				break
-			}
-		}
+		found := hasCodec(md, want)
 		if kind == "video" {
 			videoSeen = true
 			video = video || found
@@ -86,6 +75,46 @@ func checkOffer(offer string) (offerInfo, error) {
 		return info, ErrNoAudioCodec
 	}
 	return info, nil
+}
+
+// hasCodec reports whether an m-line has an rtpmap of codec ("h264/90000":
+// name and clock rate, lower case), channels aside.
+func hasCodec(md *sdp.MediaDescription, codec string) bool {
+	for _, a := range md.Attributes {
+		if a.Key != "rtpmap" {
+			continue
+		}
+		// a=rtpmap:<pt> <name>/<clock>[/<channels>]
+		_, enc, ok := strings.Cut(a.Value, " ")
+		enc = strings.ToLower(strings.TrimSpace(enc))
+		if ok && (enc == codec || strings.HasPrefix(enc, codec+"/")) {
+			return true
+		}
+	}
+	return false
+}
+
+// answerHas reports whether an SDP answer accepts codec on an m-line of
+// kind (a port other than 0, or bundle-only): the parsed answer, not a
+// search of its text, which an rtpmap on a rejected m-line or in another
+// m-line would fool.
+func answerHas(answer, kind, codec string) bool {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(answer); err != nil {
+		return false
+	}
+	for _, md := range sd.MediaDescriptions {
+		if md == nil || md.MediaName.Media != kind {
+			continue
+		}
+		if md.MediaName.Port.Value == 0 && !hasAttr(md, "bundle-only") {
+			continue
+		}
+		if hasCodec(md, codec) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasAttr(md *sdp.MediaDescription, key string) bool {

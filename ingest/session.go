@@ -157,7 +157,7 @@ func (s *Session) negotiate(ctx context.Context, offer string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
 	}
-	if !strings.Contains(strings.ToLower(answer.SDP), "h264/90000") {
+	if !answerHas(answer.SDP, "video", "h264/90000") {
 		return "", ErrNoVideoCodec
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)

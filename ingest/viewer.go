@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -306,7 +305,7 @@ func (v *Viewer) negotiate(ctx context.Context, offer string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
 	}
-	if fw.video != nil && !strings.Contains(strings.ToLower(answer.SDP), "h264/90000") {
+	if fw.video != nil && !answerHas(answer.SDP, "video", "h264/90000") {
 		return "", ErrNoVideoCodec
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
