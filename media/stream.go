@@ -48,6 +48,17 @@ type Stream struct {
 	dropped  atomic.Uint64
 	skips    map[string]*SkipCount    // by reader kind (ReaderKind), under mu
 	configs  []atomic.Pointer[Config] // by track ID: the last Config written
+
+	// forwards are the streams that get some of this one's tracks from
+	// Write itself (Forward): copy on write, so Write loads without a lock
+	// or an allocation.
+	forwards atomic.Pointer[[]*forward]
+}
+
+// forward is one Forward: the tracks (by ID) that go to dst.
+type forward struct {
+	dst  *Stream
+	pass []bool
 }
 
 // NewStream makes a Stream. onKeyframeRequest, when not nil, is called by
@@ -105,6 +116,10 @@ func (s *Stream) Write(f *Frame) {
 		id = f.Track.ID
 	}
 	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return // a forward's last frame after its stop (Forward)
+	}
 	if id >= 0 {
 		if s.pendDisc[id] {
 			if f.Track.Kind == KindVideo && !f.Keyframe {
@@ -168,6 +183,64 @@ func (s *Stream) Write(f *Frame) {
 	if ask {
 		s.RequestKeyframe() // must not block (NewStream)
 	}
+	if fw := s.forwards.Load(); fw != nil && id >= 0 {
+		for _, x := range *fw {
+			if x.pass[id] {
+				c := *f
+				c.Track = x.dst.Tracks[id]
+				x.dst.Write(&c)
+			}
+		}
+	}
+}
+
+// Forward writes every frame of s on a track that pass accepts to dst, on
+// s's writer as s.Write runs (no goroutine, no queue in between): the same
+// frame (bytes, *Config, times, flags) with dst's track of the same ID. dst
+// must have as many tracks as s; it may have other writers for the tracks
+// not forwarded (a stage that replaces one track and passes the others
+// through, so that they never wait on the stage). stop ends the forwarding;
+// a Write running at that moment may still deliver one frame, which dst
+// drops once closed. stop may be called more than once.
+func (s *Stream) Forward(dst *Stream, pass func(*Track) bool) (stop func()) {
+	x := &forward{dst: dst, pass: make([]bool, len(s.Tracks))}
+	for i, t := range s.Tracks {
+		x.pass[i] = i < len(dst.Tracks) && pass(t)
+	}
+	s.mu.Lock()
+	s.setForwards(append(s.forwardList(), x))
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			var keep []*forward
+			for _, y := range s.forwardList() {
+				if y != x {
+					keep = append(keep, y)
+				}
+			}
+			s.setForwards(keep)
+		})
+	}
+}
+
+// forwardList returns a copy of the forwards; s.mu is held.
+func (s *Stream) forwardList() []*forward {
+	if fw := s.forwards.Load(); fw != nil {
+		return append([]*forward(nil), *fw...)
+	}
+	return nil
+}
+
+// setForwards publishes fw; s.mu is held.
+func (s *Stream) setForwards(fw []*forward) {
+	if len(fw) == 0 {
+		s.forwards.Store(nil)
+		return
+	}
+	s.forwards.Store(&fw)
 }
 
 // skipMarker stands in a reader's queue for the frames a skip dropped: Read

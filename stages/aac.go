@@ -18,14 +18,16 @@ import (
 // AAC transcodes a stream's Opus audio to AAC once per stream, and only while
 // some consumer needs it.
 //
-// Where the AAC frames go: into a derived media.Stream that the stage owns
-// and writes alone. It carries the source's video frames as they came (the
-// same bytes, the same *Config) and AAC frames in place of Opus, all on the
-// source's timeline. A consumer therefore reads one Stream with the usual
-// bounded-queue Reader, gets the usual "skip to the next keyframe" behaviour,
-// and needs no second reader or merge of its own. The derived stream is not
-// in the registry (its name is the source's); a keyframe request on it goes
-// to the source's publisher.
+// Where the AAC frames go: into a derived media.Stream. It carries the
+// source's video frames as they came (the same bytes, the same *Config),
+// written by the source's own Write (media.Stream.Forward), and AAC frames
+// in place of Opus, written by the stage's goroutine, all on the source's
+// timeline. Video therefore never waits on the transcode: a stage that
+// stalls or fails costs the audio only. A consumer reads one Stream with
+// the usual bounded-queue Reader, gets the usual "skip to the next
+// keyframe" behaviour, and needs no second reader or merge of its own. The
+// derived stream is not in the registry (its name is the source's); a
+// keyframe request on it goes to the source's publisher.
 //
 // AAC frames reach the derived stream ~2 encoder frames (~43 ms) after the
 // video frames of the same instant, plus up to 60 ms while the stage
@@ -161,8 +163,14 @@ func (a *AAC) start(src *media.Stream) (*aacStage, error) {
 	if opus != nil {
 		r.aacTrack = tracks[opus.ID]
 	}
-	// Subscribed before returning, so no frame written after Acquire is missed.
+	// Subscribed and forwarding before returning, so no frame written
+	// after Acquire is missed. Video (every track but the Opus one) goes
+	// to the derived stream from the publisher's Write itself: it never
+	// waits on this stage's goroutine, so a transcode that stalls or fails
+	// costs audio only. The stage reads the source for its Opus (and for
+	// the video's times, to flush what it holds at a keyframe).
 	r.reader = src.SubscribeSkipping("aac-stage", 0)
+	r.stopForward = src.Forward(derived, func(t *media.Track) bool { return t != opus })
 	go func() {
 		defer close(st.done)
 		if lock {
@@ -189,6 +197,7 @@ type aacRun struct {
 	disc         bool           // mark the next AAC frame Discontinuity
 	hold         int64          // aacHold when the stage started
 	pending      []pendingOpus  // Opus packets held for the next codec run
+	stopForward  func()         // ends the video's forwarding to derived
 	errors       *atomic.Uint64 // the stage's count of packets that failed
 	failing      int            // packets failed in a row (logged at the first)
 }
@@ -282,6 +291,7 @@ func (r *aacRun) restart() {
 
 func (r *aacRun) run(ctx context.Context) {
 	defer r.derived.Close()
+	defer r.stopForward()
 	defer func() {
 		if r.tc != nil {
 			r.tc.Close()
@@ -317,11 +327,8 @@ func (r *aacRun) run(ctx context.Context) {
 				// if audio stopped coming (video went on), what is held goes out.
 				r.flushPending()
 			}
-			// Video (and any other track) passes through: the same bytes and
-			// *Config, only the Track is the derived stream's.
-			c := *f
-			c.Track = r.derived.Tracks[f.Track.ID]
-			r.derived.Write(&c)
+			// Video (and any other track) reached the derived stream
+			// already, from the source's Write (Forward).
 			continue
 		}
 		if r.tc == nil {

@@ -67,14 +67,18 @@ func TestAACStageFailsMidStream(t *testing.T) {
 		}
 		src.Write(&media.Frame{Track: audio, DTS: int64(i) * 960, PTS: int64(i) * 960, Keyframe: true, Data: p})
 	}
+	src.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var nv int
-	var aacBefore, aacAfter int // AAC frames ending before 1 s, starting after 3 s
-	for nv < 125 {
+	var aacBefore, aacAfter int // AAC frames before 1 s, from 3.1 s on
+	for {
 		f, err := rd.Read(ctx)
+		if errors.Is(err, media.ErrStreamEnded) {
+			break
+		}
 		if err != nil {
-			t.Fatalf("after %d video frames: %v (the derived stream must go on without its audio)", nv, err)
+			t.Fatalf("after %d video frames: %v", nv, err)
 		}
 		switch f.Track.Kind {
 		case media.KindVideo:
@@ -91,16 +95,104 @@ func TestAACStageFailsMidStream(t *testing.T) {
 			}
 		}
 	}
+	if nv != 125 {
+		t.Errorf("%d video frames of 125", nv)
+	}
 	if got := a.Errors(); got != 100 {
 		t.Errorf("Errors() = %d, want the 100 packets that failed", got)
 	}
 	if aacBefore == 0 || aacAfter == 0 {
 		t.Errorf("AAC frames before the failure %d, after it %d; want both", aacBefore, aacAfter)
 	}
-	select {
-	case <-d.Done():
-		t.Fatal("the derived stream ended while its source goes on")
-	default:
+}
+
+// stallingTranscoder is a real transcoder that blocks at its stallAt-th
+// packet until release is closed, as a codec stuck in a call would.
+type stallingTranscoder struct {
+	codec.AudioTranscoder
+	n, stallAt int
+	stalled    chan struct{}
+	release    chan struct{}
+}
+
+func (s *stallingTranscoder) Transcode(data []byte, pts int64) ([]codec.Packet, error) {
+	if s.n++; s.n == s.stallAt {
+		close(s.stalled)
+		<-s.release
 	}
+	return s.AudioTranscoder.Transcode(data, pts)
+}
+
+// TestAACStageStallVideoGoesOn: video never waits on the transcode. With
+// the stage stuck inside the codec, every video frame the publisher writes
+// reaches the derived stream's readers; the audio follows once it unsticks.
+func TestAACStageStallVideoGoesOn(t *testing.T) {
+	st := &stallingTranscoder{stallAt: 10, stalled: make(chan struct{}), release: make(chan struct{})}
+	newOpusToAAC = func(s codec.AACSettings) (codec.AudioTranscoder, error) {
+		tc, err := codec.NewOpusToAAC(s)
+		if err != nil {
+			return nil, err
+		}
+		st.AudioTranscoder = tc
+		return st, nil
+	}
+	t.Cleanup(func() { newOpusToAAC = codec.NewOpusToAAC })
+
+	pkts := fixtureOpus(t)[:250]
+	video := &media.Track{Kind: media.KindVideo, Codec: media.CodecH264, ClockRate: 90000}
+	audio := &media.Track{Kind: media.KindAudio, Codec: media.CodecOpus, ClockRate: 48000, Channels: 2}
+	src := media.NewStream("cam", []*media.Track{video, audio}, nil)
+	a := NewAAC(codec.AACSettings{}, nil)
+	d, release, err := a.Acquire(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	rd := d.Subscribe("test", 4096)
+	defer rd.Close()
+	cfg := &media.Config{SPS: []byte{0x67}, PPS: []byte{0x68}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i, p := range pkts {
+		if i%2 == 0 {
+			v := int64(i/2) * 3600
+			src.Write(&media.Frame{Track: video, DTS: v, PTS: v, Keyframe: i%50 == 0, Config: cfg, Data: []byte{0, 0, 0, 1, 0x65}})
+		}
+		src.Write(&media.Frame{Track: audio, DTS: int64(i) * 960, PTS: int64(i) * 960, Keyframe: true, Data: p})
+	}
+	select {
+	case <-st.stalled:
+	case <-ctx.Done():
+		t.Fatal("the transcoder never got its packets")
+	}
+	// The stage is stuck now: all 125 video frames must be readable.
+	nv, na := 0, 0
+	for nv < 125 {
+		f, err := rd.Read(ctx)
+		if err != nil {
+			t.Fatalf("after %d video frames with the transcode stuck: %v", nv, err)
+		}
+		if f.Track.Kind == media.KindVideo {
+			nv++
+		} else {
+			na++
+		}
+	}
+	close(st.release)
 	src.Close()
+	for {
+		f, err := rd.Read(ctx)
+		if errors.Is(err, media.ErrStreamEnded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Track.Kind == media.KindAudio {
+			na++
+		}
+	}
+	if na < 200 {
+		t.Errorf("%d AAC frames of ~234 after the stage came back", na)
+	}
 }
