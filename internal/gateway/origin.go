@@ -10,7 +10,7 @@ import (
 
 // startOrigin wires the CDN origin publisher (streams[].origin) into the
 // transmux service, writing under prefix through the recorder's spool.
-func (g *Gateway) startOrigin(sp *storage.Spool, prefix string) error {
+func (g *Gateway) startOrigin(sp Spooler, prefix string) error {
 	o, err := origin.New(origin.Settings{
 		Spool:  sp,
 		Prefix: prefix,
@@ -20,7 +20,8 @@ func (g *Gateway) startOrigin(sp *storage.Spool, prefix string) error {
 			r, ok := g.cfg.Rule(stream)
 			return ok && r.Origin
 		},
-		Logger: g.log.With("component", "origin"),
+		Logger:  g.log.With("component", "origin"),
+		OnEvent: g.originEvent, // api.go
 	})
 	if err != nil {
 		return err
