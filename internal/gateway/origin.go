@@ -15,6 +15,7 @@ func (g *Gateway) startOrigin(sp Spooler, prefix string) error {
 		Spool:  sp,
 		Prefix: prefix,
 		Window: g.cfg.Origin.Window,
+		Queue:  g.cfg.Storage.Queue,
 		Keep:   g.cfg.Origin.Keep,
 		Publish: func(stream string) bool {
 			r, ok := g.cfg.Rule(stream)

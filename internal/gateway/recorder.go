@@ -74,6 +74,7 @@ func (g *Gateway) startRecording() error {
 	}
 	rec, err := recorder.New(recorder.Settings{
 		Spool:  w,
+		Queue:  g.cfg.Storage.Queue,
 		Prefix: prefix,
 		Record: func(stream string) bool {
 			r, ok := g.cfg.Rule(stream)
