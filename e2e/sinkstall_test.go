@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
@@ -94,7 +95,7 @@ func lastPart(t *testing.T, body string) partPos {
 // stream gained every one of those parts while we watched.
 func followParts(t *testing.T, url string, n int) {
 	t.Helper()
-	code, body := get(t, url)
+	code, body := getWithin(t, url)
 	if code != http.StatusOK {
 		t.Fatalf("GET %s: %d", url, code)
 	}
@@ -106,7 +107,7 @@ func followParts(t *testing.T, url string, n int) {
 		// completes: then the answer holds no newer part, but the segment
 		// is complete, which is progress too.
 		msn, part := pos.next()
-		code, body = get(t, fmt.Sprintf("%s?_HLS_msn=%d&_HLS_part=%d", url, msn, part))
+		code, body = getWithin(t, fmt.Sprintf("%s?_HLS_msn=%d&_HLS_part=%d", url, msn, part))
 		if code != http.StatusOK {
 			t.Fatalf("blocking reload for part %d.%d: %d\n%s", msn, part, code, body)
 		}
@@ -122,8 +123,15 @@ func followParts(t *testing.T, url string, n int) {
 // adaptation set (video) of the live MPD's last Period.
 func lastDASHSegment(t *testing.T, url string) (uint64, int) {
 	t.Helper()
-	code, m := getMPD(t, url)
-	if code != http.StatusOK || len(m.Periods) == 0 {
+	code, body := getWithin(t, url)
+	if code != http.StatusOK {
+		return 0, code
+	}
+	var m mpd
+	if err := xml.Unmarshal([]byte(body), &m); err != nil {
+		t.Fatalf("MPD does not parse: %v\n%s", err, body)
+	}
+	if len(m.Periods) == 0 {
 		return 0, code
 	}
 	_, segs := m.segments(len(m.Periods)-1, 0)
@@ -204,7 +212,7 @@ streams:
 		return web.Event{}, false
 	}
 	recording := func() (state, reason string, dropped int) {
-		code, body := get(t, base+"/v1/streams/"+stream+"/recording")
+		code, body := getWithin(t, base+"/v1/streams/"+stream+"/recording")
 		if code != http.StatusOK {
 			return "", "", 0
 		}
@@ -241,7 +249,7 @@ streams:
 	}
 
 	// Live HLS and DASH go on while both writers are stuck.
-	code, mv := get(t, base+"/hls/"+stream+"/index.m3u8")
+	code, mv := getWithin(t, base+"/hls/"+stream+"/index.m3u8")
 	if code != http.StatusOK {
 		t.Fatalf("multivariant playlist: %d", code)
 	}
@@ -332,10 +340,28 @@ streams:
 	}
 }
 
+// stallClient bounds every request of TestE2ESinkStall: with a sink that
+// blocks the transmuxer, requests hang (the API's recording state waits on
+// the stuck sink), and the test must fail rather than wait for go test's
+// timeout.
+var stallClient = &http.Client{Timeout: 30 * time.Second}
+
+// getWithin is get with stallClient.
+func getWithin(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := stallClient.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
 // scrape returns the gateway's /metrics text.
 func scrape(t *testing.T, base string) string {
 	t.Helper()
-	code, body := get(t, base+"/metrics")
+	code, body := getWithin(t, base+"/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
 	}
