@@ -19,6 +19,11 @@ type Storage struct {
 	// ShutdownTimeout bounds finalising recordings and draining uploads on
 	// SIGTERM; what is left stays in the spool. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Queue is how many segments per track a recording, and an origin
+	// publish, hold in memory while storage is slower than the stream;
+	// beyond it they drop segments (state retrying) rather than stall live
+	// HLS/DASH. Default 32 (about a minute of 2 s segments).
+	Queue int `yaml:"queue"`
 	// S3 configures type s3.
 	S3 S3 `yaml:"s3"`
 }
@@ -109,6 +114,9 @@ func (c *Config) validateStorage(bad func(key, format string, a ...any)) {
 	}
 	if s.ShutdownTimeout <= 0 {
 		bad("storage.shutdown_timeout", "must be positive")
+	}
+	if s.Queue < 1 || s.Queue > 10000 {
+		bad("storage.queue", "%d is out of range 1-10000 (segments per track)", s.Queue)
 	}
 	o := c.Origin
 	if o.Prefix == "" || strings.Contains(o.Prefix, "..") || strings.HasPrefix(o.Prefix, "/") {

@@ -154,7 +154,11 @@ func (s *Segment) WriteTo(w io.Writer) (int64, error) {
 }
 
 // Sink receives a Transmuxer's output, on the Transmuxer's goroutine, in
-// order. Methods must not block for long: the stream reader falls behind.
+// order. Methods must not block: every sink of a stream shares that
+// goroutine, so one that waits stalls the others and the live playlists.
+// A sink with slow work (a disk, a network) hands it to its own goroutine
+// through a bounded queue and, when the queue is full, cuts itself off
+// from the live stream rather than wait (outputs/recorder, outputs/origin).
 // Everything handed over is immutable and may be kept.
 //
 // For each track: OnInit comes before the first OnPart that uses it; OnPart

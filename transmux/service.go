@@ -217,7 +217,9 @@ func (sv *Service) Close() {
 	sv.wg.Wait()
 }
 
-// multiSink hands every event to each sink in order.
+// multiSink hands every event to each sink in order, on the transmuxer's
+// goroutine: isolation is each sink's own (Sink: none may block), so the
+// in-memory packagers see a part the moment it is cut.
 type multiSink []Sink
 
 func (m multiSink) OnInit(in *Init) {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/outputs"
+	"github.com/whipcast/whipcast/outputs/origin"
 	"github.com/whipcast/whipcast/outputs/recorder"
 	"github.com/whipcast/whipcast/outputs/rtmp"
 	"github.com/whipcast/whipcast/stages/codec"
@@ -41,7 +42,7 @@ func (g *Gateway) webHandlers() web.Handlers {
 		mopt.Recordings, mopt.Spool = rec.Sessions, sp.Status
 	}
 	metrics := web.NewMetrics(mopt)
-	metrics.Registry().MustRegister(gatewayCollector{g})
+	metrics.Registry().MustRegister(gatewayCollector{g: g, rec: g.rec})
 	g.cmaf.AddConsumer(newSegmentLag(metrics.Registry()).consumer)
 	return web.Handlers{
 		API:      web.NewAPI(opt),
@@ -115,6 +116,15 @@ func (g *Gateway) recordingEvent(e recorder.Event) {
 	case recorder.EventFailed:
 		ev.Type = "recording.failed"
 		ev.Data["error"] = e.Err.Error()
+	case recorder.EventRetrying:
+		// Storage does not keep up: segments are dropped until it does.
+		ev.Type = "recording.retrying"
+		ev.Data["state"] = "retrying"
+		ev.Data["error"] = e.Err.Error()
+	case recorder.EventResumed:
+		ev.Type = "recording.resumed"
+		ev.Data["state"] = "live"
+		ev.Data["dropped_segments"] = e.Dropped
 	default:
 		return
 	}
@@ -163,6 +173,24 @@ func (o restreamOutputs) Remove(stream, id string) error {
 		return fmt.Errorf("%w: %q", web.ErrNoOutput, id)
 	}
 	return err
+}
+
+// originEvent forwards the origin publisher's events: storage that does
+// not keep up (segments published as gaps) and its recovery.
+func (g *Gateway) originEvent(e origin.Event) {
+	ev := web.Event{Stream: e.Stream, Data: map[string]any{"key": e.Key, "dropped_segments": e.Dropped}}
+	switch e.Kind {
+	case origin.EventRetrying:
+		ev.Type = "origin.retrying"
+		ev.Data["state"] = "retrying"
+		ev.Data["error"] = e.Err.Error()
+	case origin.EventResumed:
+		ev.Type = "origin.resumed"
+		ev.Data["state"] = "live"
+	default:
+		return
+	}
+	g.events.Publish(ev)
 }
 
 // outputEvent turns a destination's state change into an output.state event

@@ -31,15 +31,21 @@ var (
 	descAAC        = prometheus.NewDesc("whipcast_aac_transcodes", "Opus→AAC transcodes running (one per stream that HLS, DASH, a recording or a plain RTMP output reads).", nil, nil)
 	descAACErrors  = prometheus.NewDesc("whipcast_aac_errors_total", "Opus packets the Opus→AAC transcode failed on (each an audio gap of ~20 ms, filled with silence when AAC resumes; video is not held), all streams since start.", nil, nil)
 	descPackaged   = prometheus.NewDesc("whipcast_packaged_streams", "Streams being transmuxed to CMAF for HLS, DASH, recordings or the origin (on demand: a player within hls.idle, or a rule).", nil, nil)
+	descSinkDrop   = prometheus.NewDesc("whipcast_sink_segments_dropped_total", "CMAF segments a recording (sink=recorder) or an origin publish (sink=origin) left out because storage did not keep up; live HLS and DASH are not affected.", []string{"sink"}, nil)
 	descWebhook    = prometheus.NewDesc("whipcast_motion_webhook_events_total", "Motion webhook events by result: delivered, failed (after retries), dropped (queue full).", []string{"result"}, nil)
 )
 
 // gatewayCollector reads ingest and output counters at scrape time, so the
 // hot paths pay only their atomics.
-type gatewayCollector struct{ g *Gateway }
+type gatewayCollector struct {
+	g *Gateway
+	// rec is the storage side as it was when the metrics were made (nil
+	// without one); g.rec goes nil at shutdown.
+	rec *recording
+}
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRTPPackets, descRTPBytes, descLost, descPLIs, descKeyframes, descKFI, descMissing, descRepaired, descRTX, descLate, descStreamNACK, descRTT, descDropped, descFreeze, descNACKs, descOutState, descOutConns, descOutResyncs, descAAC, descAACErrors, descPackaged, descWebhook} {
+	for _, d := range []*prometheus.Desc{descRTPPackets, descRTPBytes, descLost, descPLIs, descKeyframes, descKFI, descMissing, descRepaired, descRTX, descLate, descStreamNACK, descRTT, descDropped, descFreeze, descNACKs, descOutState, descOutConns, descOutResyncs, descAAC, descAACErrors, descPackaged, descSinkDrop, descWebhook} {
 		ch <- d
 	}
 }
@@ -67,6 +73,12 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descAACErrors, prometheus.CounterValue, float64(c.g.AAC.Errors()))
 	}
 	ch <- prometheus.MustNewConstMetric(descPackaged, prometheus.GaugeValue, float64(c.g.cmaf.Running()))
+	if rec := c.rec; rec != nil {
+		ch <- prometheus.MustNewConstMetric(descSinkDrop, prometheus.CounterValue, float64(rec.rec.Dropped()), "recorder")
+		if rec.origin != nil {
+			ch <- prometheus.MustNewConstMetric(descSinkDrop, prometheus.CounterValue, float64(rec.origin.Dropped()), "origin")
+		}
+	}
 	if c.g.motion != nil {
 		wh := c.g.motion.webhookStats()
 		ch <- prometheus.MustNewConstMetric(descWebhook, prometheus.CounterValue, float64(wh.Delivered), "delivered")

@@ -10,17 +10,19 @@ import (
 
 // startOrigin wires the CDN origin publisher (streams[].origin) into the
 // transmux service, writing under prefix through the recorder's spool.
-func (g *Gateway) startOrigin(sp *storage.Spool, prefix string) error {
+func (g *Gateway) startOrigin(sp Spooler, prefix string) error {
 	o, err := origin.New(origin.Settings{
 		Spool:  sp,
 		Prefix: prefix,
 		Window: g.cfg.Origin.Window,
+		Queue:  g.cfg.Storage.Queue,
 		Keep:   g.cfg.Origin.Keep,
 		Publish: func(stream string) bool {
 			r, ok := g.cfg.Rule(stream)
 			return ok && r.Origin
 		},
-		Logger: g.log.With("component", "origin"),
+		Logger:  g.log.With("component", "origin"),
+		OnEvent: g.originEvent, // api.go
 	})
 	if err != nil {
 		return err

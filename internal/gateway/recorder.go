@@ -11,6 +11,19 @@ import (
 	"github.com/whipcast/whipcast/storage"
 )
 
+// Spooler is what the recorder and the origin write through: the spool,
+// or what WrapSpool makes of it.
+type Spooler interface {
+	recorder.Spool
+	origin.Spool
+}
+
+// WrapSpool, when set before New, wraps the spool the recorder and the
+// origin write through (and nothing else: uploads, drains and the API see
+// the spool itself). Tests use it for a disk that stops answering; nil
+// means the spool itself.
+var WrapSpool func(Spooler) Spooler
+
 // recording is the storage side of the gateway: the store, its spool and
 // the recorder, made only when some stream rule records.
 type recording struct {
@@ -55,8 +68,13 @@ func (g *Gateway) startRecording() error {
 	if err != nil {
 		return fmt.Errorf("storage.spool_dir: %w", err)
 	}
+	var w Spooler = sp
+	if WrapSpool != nil {
+		w = WrapSpool(sp)
+	}
 	rec, err := recorder.New(recorder.Settings{
-		Spool:  sp,
+		Spool:  w,
+		Queue:  g.cfg.Storage.Queue,
 		Prefix: prefix,
 		Record: func(stream string) bool {
 			r, ok := g.cfg.Rule(stream)
@@ -73,7 +91,7 @@ func (g *Gateway) startRecording() error {
 	rec.Attach(g.cmaf)
 	g.rec = &recording{spool: sp, rec: rec, store: store, prefix: prefix, grace: g.cfg.Storage.ShutdownTimeout}
 	if origins {
-		if err := g.startOrigin(sp, joinKey(prefix, g.cfg.Origin.Prefix)); err != nil {
+		if err := g.startOrigin(w, joinKey(prefix, g.cfg.Origin.Prefix)); err != nil {
 			sp.Close()
 			g.rec = nil
 			return err

@@ -20,6 +20,7 @@ package origin
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"path"
 	"strconv"
@@ -47,7 +48,7 @@ const (
 // Settings configure an Origin.
 type Settings struct {
 	// Spool receives every object. Required.
-	Spool *storage.Spool
+	Spool Spool
 	// Prefix is prepended to every key ("" for none), e.g. "live".
 	Prefix string
 	// Publish reports whether a stream is published. Default: none is.
@@ -57,8 +58,55 @@ type Settings struct {
 	// Keep keeps every segment in storage and in the playlists (DVR)
 	// instead of deleting what left the window. Default false.
 	Keep bool
+	// Queue is how many segments per track a publish holds in memory while
+	// its writes are slower than the stream. Beyond it the publish falls
+	// behind (Event EventRetrying): segments enter the playlists as gaps,
+	// with nothing written for them, until the queue is written. Default
+	// DefaultQueue.
+	Queue int
 	// Logger is the logger. Default: discard.
 	Logger *slog.Logger
+	// OnEvent, when set, is told when a publish falls behind and when it
+	// resumes. It runs on the transmuxer's goroutine and must not block.
+	OnEvent func(Event)
+}
+
+// DefaultQueue is the default of Settings.Queue: about a minute of 2 s
+// segments.
+const DefaultQueue = 32
+
+// Spool is what an Origin writes every object through; *storage.Spool is
+// one. Its methods may block while the disk is slow: the origin calls them
+// on its own goroutines only.
+type Spool interface {
+	Put(key string, data []byte) error
+	PutFunc(key string, write func(io.Writer) error) error
+	Delete(key string) error
+}
+
+// EventKind tells an Origin's events apart.
+type EventKind int
+
+// Origin events, passed to Settings.OnEvent.
+const (
+	// EventRetrying: storage did not keep up with a publish; its segments
+	// become gaps until it does (Err says so in words).
+	EventRetrying EventKind = iota + 1
+	// EventResumed: storage caught up and the publish goes on after
+	// Dropped segments in all became gaps.
+	EventResumed
+)
+
+// Event is one event of a publish to the origin.
+type Event struct {
+	Kind   EventKind
+	Stream string
+	// Key is the publish's key prefix.
+	Key string
+	// Err is set for EventRetrying.
+	Err error
+	// Dropped counts the publish's segments that became gaps so far.
+	Dropped int
 }
 
 // keepWindow is the window of Keep: every segment of any realistic publish
@@ -71,8 +119,9 @@ type Origin struct {
 	log *slog.Logger
 	tm  transmux.Settings
 
-	epochs atomic.Uint64
-	wg     sync.WaitGroup
+	epochs  atomic.Uint64
+	dropped atomic.Uint64 // segments that became gaps for want of storage speed
+	wg      sync.WaitGroup
 
 	mu     sync.Mutex
 	closed bool
@@ -89,6 +138,9 @@ func New(s Settings) (*Origin, error) {
 	}
 	if s.Window <= 0 {
 		s.Window = DefaultWindow
+	}
+	if s.Queue <= 0 {
+		s.Queue = DefaultQueue
 	}
 	if s.Keep {
 		s.Window = keepWindow
@@ -173,4 +225,14 @@ func Meta(key string) storage.Meta {
 		return storage.Meta{ContentType: ct, CacheControl: CacheImmutable}
 	}
 	return storage.Meta{ContentType: storage.TypeByKey(key)}
+}
+
+// Dropped counts the segments publishes left out (published as gaps)
+// because storage did not keep up, since start (for metrics).
+func (o *Origin) Dropped() uint64 { return o.dropped.Load() }
+
+func (o *Origin) emit(e Event) {
+	if o.set.OnEvent != nil {
+		o.set.OnEvent(e)
+	}
 }

@@ -2,17 +2,14 @@ package origin
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/packager"
 	"github.com/whipcast/whipcast/transmux"
 )
-
-// sessionQueue bounds the jobs a session holds for its writer goroutine. A
-// full queue blocks the transmuxer (like the recorder's): a stalled spool
-// disk shows as a slow consumer, never as a hole in the published stream.
-const sessionQueue = 256
 
 // object is one object to spool: bytes, or a segment written from its parts.
 type object struct {
@@ -30,23 +27,33 @@ type job struct {
 // session publishes one publish of one stream. Its Sink methods run on the
 // transmuxer's goroutine: they update the windows and render the playlists
 // there, so each rendering names exactly the segments queued before it;
-// run spools the jobs in order.
+// run spools the jobs in order. They never block: when the queue is full
+// the publish falls behind (state retrying), and the segments it cannot
+// queue enter the playlists as gaps (EXT-X-GAP, a hole in the MPD's
+// SegmentTimeline) rather than as names of objects that are not there.
 type session struct {
-	o     *Origin
-	base  string
-	hls   *packager.HLSWindow
-	dash  *packager.DASHWindow
-	ch    chan job
-	inits map[*media.Track]*transmux.Init
-	order []*media.Track            // tracks in order of their first init
-	segs  map[*media.Track][]string // segment keys in storage, oldest first
-	index []byte                    // the last multivariant playlist spooled
-	sent  map[string]bool           // init keys spooled
+	o      *Origin
+	stream string
+	base   string
+	hls    *packager.HLSWindow
+	dash   *packager.DASHWindow
+	ch     chan job
+
+	behind  bool   // cut off: segments become gaps
+	dropMSN uint64 // the MSN being dropped while behind
+	dropped int    // segments dropped
+	inits   map[*media.Track]*transmux.Init
+	order   []*media.Track            // tracks in order of their first init
+	segs    map[*media.Track][]string // segment keys in storage, oldest first
+	index   []byte                    // the last multivariant playlist spooled
+	sent    map[string]bool           // init keys spooled
 }
 
 func newSession(o *Origin, s *media.Stream, base, epoch string) *session {
+	// Queue segments per track, plus the one slot that OnEnd's last
+	// playlists always find free.
 	ss := &session{
-		o: o, base: base, ch: make(chan job, sessionQueue),
+		o: o, stream: s.Name, base: base, ch: make(chan job, o.set.Queue*max(len(s.Tracks), 1)+1),
 		inits: map[*media.Track]*transmux.Init{}, segs: map[*media.Track][]string{}, sent: map[string]bool{},
 	}
 	ss.dash = packager.NewDASHWindow(s.Name, epoch, o.set.Window, o.tm)
@@ -68,11 +75,20 @@ func (ss *session) OnInit(in *transmux.Init) {
 func (ss *session) OnPart(p *transmux.Part) { ss.dash.OnPart(p) }
 
 // OnSegment implements transmux.Sink: the segment, then its track's media
-// playlist, the MPD and (when it changed) the multivariant playlist.
+// playlist, the MPD and (when it changed) the multivariant playlist. When
+// the queue is full, or still not empty after it was, the segment becomes a
+// gap and nothing is queued; the publish resumes at the first segment of a
+// new MSN that finds the queue written.
 func (ss *session) OnSegment(seg *transmux.Segment) {
 	// The windows keep a copy without the media: they only render, and a
 	// kept (DVR) window would otherwise hold every byte of the publish.
 	light := lighten(seg)
+	if !seg.Gap() && !ss.admit(seg) {
+		light.Parts = nil
+		ss.hls.OnSegment(light)
+		ss.dash.OnSegment(light)
+		return
+	}
 	ss.hls.OnSegment(light)
 	ss.dash.OnSegment(light)
 	var j job
@@ -91,7 +107,40 @@ func (ss *session) OnSegment(seg *transmux.Segment) {
 		j.puts = append(j.puts, object{key: ss.base + ss.hls.PlaylistName(seg.Init), data: b})
 	}
 	j.puts = ss.appendManifests(j.puts)
-	ss.ch <- j
+	if len(ss.ch) < cap(ss.ch)-1 {
+		ss.ch <- j // only this goroutine sends: the room stays
+	}
+}
+
+// admit reports whether seg (with media) can be queued, falling behind or
+// resuming as the queue says.
+func (ss *session) admit(seg *transmux.Segment) bool {
+	if ss.behind {
+		if seg.MSN == ss.dropMSN || len(ss.ch) > 0 {
+			ss.drop(seg)
+			return false
+		}
+		ss.behind = false
+		ss.o.log.Info("origin: storage caught up; publishing again after a gap", "stream", ss.stream, "key", ss.base,
+			"msn", seg.MSN, "dropped_segments", ss.dropped)
+		ss.o.emit(Event{Kind: EventResumed, Stream: ss.stream, Key: ss.base, Dropped: ss.dropped})
+	}
+	if len(ss.ch) < cap(ss.ch)-1 {
+		return true
+	}
+	ss.behind = true
+	reason := fmt.Sprintf("storage too slow: %d segments wait to be written; segments from %d on are published as gaps until they are", len(ss.ch), seg.MSN)
+	ss.o.log.Warn("origin: storage does not keep up; segments become gaps until it does", "stream", ss.stream, "key", ss.base,
+		"queued", len(ss.ch), "msn", seg.MSN)
+	ss.o.emit(Event{Kind: EventRetrying, Stream: ss.stream, Key: ss.base, Err: errors.New(reason)})
+	ss.drop(seg)
+	return false
+}
+
+func (ss *session) drop(seg *transmux.Segment) {
+	ss.dropMSN = seg.MSN
+	ss.dropped++
+	ss.o.dropped.Add(1)
 }
 
 // expire records key as t's newest segment in storage and returns the
@@ -134,7 +183,7 @@ func (ss *session) OnEnd(error) {
 		}
 	}
 	j.puts = ss.appendManifests(j.puts)
-	ss.ch <- j
+	ss.ch <- j // the slot kept free for it: never blocks
 	close(ss.ch)
 }
 

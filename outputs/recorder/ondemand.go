@@ -31,6 +31,16 @@ type Active struct {
 	Key string `json:"key"`
 	// Started is when the recording started.
 	Started time.Time `json:"started"`
+	// State is "live" while every segment is being recorded, "retrying"
+	// while storage does not keep up and segments are dropped (the
+	// recording resumes at the next segment once it caught up).
+	State string `json:"state"`
+	// Error says why the state is retrying.
+	Error string `json:"error,omitempty"`
+	// DroppedSegments counts the segments (of any track) left out of the
+	// recording because storage did not keep up; each run of them is a
+	// discontinuity in the recording.
+	DroppedSegments int `json:"dropped_segments,omitempty"`
 }
 
 // EventKind tells the recorder's events apart.
@@ -46,6 +56,12 @@ const (
 	// EventFailed: a recording could not be finalised; it is retried on
 	// the next start.
 	EventFailed
+	// EventRetrying: storage did not keep up with a recording; its
+	// segments are dropped until it does (Err says so in words).
+	EventRetrying
+	// EventResumed: storage caught up and the recording goes on after a
+	// gap of Dropped segments in all.
+	EventResumed
 )
 
 // Event is one recording event.
@@ -54,8 +70,11 @@ type Event struct {
 	Stream string
 	// Key is the recording's key prefix.
 	Key string
-	// Err is set for EventFailed.
+	// Err is set for EventFailed and EventRetrying.
 	Err error
+	// Dropped counts the segments the recording has dropped so far (set
+	// for EventResumed).
+	Dropped int
 }
 
 // tap is the recorder's sink for every transmuxed stream, recorded or not:
@@ -162,7 +181,17 @@ func (t *tap) startLocked(now time.Time) (Active, error) {
 	t.sess, t.started, t.lastBase = ss, now, ss.info.Base
 	t.r.emit(Event{Kind: EventStarted, Stream: t.stream.Name, Key: ss.info.Base})
 	t.r.log.Info("recorder: recording", "stream", t.stream.Name, "key", ss.info.Base)
-	return Active{Stream: t.stream.Name, Key: ss.info.Base, Started: now}, nil
+	return t.activeLocked(), nil
+}
+
+// activeLocked describes the open session. Called with t.mu held.
+func (t *tap) activeLocked() Active {
+	ss := t.sess
+	a := Active{Stream: t.stream.Name, Key: ss.info.Base, Started: t.started, State: "live", DroppedSegments: ss.dropped}
+	if ss.behind {
+		a.State, a.Error = "retrying", ss.reason
+	}
+	return a
 }
 
 // Start records a live stream from its next segment on (segments begin at
@@ -215,7 +244,7 @@ func (r *Recorder) Stop(stream string) (Active, error) {
 	if t.sess == nil {
 		return Active{}, ErrNotRecording
 	}
-	a := Active{Stream: stream, Key: t.sess.info.Base, Started: t.started}
+	a := t.activeLocked()
 	t.sess.OnEnd(nil)
 	t.sess = nil
 	t.unpinLocked()
@@ -235,7 +264,7 @@ func (r *Recorder) Recording(stream string) (Active, bool) {
 	if t.sess == nil {
 		return Active{}, false
 	}
-	return Active{Stream: stream, Key: t.sess.info.Base, Started: t.started}, true
+	return t.activeLocked(), true
 }
 
 func (r *Recorder) emit(e Event) {

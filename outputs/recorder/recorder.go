@@ -12,6 +12,7 @@ package recorder
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,17 +22,36 @@ import (
 	"time"
 
 	"github.com/whipcast/whipcast/media"
-	"github.com/whipcast/whipcast/storage"
 	"github.com/whipcast/whipcast/transmux"
 )
 
 // StartLayout is the UTC time format of a session directory name.
 const StartLayout = "20060102T150405Z"
 
+// DefaultQueue is the default of Settings.Queue: about a minute of 2 s
+// segments.
+const DefaultQueue = 32
+
+// Spool is what a Recorder writes every object through; *storage.Spool is
+// one. Put and PutFunc may block while the disk is slow: the recorder
+// calls them on its own goroutines only.
+type Spool interface {
+	// Dir is the spool directory (the default WorkDir is under it).
+	Dir() string
+	Put(key string, data []byte) error
+	PutFunc(key string, write func(io.Writer) error) error
+}
+
 // Settings configure a Recorder.
 type Settings struct {
 	// Spool receives every object. Required.
-	Spool *storage.Spool
+	Spool Spool
+	// Queue is how many segments per track a recording holds in memory
+	// while its writes are slower than the stream. Beyond it the recording
+	// falls behind (state retrying): segments are dropped until the queue
+	// is written, and the recording resumes at the next segment with a
+	// discontinuity. Default DefaultQueue.
+	Queue int
 	// Prefix is prepended to every key ("" for none); no leading or
 	// trailing "/".
 	Prefix string
@@ -56,6 +76,7 @@ type Recorder struct {
 
 	wg        sync.WaitGroup
 	abandoned atomic.Bool
+	dropped   atomic.Uint64 // segments dropped by recordings that fell behind
 
 	mu       sync.Mutex
 	closed   bool
@@ -74,6 +95,9 @@ func New(s Settings) (*Recorder, error) {
 	}
 	if s.Record == nil {
 		s.Record = func(string) bool { return false }
+	}
+	if s.Queue <= 0 {
+		s.Queue = DefaultQueue
 	}
 	if s.Now == nil {
 		s.Now = time.Now
@@ -235,3 +259,7 @@ func (r *Recorder) Sessions() int {
 	defer r.mu.Unlock()
 	return len(r.sessions)
 }
+
+// Dropped counts the segments recordings dropped because storage did not
+// keep up (for metrics), since start.
+func (r *Recorder) Dropped() uint64 { return r.dropped.Load() }

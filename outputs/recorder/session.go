@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,26 +16,35 @@ import (
 
 type ioWriter = io.Writer
 
-// sessionQueue bounds the events a session holds for its writer goroutine.
-// A full queue blocks the transmuxer rather than lose a segment: a stalled
-// disk must show as a slow consumer, never as a hole in a recording.
-const sessionQueue = 256
-
 // event is one Sink call handed to the writer goroutine.
 type event struct {
 	init *transmux.Init
 	seg  *transmux.Segment
-	end  bool
+	// gap marks the first segment after segments were dropped: it starts a
+	// discontinuity in the recording's playlists and MPD.
+	gap bool
 }
 
 // session records one publish of one stream. Its Sink methods run on the
-// transmuxer's goroutine and only queue; run writes.
+// transmuxer's goroutine (under tap.mu) and never block: they queue for run,
+// which writes, and when the queue is full they cut the recording off from
+// the live stream (state retrying) instead of waiting for the disk. The
+// fields below ch up to works are theirs.
 type session struct {
-	r      *Recorder
-	dir    string
-	info   sessionInfo
-	names  map[*media.Track]string
-	ch     chan event
+	r     *Recorder
+	dir   string
+	info  sessionInfo
+	names map[*media.Track]string
+	ch    chan event
+
+	sent    map[*media.Track]*transmux.Init // the init last queued, per track
+	behind  bool                            // cut off: segments are dropped
+	dropMSN uint64                          // the MSN being dropped while behind
+	gapMSN  uint64                          // the MSN the recording resumed at
+	gaps    int                             // times the recording resumed after a drop
+	dropped int                             // segments dropped
+	reason  string                          // why it is behind, in words; "" when live
+
 	index  *os.File
 	works  map[string]*os.File
 	sizes  map[string]int64
@@ -47,9 +57,10 @@ func (r *Recorder) newSession(s *media.Stream, start time.Time) (*session, error
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	// Queue segments per track, and room for an init change on each.
 	ss := &session{
-		r: r, dir: dir, names: map[*media.Track]string{}, ch: make(chan event, sessionQueue),
-		works: map[string]*os.File{}, sizes: map[string]int64{},
+		r: r, dir: dir, names: map[*media.Track]string{}, ch: make(chan event, (r.set.Queue+1)*max(len(s.Tracks), 1)),
+		sent: map[*media.Track]*transmux.Init{}, works: map[string]*os.File{}, sizes: map[string]int64{},
 	}
 	ss.info = sessionInfo{Base: r.base(s.Name, start), Stream: s.Name, Start: start.Format(StartLayout)}
 	count := map[media.Kind]int{}
@@ -90,24 +101,78 @@ func writeSynced(name string, b []byte) error {
 	return err
 }
 
-// OnInit implements transmux.Sink.
-func (ss *session) OnInit(in *transmux.Init) { ss.ch <- event{init: in} }
+// OnInit implements transmux.Sink: an init is queued with the first
+// segment that uses it (OnSegment), so that a recording cut off while the
+// init changed still gets it when it resumes.
+func (ss *session) OnInit(*transmux.Init) {}
 
 // OnPart implements transmux.Sink: a recording is made of whole segments.
 func (ss *session) OnPart(*transmux.Part) {}
 
-// OnSegment implements transmux.Sink.
+// OnSegment implements transmux.Sink. It queues seg (after its init, when
+// that was not queued yet) if there is room; otherwise the recording falls
+// behind: this and the following segments are dropped until the writer has
+// written everything queued, and the recording resumes at the first segment
+// boundary (a new MSN, on every track) after that, marked as a
+// discontinuity. A stuck disk thus costs the recording a gap, never the
+// live stream its progress.
 func (ss *session) OnSegment(seg *transmux.Segment) {
-	if !seg.Gap() {
-		ss.ch <- event{seg: seg}
+	if seg.Gap() {
+		return
 	}
+	if ss.behind {
+		if seg.MSN == ss.dropMSN || len(ss.ch) > 0 {
+			ss.drop(seg)
+			return
+		}
+		ss.resume(seg)
+	}
+	in, need := seg.Init, 1
+	if ss.sent[in.Track] != in {
+		need = 2
+	}
+	// Only this goroutine sends, so the room seen here stays (run only
+	// takes); both sends below cannot block.
+	if cap(ss.ch)-len(ss.ch) < need {
+		ss.fallBehind(seg)
+		return
+	}
+	if need == 2 {
+		ss.ch <- event{init: in}
+		ss.sent[in.Track] = in
+	}
+	ss.ch <- event{seg: seg, gap: ss.gaps > 0 && seg.MSN == ss.gapMSN}
 }
 
-// OnEnd implements transmux.Sink.
-func (ss *session) OnEnd(error) {
-	ss.ch <- event{end: true}
-	close(ss.ch)
+// fallBehind cuts the recording off at seg.
+func (ss *session) fallBehind(seg *transmux.Segment) {
+	ss.behind = true
+	ss.reason = fmt.Sprintf("storage too slow: %d objects wait to be written; segments are dropped from segment %d until they are, then the recording resumes at the next segment", len(ss.ch), seg.MSN)
+	ss.r.log.Warn("recorder: storage does not keep up; dropping segments until it does", "stream", ss.info.Stream, "key", ss.info.Base,
+		"queued", len(ss.ch), "msn", seg.MSN)
+	ss.r.emit(Event{Kind: EventRetrying, Stream: ss.info.Stream, Key: ss.info.Base, Err: errors.New(ss.reason)})
+	ss.drop(seg)
 }
+
+func (ss *session) drop(seg *transmux.Segment) {
+	ss.dropMSN = seg.MSN
+	ss.dropped++
+	ss.r.dropped.Add(1)
+}
+
+// resume ends a drop at seg, the first segment of a new MSN.
+func (ss *session) resume(seg *transmux.Segment) {
+	ss.behind, ss.reason = false, ""
+	ss.gaps++
+	ss.gapMSN = seg.MSN
+	ss.r.log.Info("recorder: storage caught up; recording again after a gap", "stream", ss.info.Stream, "key", ss.info.Base,
+		"msn", seg.MSN, "dropped_segments", ss.dropped)
+	ss.r.emit(Event{Kind: EventResumed, Stream: ss.info.Stream, Key: ss.info.Base, Dropped: ss.dropped})
+}
+
+// OnEnd implements transmux.Sink: closing the queue tells run to finalise
+// once it has written what is queued (never a blocking send).
+func (ss *session) OnEnd(error) { close(ss.ch) }
 
 func (ss *session) run() {
 	log := ss.r.log.With("stream", ss.info.Stream)
@@ -126,19 +191,7 @@ func (ss *session) run() {
 		case ev.init != nil:
 			err = ss.writeInit(ev.init)
 		case ev.seg != nil:
-			err = ss.writeSegment(ev.seg)
-		case ev.end:
-			_ = ss.index.Close()
-			for _, f := range ss.works {
-				_ = f.Close()
-			}
-			if err := ss.r.finalize(ss.dir); err != nil {
-				log.Error("recorder: finalising failed; the session stays open for the next start", "err", err)
-				ss.r.emit(Event{Kind: EventFailed, Stream: ss.info.Stream, Key: ss.info.Base, Err: err})
-				continue
-			}
-			log.Info("recorder: recording finalised", "key", ss.info.Base)
-			ss.r.emit(Event{Kind: EventFinished, Stream: ss.info.Stream, Key: ss.info.Base})
+			err = ss.writeSegment(ev.seg, ev.gap)
 		}
 		if err != nil && !ss.failed {
 			// Keep going: a later segment may succeed (disk freed), and
@@ -149,6 +202,20 @@ func (ss *session) run() {
 			ss.failed = false
 		}
 	}
+	if ss.r.abandoned.Load() {
+		return
+	}
+	_ = ss.index.Close()
+	for _, f := range ss.works {
+		_ = f.Close()
+	}
+	if err := ss.r.finalize(ss.dir); err != nil {
+		log.Error("recorder: finalising failed; the session stays open for the next start", "err", err)
+		ss.r.emit(Event{Kind: EventFailed, Stream: ss.info.Stream, Key: ss.info.Base, Err: err})
+		return
+	}
+	log.Info("recorder: recording finalised", "key", ss.info.Base)
+	ss.r.emit(Event{Kind: EventFinished, Stream: ss.info.Stream, Key: ss.info.Base})
 }
 
 func (ss *session) appendIndex(e entry) error {
@@ -178,7 +245,7 @@ func (ss *session) writeInit(in *transmux.Init) error {
 	})
 }
 
-func (ss *session) writeSegment(seg *transmux.Segment) error {
+func (ss *session) writeSegment(seg *transmux.Segment, gap bool) error {
 	track := ss.names[seg.Init.Track]
 	key := fmt.Sprintf("%s%s_%06d.m4s", ss.info.Base, track, seg.MSN)
 	if err := ss.r.set.Spool.PutFunc(key, func(w io.Writer) error {
@@ -211,6 +278,6 @@ func (ss *session) writeSegment(seg *transmux.Segment) error {
 	ss.sizes[track] = off + n
 	return ss.appendIndex(entry{
 		Track: track, Version: seg.Init.Version, Key: key, File: file, MSN: seg.MSN,
-		BMDT: seg.BaseMediaDecodeTime, Dur: seg.Duration, Disc: seg.Discontinuity, Offset: off, Size: n,
+		BMDT: seg.BaseMediaDecodeTime, Dur: seg.Duration, Disc: seg.Discontinuity || gap, Offset: off, Size: n,
 	})
 }

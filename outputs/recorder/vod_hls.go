@@ -79,7 +79,9 @@ func renderMultivariant(tracks []*trackIndex) string {
 }
 
 // renderMediaPlaylist writes one track's VOD playlist. An init change
-// (a new version) is an EXT-X-DISCONTINUITY with a new EXT-X-MAP.
+// (a new version) is an EXT-X-DISCONTINUITY with a new EXT-X-MAP; any other
+// discontinuity (a resumed publish, segments the recording dropped) is an
+// EXT-X-DISCONTINUITY alone.
 func renderMediaPlaylist(t *trackIndex) string {
 	target := 1
 	for _, s := range t.segs {
@@ -91,10 +93,10 @@ func renderMediaPlaylist(t *trackIndex) string {
 	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n", target)
 	version := -1
 	for _, s := range t.segs {
+		if version >= 0 && (s.Version != version || s.Disc) {
+			b.WriteString("#EXT-X-DISCONTINUITY\n")
+		}
 		if s.Version != version {
-			if version >= 0 {
-				b.WriteString("#EXT-X-DISCONTINUITY\n")
-			}
 			version = s.Version
 			if in := t.init(version); in != nil {
 				fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"%s\"\n", path.Base(in.Key))
