@@ -253,9 +253,11 @@ func TestE2EAdmissionProjected(t *testing.T) {
 	}
 	// The live stream is unaffected by the refusal; once it leaves (no
 	// reconnect window here) a new publisher is projected alone.
-	if _, ok := streamInfo(t, base, "proj/a"); !ok {
-		t.Fatal("the admitted stream is not listed")
-	}
+	// (Listed from its first frame on: media.Registry.Claim/Announce.)
+	waitFor(t, 30*time.Second, "the admitted stream listed", func() bool {
+		_, ok := streamInfo(t, base, "proj/a")
+		return ok
+	})
 	_ = pubA.Close()
 	waitFor(t, 30*time.Second, "the departed publisher's share to be freed", func() bool {
 		st := limitsState(t, base)
