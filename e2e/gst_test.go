@@ -33,6 +33,8 @@ type gstResult struct {
 	Running         float64 `json:"running_seconds"`
 	VideoFrames     int     `json:"video_frames_sent"`
 	DeleteStatus    int     `json:"delete_status"`
+	TricklePatches  []int   `json:"trickle_patches"`
+	Trickled        int     `json:"trickled_candidates"`
 	Stats           map[string]struct {
 		Packets int64 `json:"packets-sent"`
 		Bytes   int64 `json:"bytes-sent"`
@@ -66,7 +68,11 @@ if missing: raise SystemExit("GStreamer elements missing: " + " ".join(missing))
 // TestE2EGStreamerPublish: an independent WebRTC stack publishes over WHIP
 // (issue 13). GStreamer's webrtcbin (libnice ICE, GStreamer's DTLS/SRTP,
 // x264enc + opusenc: the stack Meetecho's simple-whip-client wraps) sends
-// 10 s of H.264 + Opus, non-trickle, with a publish token, and DELETEs.
+// 10 s of H.264 + Opus with a publish token, and DELETEs: once non-trickle
+// (every candidate in the offer), once trickling (an offer without
+// candidates, then each of webrtcbin's candidates in a PATCH with If-Match,
+// then end-of-candidates: what webrtcbin's candidate lines look like
+// through our RFC 8840 parser).
 // Asserted as a user would check: 201 with a Location, the DELETE
 // answered; stream.started and stream.ended; a recording that ffprobe
 // reads as h264 + the configured audio codec, lasting the wall-clock time
@@ -74,6 +80,16 @@ if missing: raise SystemExit("GStreamer elements missing: " + " ".join(missing))
 // it), decoding without an error, audio and video starting together.
 func TestE2EGStreamerPublish(t *testing.T) {
 	needGStreamer(t)
+	for _, trickle := range []bool{false, true} {
+		name := "whole-offer"
+		if trickle {
+			name = "trickle"
+		}
+		t.Run(name, func(t *testing.T) { gstPublish(t, trickle) })
+	}
+}
+
+func gstPublish(t *testing.T, trickle bool) {
 	checkNoLeaks(t)
 	const token = "gst-publish-secret"
 	recDir := t.TempDir()
@@ -86,8 +102,11 @@ func TestE2EGStreamerPublish(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	es := dialEvents(t, ctx, base)
-	cmd := exec.CommandContext(ctx, gstPython, "gst/whip_publish.py", "--url", base+"/whip/"+stream,
-		"--token", token, "--seconds", fmt.Sprint(seconds))
+	argv := []string{"gst/whip_publish.py", "--url", base + "/whip/" + stream, "--token", token, "--seconds", fmt.Sprint(seconds)}
+	if trickle {
+		argv = append(argv, "--trickle")
+	}
+	cmd := exec.CommandContext(ctx, gstPython, argv...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -105,6 +124,15 @@ func TestE2EGStreamerPublish(t *testing.T) {
 	}
 	if r.PostStatus != 201 || !strings.HasPrefix(r.Location, "/whip/"+stream) {
 		t.Errorf("POST: %d with Location %q, want 201 and the stream's resource", r.PostStatus, r.Location)
+	}
+	if trickle {
+		t.Logf("trickled %d candidates in PATCHes answered %v", r.Trickled, r.TricklePatches)
+		// The client fails on any PATCH answer but 204; the last one says
+		// end-of-candidates.
+		if r.OfferCandidates != 0 || r.Trickled < 1 || len(r.TricklePatches) < 2 {
+			t.Errorf("trickle: %d candidates in the offer, %d trickled in %d PATCHes; want 0, >= 1 and >= 2",
+				r.OfferCandidates, r.Trickled, len(r.TricklePatches))
+		}
 	}
 	if r.DeleteStatus != 200 {
 		t.Errorf("DELETE: %d, want 200", r.DeleteStatus)

@@ -3,11 +3,14 @@
 
 webrtcbin is a WebRTC stack independent of pion: libnice for ICE, GStreamer's
 own DTLS/SRTP, x264enc and opusenc for the media. It is what Meetecho's
-simple-whip-client wraps. This client is non-trickle: it waits until ICE
+simple-whip-client wraps. By default it is non-trickle: it waits until ICE
 gathering is complete, POSTs the whole offer, applies the 201's answer,
 publishes for --seconds, reads webrtcbin's statistics and DELETEs the
-resource. It prints one JSON line of what it did and exits nonzero on any
-failure.
+resource. With --trickle it POSTs the offer at once, without candidates,
+and sends each candidate webrtcbin gathers in a PATCH
+(application/trickle-ice-sdpfrag, RFC 8840, with If-Match: the 201's ETag),
+then a=end-of-candidates. It prints one JSON line of what it did and exits
+nonzero on any failure.
 
 Needs /usr/bin/python3 with python3-gi, python3-gst-1.0 and
 gir1.2-gst-plugins-bad-1.0 (GstWebRTC), and the plugins of
@@ -16,6 +19,7 @@ gstreamer1.0-plugins-{base,good,bad,ugly} and gstreamer1.0-nice.
 
 import argparse
 import json
+import queue
 import sys
 import threading
 import time
@@ -106,6 +110,87 @@ def http(method, url, token, body=None, content_type=None, timeout=15):
         return e.code, e.headers, e.read()
 
 
+def sdp_attr(sdp, key):
+    """The first a=key: value of an SDP text (None when absent)."""
+    for line in sdp.splitlines():
+        if line.startswith("a=" + key + ":"):
+            return line[len(key) + 3:].strip()
+    return None
+
+
+def mids(sdp):
+    """The a=mid of each m-line, in order."""
+    out = []
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            out.append(None)
+        elif line.startswith("a=mid:") and out:
+            out[-1] = line[len("a=mid:"):].strip()
+    return out
+
+
+def without_candidates(sdp):
+    """The offer as a trickling client POSTs it: no candidates yet."""
+    keep = [l for l in sdp.split("\r\n") if not l.startswith("a=candidate:") and l != "a=end-of-candidates"]
+    return "\r\n".join(keep)
+
+
+def sdpfrag(ufrag, pwd, mid, candidates, end):
+    """An RFC 8840 fragment with candidates of one m-line (by mid)."""
+    lines = [f"a=ice-ufrag:{ufrag}", f"a=ice-pwd:{pwd}", "m=audio 9 RTP/AVP 0", f"a=mid:{mid}"]
+    lines += ["a=" + c for c in candidates]
+    if end:
+        lines.append("a=end-of-candidates")
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def trickle(pipeline, webrtc, args, resource, etag, offer_sdp, found, result):
+    """Sends the candidates webrtcbin gathers (from found, a queue of
+    (m-line index, candidate)) in PATCHes until gathering is complete, then
+    a=end-of-candidates. Fails on any answer other than 204."""
+    ufrag, pwd, by_index = sdp_attr(offer_sdp, "ice-ufrag"), sdp_attr(offer_sdp, "ice-pwd"), mids(offer_sdp)
+    result["trickle_patches"], result["trickled_candidates"] = [], 0
+
+    def patch(body):
+        req = urllib.request.Request(resource, data=body, method="PATCH")
+        req.add_header("Content-Type", "application/trickle-ice-sdpfrag")
+        req.add_header("If-Match", etag)
+        if args.token:
+            req.add_header("Authorization", "Bearer " + args.token)
+        try:
+            with urllib.request.urlopen(req, timeout=15) as res:
+                status, text = res.status, res.read()
+        except urllib.error.HTTPError as e:
+            status, text = e.code, e.read()
+        result["trickle_patches"].append(status)
+        if status != 204:
+            raise Failure(f"PATCH {resource}: {status} {text.decode(errors='replace').strip()}")
+
+    deadline = time.monotonic() + args.step_timeout
+    while True:
+        complete = webrtc.get_property("ice-gathering-state") == GstWebRTC.WebRTCICEGatheringState.COMPLETE
+        batch = {}
+        while True:
+            try:
+                index, cand = found.get_nowait()
+            except queue.Empty:
+                break
+            batch.setdefault(index, []).append(cand)
+        for index, cands in sorted(batch.items()):
+            mid = by_index[index] if index < len(by_index) and by_index[index] else str(index)
+            patch(sdpfrag(ufrag, pwd, mid, cands, False))
+            result["trickled_candidates"] += len(cands)
+        if complete and not batch:
+            break
+        err = bus_error(pipeline)
+        if err:
+            raise Failure("while trickling: " + err)
+        if time.monotonic() > deadline:
+            raise Failure(f"ICE gathering not complete after {args.step_timeout:.0f} s")
+        time.sleep(0.05)
+    patch(sdpfrag(ufrag, pwd, by_index[0] or "0", [], True))
+
+
 def outbound_stats(webrtc, timeout):
     """webrtcbin's outbound-rtp statistics per media kind."""
     reply = promise_reply(webrtc, "get-stats", "get-stats", timeout, None)
@@ -154,12 +239,19 @@ def publish(args, result):
                 raise Failure(f"webrtcbin has no transceiver {i}")
             t.set_property("direction", GstWebRTC.WebRTCRTPTransceiverDirection.SENDONLY)
 
+        # Candidates as webrtcbin finds them (on its own thread): sent by
+        # the main thread in --trickle mode, ignored otherwise.
+        found = queue.Queue()
+        webrtc.connect("on-ice-candidate", lambda _w, index, cand: found.put((index, cand)))
         reply = promise_reply(webrtc, "create-offer", "create-offer", args.step_timeout, None)
         offer = reply.get_value("offer")
         promise_reply(webrtc, "set-local-description", "set-local-description", args.step_timeout, offer)
-        wait_until(pipeline, "ICE gathering to complete", args.step_timeout,
-                   lambda: webrtc.get_property("ice-gathering-state") == GstWebRTC.WebRTCICEGatheringState.COMPLETE)
-        sdp = webrtc.get_property("local-description").sdp.as_text()
+        if args.trickle:
+            sdp = without_candidates(webrtc.get_property("local-description").sdp.as_text())
+        else:
+            wait_until(pipeline, "ICE gathering to complete", args.step_timeout,
+                       lambda: webrtc.get_property("ice-gathering-state") == GstWebRTC.WebRTCICEGatheringState.COMPLETE)
+            sdp = webrtc.get_property("local-description").sdp.as_text()
         result["offer_candidates"] = sdp.count("a=candidate:")
 
         posted = time.monotonic()
@@ -172,6 +264,7 @@ def publish(args, result):
             raise Failure("201 without Location")
         result["location"] = location
         resource = urllib.parse.urljoin(args.url, location)
+        etag = headers.get("ETag")
         res, answer = GstSdp.SDPMessage.new_from_text(body.decode())
         if res != GstSdp.SDPResult.OK:
             raise Failure(f"the answer is not SDP: {res}")
@@ -180,6 +273,10 @@ def publish(args, result):
         err = bus_error(pipeline)
         if err:
             raise Failure("after the answer: " + err)
+        if args.trickle:
+            if not etag:
+                raise Failure("201 without ETag: a trickling client cannot PATCH")
+            trickle(pipeline, webrtc, args, resource, etag, sdp, found, result)
 
         wait_until(pipeline, "the peer connection to connect", args.step_timeout,
                    lambda: webrtc.get_property("connection-state") == GstWebRTC.WebRTCPeerConnectionState.CONNECTED)
@@ -220,6 +317,7 @@ def main(argv):
     p.add_argument("--height", type=int, default=360)
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--kbps", type=int, default=1000)
+    p.add_argument("--trickle", action="store_true", help="POST without candidates and PATCH each one (RFC 8840)")
     p.add_argument("--step-timeout", type=float, default=20, help="bound of each negotiation step")
     args = p.parse_args(argv)
     result = {"ok": False}
