@@ -1,162 +1,221 @@
 package composite
 
-import "math"
+import (
+	"slices"
+	"sync"
+	"time"
 
-// pcmBuffer holds one participant's decoded audio, interleaved stereo,
-// placed on the composite's sample clock. Packets that follow each other
-// within slack of where the previous one ended are laid end to end, so the
-// jitter of capture timestamps never clicks; a larger jump (a gap in the
-// sender's audio, a clock step) re-anchors.
-type pcmBuffer struct {
-	start int64     // sample position of buf[0]
-	buf   []float32 // interleaved L R
-	next  int64     // where the next packet is expected; -1 before the first
-	level float64   // smoothed RMS of what was mixed, for the speaker layout
-}
-
-const (
-	// slack is how far (in samples) a packet may land from where the
-	// previous one ended and still be laid end to end: 40 ms.
-	slack = 1920
-	// maxAhead bounds how far ahead of the mix a packet may be placed: 2 s.
-	maxAhead = 96000
+	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/stages"
+	"github.com/whipcast/whipcast/stages/codec"
 )
 
-func newPCMBuffer() *pcmBuffer { return &pcmBuffer{next: -1} }
+type mixer struct {
+	*Composite
+	inputs  []*input      // join order
+	muted   map[mute]bool // {participant, kind} muted
+	speaker *input
+	since   time.Time // when the speaker last changed
+	tiles   []Rect
+	shown   []*input // the input of each tile
+	canvas  *codec.Picture
+	frame   int64 // index of the last picture encoded
+	block   int64 // index of the next audio block to mix
+	aPTS    int64 // output samples encoded
+	mix     []float32
+	lim     *limiter
+	vout    *stages.H264Out
+	wg      sync.WaitGroup
+}
 
-func (b *pcmBuffer) end() int64 { return b.start + int64(len(b.buf)/2) }
+func (m *mixer) position(t time.Time) int64 {
+	return int64(t.Add(m.s.Delay).Sub(m.started).Seconds()*codec.AACSampleRate + 0.5)
+}
 
-// put places pcm (interleaved stereo) at sample position pos; mixed is the
-// position the mix has reached (everything before it is gone).
-func (b *pcmBuffer) put(pos int64, pcm []float32, mixed int64) {
-	n := int64(len(pcm) / 2)
-	if n == 0 {
-		return
-	}
-	if b.next >= 0 && pos > b.next-slack && pos < b.next+slack {
-		pos = b.next
-	}
-	b.next = pos + n
-	if pos+n <= mixed || pos > mixed+maxAhead {
-		return // too late to be heard, or absurdly early
-	}
-	if len(b.buf) == 0 {
-		b.start = max(pos, mixed)
-	}
-	if pos < b.start { // its head is already mixed (or overlaps): cut it
-		cut := b.start - pos
-		if cut >= n {
-			return
+func (m *mixer) add(s *media.Stream) bool {
+	for _, in := range m.inputs {
+		if in.src == s {
+			return false
 		}
-		pcm, pos = pcm[2*cut:], b.start
 	}
-	if end := b.end(); pos > end {
-		b.buf = append(b.buf, make([]float32, 2*(pos-end))...)
-	} else if pos < end {
-		// Overlap after a re-anchor backwards: the newer samples win.
-		b.buf = b.buf[:2*(pos-b.start)]
+	if s.Track(media.KindVideo) == nil && s.Track(media.KindAudio) == nil {
+		return false
 	}
-	b.buf = append(b.buf, pcm...)
+	name := s.Name
+	if i := len(m.room) + 1; len(name) > i {
+		name = name[i:]
+	}
+	in := &input{c: m.Composite, src: s, name: name, pcm: newPCMBuffer()}
+	m.inputs = append(m.inputs, in)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		in.run()
+	}()
+	m.log.Info("participant joined the composite", "participant", name)
+	return true
 }
 
-// mixInto adds the samples for positions [from, from+len(dst)/2) to dst,
-// drops everything before the end of that range and updates the level.
-func (b *pcmBuffer) mixInto(dst []float32, from int64) {
-	n := int64(len(dst) / 2)
-	to := from + n
-	var sum float64
-	for s := max(from, b.start); s < min(to, b.end()); s++ {
-		i := 2 * (s - b.start)
-		l, r := b.buf[i], b.buf[i+1]
-		dst[2*(s-from)] += l
-		dst[2*(s-from)+1] += r
-		sum += float64(l*l + r*r)
-	}
-	rms := math.Sqrt(sum / float64(2*n))
-	// ~0.5 s time constant at 20 ms blocks.
-	b.level += (rms - b.level) * 0.04
-	b.drop(to)
-}
-
-// skip drops everything before position to, unheard (a muted participant),
-// and lets the level decay as if silent.
-func (b *pcmBuffer) skip(to int64) {
-	b.level *= 0.96
-	b.drop(to)
-}
-
-// drop forgets the samples before position to.
-func (b *pcmBuffer) drop(to int64) {
-	if to >= b.end() {
-		b.buf, b.start = b.buf[:0], to
+func (m *mixer) remove(in *input) {
+	i := slices.Index(m.inputs, in)
+	if i < 0 {
 		return
 	}
-	if to > b.start {
-		cut := to - b.start
-		b.buf = append(b.buf[:0], b.buf[2*cut:]...)
-		b.start = to
+	in.gone = true
+	m.inputs = slices.Delete(m.inputs, i, i+1)
+	if m.speaker == in {
+		m.speaker = nil
+	}
+	m.log.Info("participant left the composite", "participant", in.name)
+	m.relayout()
+}
+
+// relayout recomputes the tiles for the current participants and tells
+// each input the size to decode to (0×0: not shown, not decoded).
+func (m *mixer) relayout() {
+	order := slices.Clone(m.inputs)
+	if m.s.Layout == Speaker && m.speaker != nil {
+		i := slices.Index(order, m.speaker)
+		order = slices.Insert(slices.Delete(order, i, i+1), 0, m.speaker)
+	}
+	m.tiles = Tiles(m.s.Layout, len(order), m.s.Width, m.s.Height)
+	m.shown = order[:len(m.tiles)]
+	for _, in := range order {
+		in.box.Store(0)
+	}
+	for i, in := range m.shown {
+		in.box.Store(int64(m.tiles[i].W)<<32 | int64(m.tiles[i].H))
+	}
+	names := make([]string, len(order))
+	for i, in := range order {
+		names[i] = in.name
+	}
+	m.infoMu.Lock()
+	m.names = names
+	m.infoMu.Unlock()
+}
+
+// video composes and encodes the picture due at now, if one is due.
+func (m *mixer) video(now time.Time) {
+	k := int64(now.Sub(m.started) * time.Duration(m.s.FPS) / time.Second)
+	if k <= m.frame {
+		return
+	}
+	m.frame = k
+	show := now.Add(-m.s.Delay)
+	m.canvas.Fill(16, 128, 128)
+	for i, in := range m.shown {
+		// The newest picture captured by show; older ones are done with.
+		j := -1
+		for n, p := range in.queue {
+			if !p.at.After(show) {
+				j = n
+			}
+		}
+		if j >= 0 {
+			in.current, in.currentAt = in.queue[j].pic, in.queue[j].at
+			in.queue = slices.Delete(in.queue, 0, j+1)
+		}
+		// A camera turned off (a muted track sends nothing) leaves the
+		// tile black rather than frozen on its last picture.
+		if in.current != nil && show.Sub(in.currentAt) < staleAfter && !m.muted[mute{participant: in.name, kind: "video"}] {
+			blit(m.canvas, in.current, m.tiles[i])
+		}
+	}
+	m.canvas.PTS = k * codec.VideoClockRate / int64(m.s.FPS)
+	pkts, err := m.venc.Encode(m.canvas)
+	if err != nil {
+		m.log.Warn("composite encode", "err", err)
+		return
+	}
+	m.writeVideo(pkts)
+}
+
+func (m *mixer) writeVideo(pkts []codec.VideoPacket) {
+	for _, p := range pkts {
+		t := m.started.Add(time.Duration(p.PTS) * time.Second / codec.VideoClockRate)
+		if err := m.vout.Write(p, t); err != nil {
+			m.log.Debug("composite access unit skipped", "err", err)
+		}
 	}
 }
 
-// limiter keeps the sum of the participants below ceiling without hard
-// clipping: it looks one block ahead, so the gain is already down when a
-// loud block starts, ramps the gain linearly within a block (no steps, no
-// clicks) and recovers slowly (release ~0.3 s).
-type limiter struct {
-	ceiling float32
-	gain    float32
-	bufs    [2][]float32
-	held    int     // index of the block waiting for the next one (lookahead)
-	heldMax float32 // its target gain
-	primed  bool
+// audio mixes and encodes every 20 ms block that is due at now.
+func (m *mixer) audio(now time.Time) {
+	due := int64(now.Sub(m.started).Seconds() * codec.AACSampleRate / audioBlock)
+	if due-m.block > 50 { // a second behind (the machine stalled): skip ahead
+		m.block = due - 1
+	}
+	for ; m.block < due; m.block++ {
+		clear(m.mix)
+		for _, in := range m.inputs {
+			if m.muted[mute{participant: in.name, kind: "audio"}] {
+				in.pcm.skip(m.block*audioBlock + audioBlock)
+				continue
+			}
+			in.pcm.mixInto(m.mix, m.block*audioBlock)
+		}
+		out := m.lim.process(m.mix)
+		if out == nil {
+			continue
+		}
+		pkts, err := m.aenc.Encode(out, m.aPTS)
+		if err != nil {
+			m.log.Warn("composite audio encode", "err", err)
+			continue
+		}
+		for _, p := range pkts {
+			// Our own count, not the encoder's pts (which starts at minus
+			// its pre-skip): the stream's audio starts at 0 like its video.
+			ts := m.aPTS
+			m.aPTS += audioBlock
+			t := m.started.Add(time.Duration(ts) * time.Second / codec.AACSampleRate)
+			m.out.Write(&media.Frame{Track: m.out.Tracks[1], DTS: ts, PTS: ts, Keyframe: true, Data: p.Data, Time: t})
+		}
+	}
+	m.pickSpeaker(now)
 }
 
-const (
-	ceiling = 0.95
-	// release multiplies the gain per 20 ms block while it recovers.
-	release = 1.07
-)
-
-func newLimiter() *limiter { return &limiter{ceiling: ceiling, gain: 1} }
-
-// target is the gain that brings block's peak to the ceiling (1 if it is
-// below already).
-func (l *limiter) target(block []float32) float32 {
-	var peak float32
-	for _, v := range block {
-		peak = max(peak, v, -v)
+// pickSpeaker makes the loudest participant the speaker when it has been
+// clearly louder (6 dB) than the current one, at most once a second.
+func (m *mixer) pickSpeaker(now time.Time) {
+	if m.s.Layout != Speaker || len(m.inputs) < 2 || now.Sub(m.since) < time.Second {
+		return
 	}
-	if peak <= l.ceiling {
-		return 1
+	var loudest *input
+	for _, in := range m.inputs {
+		if loudest == nil || in.pcm.level > loudest.pcm.level {
+			loudest = in
+		}
 	}
-	return l.ceiling / peak
+	if loudest == m.speaker || loudest.pcm.level < 0.003 { // about -50 dBFS
+		return
+	}
+	if m.speaker != nil && loudest.pcm.level < 2*m.speaker.pcm.level {
+		return
+	}
+	m.speaker, m.since = loudest, now
+	m.relayout()
 }
 
-// process takes the next mixed block and returns the previous one limited
-// (nil for the first call). The returned slice is valid until the next call.
-func (l *limiter) process(block []float32) []float32 {
-	t := l.target(block)
-	if !l.primed {
-		l.primed = true
-		l.bufs[l.held] = append(l.bufs[l.held][:0], block...)
-		l.heldMax = t
-		l.gain = min(l.gain, t)
-		return nil
+// blit copies p centred into r of canvas, cropping what does not fit.
+func blit(canvas, p *codec.Picture, r Rect) {
+	x0 := r.X + ((r.W-p.Width)/2)&^1
+	y0 := r.Y + ((r.H-p.Height)/2)&^1
+	// The visible part of p: clip to r.
+	sx, sy := max(0, r.X-x0), max(0, r.Y-y0)
+	w := min(p.Width-sx, r.X+r.W-max(x0, r.X))
+	h := min(p.Height-sy, r.Y+r.H-max(y0, r.Y))
+	dx, dy := max(x0, r.X), max(y0, r.Y)
+	if w <= 0 || h <= 0 {
+		return
 	}
-	out := l.bufs[l.held]
-	// The gain starts at or below the held block's target (the previous
-	// call saw to it), may rise by the release step at most, and ends at or
-	// below the next block's target, ramping linearly in between.
-	end := min(l.gain*release, l.heldMax, t, 1)
-	frames := len(out) / 2
-	for i := 0; i < frames; i++ {
-		g := l.gain + (end-l.gain)*float32(i+1)/float32(frames)
-		out[2*i] = max(-1, min(1, out[2*i]*g))
-		out[2*i+1] = max(-1, min(1, out[2*i+1]*g))
+	for y := 0; y < h; y++ {
+		copy(canvas.Y[(dy+y)*canvas.Width+dx:][:w], p.Y[(sy+y)*p.Width+sx:][:w])
 	}
-	l.gain = end
-	l.held ^= 1
-	l.bufs[l.held] = append(l.bufs[l.held][:0], block...)
-	l.heldMax = t
-	return out
+	cw, pcw := (canvas.Width+1)/2, (p.Width+1)/2
+	for y := 0; y < (h+1)/2; y++ {
+		copy(canvas.Cb[(dy/2+y)*cw+dx/2:][:(w+1)/2], p.Cb[(sy/2+y)*pcw+sx/2:][:(w+1)/2])
+		copy(canvas.Cr[(dy/2+y)*cw+dx/2:][:(w+1)/2], p.Cr[(sy/2+y)*pcw+sx/2:][:(w+1)/2])
+	}
 }
