@@ -35,38 +35,14 @@ func (f *failingTranscoder) Transcode(data []byte, pts int64) ([]codec.Packet, e
 // does (the transcoder fills the hole with silence, as after any gap in the
 // Opus timestamps); the derived stream ends only with its source.
 func TestAACStageFailsMidStream(t *testing.T) {
-	newOpusToAAC = func(s codec.AACSettings) (codec.AudioTranscoder, error) {
-		tc, err := codec.NewOpusToAAC(s)
-		if err != nil {
-			return nil, err
-		}
-		return &failingTranscoder{AudioTranscoder: tc, failAt: 50, healAt: 150}, nil
-	}
-	t.Cleanup(func() { newOpusToAAC = codec.NewOpusToAAC })
-
-	pkts := fixtureOpus(t)[:250] // 5 s
-	video := &media.Track{Kind: media.KindVideo, Codec: media.CodecH264, ClockRate: 90000}
-	audio := &media.Track{Kind: media.KindAudio, Codec: media.CodecOpus, ClockRate: 48000, Channels: 2}
-	src := media.NewStream("cam", []*media.Track{video, audio}, nil)
-	a := NewAAC(codec.AACSettings{}, nil)
-	d, release, err := a.Acquire(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer release()
-	rd := d.Subscribe("test", 4096)
-	defer rd.Close()
-
-	cfg := &media.Config{SPS: []byte{0x67}, PPS: []byte{0x68}}
-	// 5 s at 50 Opus packets and 25 video frames a second, interleaved;
-	// packets 50-149 (1-3 s) fail, the codec heals at 3 s.
-	for i, p := range pkts {
-		if i%2 == 0 {
-			v := int64(i/2) * 3600
-			src.Write(&media.Frame{Track: video, DTS: v, PTS: v, Keyframe: i%50 == 0, Config: cfg, Data: []byte{0, 0, 0, 1, 0x65}})
-		}
-		src.Write(&media.Frame{Track: audio, DTS: int64(i) * 960, PTS: int64(i) * 960, Keyframe: true, Data: p})
-	}
+	injectTranscoder(t, func(tc codec.AudioTranscoder) codec.AudioTranscoder {
+		return &failingTranscoder{AudioTranscoder: tc, failAt: 50, healAt: 150}
+	})
+	r := newAVRig(t)
+	src, rd, a := r.src, r.rd, r.stage
+	// 5 s at 50 Opus packets and 25 video frames a second; packets 50-149
+	// (1-3 s) fail, the codec heals at 3 s.
+	r.write(fixtureOpus(t)[:250])
 	src.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -128,38 +104,15 @@ func (s *stallingTranscoder) Transcode(data []byte, pts int64) ([]codec.Packet, 
 // reaches the derived stream's readers; the audio follows once it unsticks.
 func TestAACStageStallVideoGoesOn(t *testing.T) {
 	st := &stallingTranscoder{stallAt: 10, stalled: make(chan struct{}), release: make(chan struct{})}
-	newOpusToAAC = func(s codec.AACSettings) (codec.AudioTranscoder, error) {
-		tc, err := codec.NewOpusToAAC(s)
-		if err != nil {
-			return nil, err
-		}
+	injectTranscoder(t, func(tc codec.AudioTranscoder) codec.AudioTranscoder {
 		st.AudioTranscoder = tc
-		return st, nil
-	}
-	t.Cleanup(func() { newOpusToAAC = codec.NewOpusToAAC })
-
-	pkts := fixtureOpus(t)[:250]
-	video := &media.Track{Kind: media.KindVideo, Codec: media.CodecH264, ClockRate: 90000}
-	audio := &media.Track{Kind: media.KindAudio, Codec: media.CodecOpus, ClockRate: 48000, Channels: 2}
-	src := media.NewStream("cam", []*media.Track{video, audio}, nil)
-	a := NewAAC(codec.AACSettings{}, nil)
-	d, release, err := a.Acquire(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer release()
-	rd := d.Subscribe("test", 4096)
-	defer rd.Close()
-	cfg := &media.Config{SPS: []byte{0x67}, PPS: []byte{0x68}}
+		return st
+	})
+	r := newAVRig(t)
+	src, rd := r.src, r.rd
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for i, p := range pkts {
-		if i%2 == 0 {
-			v := int64(i/2) * 3600
-			src.Write(&media.Frame{Track: video, DTS: v, PTS: v, Keyframe: i%50 == 0, Config: cfg, Data: []byte{0, 0, 0, 1, 0x65}})
-		}
-		src.Write(&media.Frame{Track: audio, DTS: int64(i) * 960, PTS: int64(i) * 960, Keyframe: true, Data: p})
-	}
+	r.write(fixtureOpus(t)[:250])
 	select {
 	case <-st.stalled:
 	case <-ctx.Done():
@@ -194,5 +147,58 @@ func TestAACStageStallVideoGoesOn(t *testing.T) {
 	}
 	if na < 200 {
 		t.Errorf("%d AAC frames of ~234 after the stage came back", na)
+	}
+}
+
+// injectTranscoder makes the stage's transcoders wrap's of real ones for
+// the rest of the test.
+func injectTranscoder(t *testing.T, wrap func(codec.AudioTranscoder) codec.AudioTranscoder) {
+	newOpusToAAC = func(s codec.AACSettings) (codec.AudioTranscoder, error) {
+		tc, err := codec.NewOpusToAAC(s)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(tc), nil
+	}
+	t.Cleanup(func() { newOpusToAAC = codec.NewOpusToAAC })
+}
+
+// avRig is a source stream of H.264 + Opus, its AAC stage acquired and a
+// reader of the derived stream.
+type avRig struct {
+	src          *media.Stream
+	video, audio *media.Track
+	stage        *AAC
+	rd           *media.Reader
+}
+
+func newAVRig(t *testing.T) *avRig {
+	t.Helper()
+	r := &avRig{
+		video: &media.Track{Kind: media.KindVideo, Codec: media.CodecH264, ClockRate: 90000},
+		audio: &media.Track{Kind: media.KindAudio, Codec: media.CodecOpus, ClockRate: 48000, Channels: 2},
+	}
+	r.src = media.NewStream("cam", []*media.Track{r.video, r.audio}, nil)
+	r.stage = NewAAC(codec.AACSettings{}, nil)
+	d, release, err := r.stage.Acquire(r.src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(release)
+	r.rd = d.Subscribe("test", 4096)
+	t.Cleanup(r.rd.Close)
+	return r
+}
+
+// write publishes pkts (20 ms each) with a video frame every 40 ms
+// between them, a keyframe a second.
+func (r *avRig) write(pkts [][]byte) {
+	cfg := &media.Config{SPS: []byte{0x67}, PPS: []byte{0x68}}
+	for i, p := range pkts {
+		if i%2 == 0 {
+			v := int64(i/2) * 3600
+			r.src.Write(&media.Frame{Track: r.video, DTS: v, PTS: v, Keyframe: i%50 == 0, Config: cfg, Data: []byte{0, 0, 0, 1, 0x65}})
+		}
+		r.src.Write(&media.Frame{Track: r.audio, DTS: int64(i) * 960, PTS: int64(i) * 960, Keyframe: true, Data: p})
 	}
 }
