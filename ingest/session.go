@@ -25,9 +25,8 @@ const (
 // writing them as Frames to a Stream. It ends when the peer leaves, ICE or
 // DTLS fail, media stops for MediaTimeout, or Close is called.
 type Session struct {
+	peer
 	srv    *Server
-	id     string
-	name   string
 	offer  offerInfo
 	stream *media.Stream
 	pc     *webrtc.PeerConnection
@@ -42,10 +41,6 @@ type Session struct {
 	announced bool // under writeMu: the stream was announced (first frame)
 
 	kfReq      chan struct{} // keyframe wanted (reader, gap, timer)
-	endCh      chan struct{}
-	endOnce    sync.Once
-	endErr     error
-	done       chan struct{}
 	videoSSRC  atomic.Uint32
 	lastPacket atomic.Int64 // unix nanos
 	lastKey    atomic.Int64 // unix nanos of the last video keyframe emitted
@@ -66,54 +61,15 @@ type Session struct {
 func newSession(srv *Server, name string, info offerInfo) *Session {
 	now := time.Now().UnixNano()
 	s := &Session{
+		peer:  newPeer(name, nil),
 		srv:   srv,
-		id:    newID(),
-		name:  name,
 		offer: info,
 		tl:    NewTimeline(90000, 48000),
 		kfReq: make(chan struct{}, 1),
-		endCh: make(chan struct{}),
-		done:  make(chan struct{}),
 	}
 	s.lastPacket.Store(now)
 	s.lastKey.Store(now)
 	return s
-}
-
-// ID returns the session id used in the WHIP session URL.
-func (s *Session) ID() string { return s.id }
-
-// Stream returns the stream name being published.
-func (s *Session) Stream() string { return s.name }
-
-// Done is closed once the session has ended and cleaned up.
-func (s *Session) Done() <-chan struct{} { return s.done }
-
-// Err returns why the session ended (ErrSessionClosed for Close), or nil
-// while it runs.
-func (s *Session) Err() error {
-	select {
-	case <-s.done:
-		return s.endErr
-	default:
-		return nil
-	}
-}
-
-// Close ends the publish (WHIP DELETE) and waits until its stream is
-// unpublished and its goroutines are gone. Safe to call more than once.
-func (s *Session) Close() {
-	s.end(ErrSessionClosed)
-	<-s.done
-}
-
-// end asks the supervisor to tear down; it never blocks, so pion callbacks
-// can call it.
-func (s *Session) end(err error) {
-	s.endOnce.Do(func() {
-		s.endErr = err
-		close(s.endCh)
-	})
 }
 
 // requestKeyframe is the Stream's keyframe hook. It must not block: it may
@@ -192,7 +148,7 @@ func (s *Session) abort() {
 			s.srv.reg.Unpublish(s.stream)
 		}
 	}
-	s.endOnce.Do(func() { s.endErr = ErrSessionClosed; close(s.endCh) })
+	s.end(ErrSessionClosed) // the reason, unless one was given; nothing watches ended here
 	close(s.done)
 }
 
@@ -461,7 +417,7 @@ func (s *Session) run() {
 	pending, urgent, repeat, retries := false, false, false, 0
 	for {
 		select {
-		case <-s.endCh:
+		case <-s.ended:
 			s.teardown()
 			return
 		case <-s.kfReq:
@@ -541,7 +497,7 @@ func (s *Session) teardown() {
 // without If-Match; ErrSessionNotFound once the session ended.
 func (s *Session) PatchICE(ctx context.Context, ifMatch, frag string) (*ICERestart, error) {
 	select {
-	case <-s.endCh:
+	case <-s.ended:
 		return nil, ErrSessionNotFound
 	default:
 	}
@@ -557,7 +513,7 @@ func (s *Session) ETag() string { return s.ice.ETag() }
 // usernameFragment other than the current ICE session's is ErrICERestart.
 func (s *Session) AddCandidate(c webrtc.ICECandidateInit) error {
 	select {
-	case <-s.endCh:
+	case <-s.ended:
 		return ErrSessionNotFound
 	default:
 	}

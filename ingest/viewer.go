@@ -31,9 +31,8 @@ const (
 // (rate-limited) keyframe requests, skips to the next keyframe when it falls
 // behind, and ends when the stream ends, the peer leaves or Close is called.
 type Viewer struct {
+	peer
 	srv    *Server
-	id     string
-	name   string
 	offer  playOffer
 	stream *media.Stream
 	pc     *webrtc.PeerConnection
@@ -44,9 +43,6 @@ type Viewer struct {
 	cancel    context.CancelFunc
 	connected chan struct{}
 	connOnce  sync.Once
-	endOnce   sync.Once
-	endErr    error
-	done      chan struct{}
 
 	wg sync.WaitGroup // RTCP readers, added before run starts
 }
@@ -140,8 +136,8 @@ func (s *Server) Play(ctx context.Context, stream, offerSDP string) (*Viewer, st
 		return nil, "", ErrServerClosed
 	}
 	vctx, cancel := context.WithCancel(context.Background())
-	v := &Viewer{srv: s, id: newID(), name: stream, offer: info, stream: st,
-		ctx: vctx, cancel: cancel, connected: make(chan struct{}), done: make(chan struct{})}
+	v := &Viewer{peer: newPeer(stream, cancel), srv: s, offer: info, stream: st,
+		ctx: vctx, cancel: cancel, connected: make(chan struct{})}
 	answer, err := v.negotiate(ctx, offerSDP)
 	if err != nil {
 		v.abort()
@@ -177,41 +173,6 @@ func (s *Server) Viewers() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.viewers)
-}
-
-// ID returns the session id used in the WHEP session URL.
-func (v *Viewer) ID() string { return v.id }
-
-// Stream returns the name of the stream being played.
-func (v *Viewer) Stream() string { return v.name }
-
-// Done is closed once the viewer has ended and cleaned up.
-func (v *Viewer) Done() <-chan struct{} { return v.done }
-
-// Err returns why the viewer ended (ErrSessionClosed for Close,
-// media.ErrStreamEnded when the publisher left), or nil while it runs.
-func (v *Viewer) Err() error {
-	select {
-	case <-v.done:
-		return v.endErr
-	default:
-		return nil
-	}
-}
-
-// Close ends the playback (WHEP DELETE) and waits for its goroutines. Safe
-// to call more than once.
-func (v *Viewer) Close() {
-	v.end(ErrSessionClosed)
-	<-v.done
-}
-
-// end asks run to tear down; it never blocks, so pion callbacks may call it.
-func (v *Viewer) end(err error) {
-	v.endOnce.Do(func() {
-		v.endErr = err
-		v.cancel()
-	})
 }
 
 // PatchICE applies a WHEP PATCH (trickle or ICE restart, as WHIP's: see
