@@ -2,13 +2,9 @@ package ingest
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
-
-	"github.com/whipcast/whipcast/media"
 )
 
 // NewWHEPHandler serves WHEP (draft-ietf-wish-whep) playback for s, mounted
@@ -62,35 +58,13 @@ func (h *whepHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *whepHandler) post(w http.ResponseWriter, r *http.Request, stream string) {
-	if err := media.ValidateName(stream); err != nil {
-		httpError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if !authorize(w, r, h.auth, stream, "whep") {
-		return
-	}
-	offer, ok := readBody(w, r, "application/sdp")
-	if !ok {
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
-	defer cancel()
-	v, answer, err := h.srv.Play(ctx, stream, offer)
-	if err != nil {
-		code := ErrorStatus(err)
-		if code == http.StatusInternalServerError {
-			h.log.Error("whep: play failed", "stream", stream, "err", err)
+	serveOffer(w, r, stream, h.auth, "whep", h.log, func(ctx context.Context, offer string) (resource, string, error) {
+		v, answer, err := h.srv.Play(ctx, stream, offer)
+		if err != nil {
+			return nil, "", err
 		}
-		setRetryAfter(w.Header(), err)
-		httpError(w, code, err.Error())
-		return
-	}
-	w.Header().Set("Location", requestPath(r)+"?session="+url.QueryEscape(v.ID()))
-	w.Header().Set("ETag", v.ETag())
-	createdHeaders(w.Header(), h.srv, stream)
-	w.Header().Set("Content-Type", "application/sdp")
-	w.WriteHeader(http.StatusCreated)
-	_, _ = io.WriteString(w, answer)
+		return v, answer, nil
+	}, h.srv)
 }
 
 func (h *whepHandler) session(w http.ResponseWriter, r *http.Request, stream, id string) {

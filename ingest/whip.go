@@ -162,11 +162,33 @@ func readBody(w http.ResponseWriter, r *http.Request, wantType string) (string, 
 }
 
 func (h *whipHandler) post(w http.ResponseWriter, r *http.Request, stream string) {
+	serveOffer(w, r, stream, h.auth, "whip", h.log, func(ctx context.Context, offer string) (resource, string, error) {
+		sess, answer, err := h.srv.Publish(ctx, stream, offer)
+		if err != nil {
+			return nil, "", err
+		}
+		return sess, answer, nil
+	}, h.srv)
+}
+
+// resource is a WHIP or WHEP session as its POST answers it.
+type resource interface {
+	ID() string
+	ETag() string
+}
+
+// serveOffer is the POST of WHIP (realm "whip") and WHEP ("whep"): the
+// stream name, auth and the offer checked, then start (Publish or Play)
+// bounded by publishTimeout, and the 201 with Location, ETag, Link
+// ice-servers and the answer; a failure is its status (ErrorStatus) with
+// Retry-After when admission refused.
+func serveOffer(w http.ResponseWriter, r *http.Request, stream string, auth func(*http.Request, string) error,
+	realm string, log *slog.Logger, start func(context.Context, string) (resource, string, error), srv *Server) {
 	if err := media.ValidateName(stream); err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if !h.authorize(w, r, stream) {
+	if !authorize(w, r, auth, stream, realm) {
 		return
 	}
 	offer, ok := readBody(w, r, "application/sdp")
@@ -175,20 +197,19 @@ func (h *whipHandler) post(w http.ResponseWriter, r *http.Request, stream string
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
 	defer cancel()
-	sess, answer, err := h.srv.Publish(ctx, stream, offer)
+	res, answer, err := start(ctx, offer)
 	if err != nil {
 		code := ErrorStatus(err)
 		if code == http.StatusInternalServerError {
-			h.log.Error("whip: publish failed", "stream", stream, "err", err)
+			log.Error(realm+": session not started", "stream", stream, "err", err)
 		}
 		setRetryAfter(w.Header(), err)
 		httpError(w, code, err.Error())
 		return
 	}
-	loc := requestPath(r) + "?session=" + url.QueryEscape(sess.ID())
-	w.Header().Set("Location", loc)
-	w.Header().Set("ETag", sess.ETag())
-	createdHeaders(w.Header(), h.srv, stream)
+	w.Header().Set("Location", requestPath(r)+"?session="+url.QueryEscape(res.ID()))
+	w.Header().Set("ETag", res.ETag())
+	createdHeaders(w.Header(), srv, stream)
 	w.Header().Set("Content-Type", "application/sdp")
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
