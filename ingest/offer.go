@@ -20,19 +20,11 @@ type offerInfo struct {
 // H.264 and an audio m-line offering Opus, both sending.
 func checkOffer(offer string) (offerInfo, error) {
 	var info offerInfo
-	if len(offer) == 0 {
-		return info, fmt.Errorf("%w: empty", ErrBadOffer)
+	sd, ufrag, err := parseOffer(offer)
+	if err != nil {
+		return info, err
 	}
-	if len(offer) > maxOfferSize {
-		return info, fmt.Errorf("%w: larger than %d bytes", ErrBadOffer, maxOfferSize)
-	}
-	var sd sdp.SessionDescription
-	if err := sd.UnmarshalString(offer); err != nil {
-		return info, fmt.Errorf("%w: %v", ErrBadOffer, err)
-	}
-	if v, ok := sd.Attribute("ice-ufrag"); ok {
-		info.iceUfrag = v
-	}
+	info.iceUfrag = ufrag
 	var video, audio, videoSeen, audioSeen bool
 	for _, md := range sd.MediaDescriptions {
 		if md == nil {
@@ -42,12 +34,7 @@ func checkOffer(offer string) (offerInfo, error) {
 		if kind != "video" && kind != "audio" {
 			continue
 		}
-		if info.iceUfrag == "" {
-			if v, ok := md.Attribute("ice-ufrag"); ok {
-				info.iceUfrag = v
-			}
-		}
-		if md.MediaName.Port.Value == 0 && !hasAttr(md, "bundle-only") {
+		if !accepted(md) {
 			continue // rejected m-line
 		}
 		if hasAttr(md, "recvonly") || hasAttr(md, "inactive") {
@@ -107,14 +94,43 @@ func answerHas(answer, kind, codec string) bool {
 		if md == nil || md.MediaName.Media != kind {
 			continue
 		}
-		if md.MediaName.Port.Value == 0 && !hasAttr(md, "bundle-only") {
-			continue
-		}
-		if hasCodec(md, codec) {
+		if accepted(md) && hasCodec(md, codec) {
 			return true
 		}
 	}
 	return false
+}
+
+// parseOffer is what every offer (WHIP, WHEP) goes through first: not
+// empty, at most maxOfferSize, SDP that parses; and its ICE ufrag (the
+// session's, or the first m-line's), which trickle PATCHes must match.
+func parseOffer(offer string) (*sdp.SessionDescription, string, error) {
+	if len(offer) == 0 {
+		return nil, "", fmt.Errorf("%w: empty", ErrBadOffer)
+	}
+	if len(offer) > maxOfferSize {
+		return nil, "", fmt.Errorf("%w: larger than %d bytes", ErrBadOffer, maxOfferSize)
+	}
+	sd := &sdp.SessionDescription{}
+	if err := sd.UnmarshalString(offer); err != nil {
+		return nil, "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+	}
+	ufrag, _ := sd.Attribute("ice-ufrag")
+	for _, md := range sd.MediaDescriptions {
+		if ufrag != "" {
+			break
+		}
+		if md != nil {
+			ufrag, _ = md.Attribute("ice-ufrag")
+		}
+	}
+	return sd, ufrag, nil
+}
+
+// accepted reports whether an m-line is in use: a port other than 0, or
+// bundle-only (RFC 9143).
+func accepted(md *sdp.MediaDescription) bool {
+	return md.MediaName.Port.Value != 0 || hasAttr(md, "bundle-only")
 }
 
 func hasAttr(md *sdp.MediaDescription, key string) bool {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/whipcast/whipcast/media"
@@ -57,29 +56,13 @@ type playOffer struct {
 // must parse and have at least one audio or video m-line that can receive.
 func checkPlayOffer(offer string) (playOffer, error) {
 	var info playOffer
-	if len(offer) == 0 {
-		return info, fmt.Errorf("%w: empty", ErrBadOffer)
+	sd, ufrag, err := parseOffer(offer)
+	if err != nil {
+		return info, err
 	}
-	if len(offer) > maxOfferSize {
-		return info, fmt.Errorf("%w: larger than %d bytes", ErrBadOffer, maxOfferSize)
-	}
-	var sd sdp.SessionDescription
-	if err := sd.UnmarshalString(offer); err != nil {
-		return info, fmt.Errorf("%w: %v", ErrBadOffer, err)
-	}
-	if v, ok := sd.Attribute("ice-ufrag"); ok {
-		info.iceUfrag = v
-	}
+	info.iceUfrag = ufrag
 	for _, md := range sd.MediaDescriptions {
-		if md == nil {
-			continue
-		}
-		if info.iceUfrag == "" {
-			if v, ok := md.Attribute("ice-ufrag"); ok {
-				info.iceUfrag = v
-			}
-		}
-		if md.MediaName.Port.Value == 0 && !hasAttr(md, "bundle-only") {
+		if md == nil || !accepted(md) {
 			continue
 		}
 		if hasAttr(md, "sendonly") || hasAttr(md, "inactive") {
