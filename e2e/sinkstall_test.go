@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -322,8 +321,10 @@ streams:
 	if disc == 0 {
 		t.Error("the recording's playlists do not mark the gap with EXT-X-DISCONTINUITY")
 	}
-	if out, err := exec.Command("ffmpeg", "-v", "error", "-i", filepath.Join(rec, "recording.mp4"), "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
-		t.Errorf("ffmpeg decode of recording.mp4: %v\n%s", err, out)
+	// ffmpegDecodeErrors: the null muxer's complaint about two frames on
+	// one tick of its guessed frame rate says nothing about the file.
+	if s := ffmpegDecodeErrors(filepath.Join(rec, "recording.mp4")); s != "" {
+		t.Errorf("ffmpeg decode of recording.mp4: %s", s)
 	}
 	// The origin's playlists name gaps for what it dropped, and end.
 	waitFor(t, 30*time.Second, "the origin's ended playlists", func() bool {
