@@ -9,9 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	gortmp "github.com/yutopp/go-rtmp"
 	rtmpmsg "github.com/yutopp/go-rtmp/message"
 )
+
+// quietLogger keeps the test server's (go-rtmp's) logrus output out of
+// the test log.
+func quietLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
 
 // tsServer is a go-rtmp server that records the timestamp of every audio
 // and video message it receives, as the server reconstructs it.
