@@ -52,12 +52,12 @@ func (h *tsServer) record(kind string, ts uint32, payload io.Reader) error {
 func (h *tsServer) OnAudio(ts uint32, p io.Reader) error { return h.record("a", ts, p) }
 func (h *tsServer) OnVideo(ts uint32, p io.Reader) error { return h.record("v", ts, p) }
 
-// TestConnTimestampsRoundTrip sends, through go-rtmp to a go-rtmp server,
+// TestConnTimestampsRoundTrip sends, through our client to a go-rtmp server,
 // a sequence header at its keyframe's ms in the middle of a stream (a
 // configuration change, or a resync): the server must read back every
-// timestamp as sent. go-rtmp v0.0.7 writes chunk headers with timestamp
-// deltas (fmt 1–3); a message that repeats its chunk stream's last
-// timestamp must go out with delta 0, not the previous one.
+// timestamp as sent. The chunk writer (gortmplib's rawmessage.Writer) writes
+// headers with timestamp deltas (fmt 1–3); a message that repeats its chunk
+// stream's last timestamp must go out with delta 0, not the previous one.
 func TestConnTimestampsRoundTrip(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
