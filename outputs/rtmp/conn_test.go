@@ -1,6 +1,7 @@
 package rtmp
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -26,8 +27,9 @@ func quietLogger() *logrus.Logger {
 // and video message it receives, as the server reconstructs it.
 type tsServer struct {
 	gortmp.DefaultHandler
-	mu  sync.Mutex
-	got []string
+	mu     sync.Mutex
+	got    []string
+	bodies [][]byte
 }
 
 func (h *tsServer) OnConnect(uint32, *rtmpmsg.NetConnectionConnect) error { return nil }
@@ -45,6 +47,7 @@ func (h *tsServer) record(kind string, ts uint32, payload io.Reader) error {
 	}
 	h.mu.Lock()
 	h.got = append(h.got, fmt.Sprintf("%s:%d", kind, ts))
+	h.bodies = append(h.bodies, b)
 	h.mu.Unlock()
 	return nil
 }
@@ -93,6 +96,8 @@ func TestConnTimestampsRoundTrip(t *testing.T) {
 		{kind: msgAudio, ts: 101, body: aframe},
 		{kind: msgVideo, ts: 133, body: frame},
 		{kind: msgVideo, ts: 167, body: frame},
+		// Larger than the chunk size the client announced: split in chunks.
+		{kind: msgVideo, ts: 200, body: append([]byte{0x27, 1, 0, 0, 0}, bytes.Repeat([]byte{1, 2, 3}, 70000)...)},
 	}
 	want := ""
 	for i, m := range msgs {
@@ -126,5 +131,13 @@ func TestConnTimestampsRoundTrip(t *testing.T) {
 	_ = c.Close()
 	if got != want {
 		t.Errorf("server read %s\nsent        %s", got, want)
+	}
+	// The tag bodies reach the server byte for byte as the muxer made them.
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, b := range h.bodies {
+		if i < len(msgs) && !bytes.Equal(b, msgs[i].body) {
+			t.Errorf("message %d: server read % x, sent % x", i, b, msgs[i].body)
+		}
 	}
 }
