@@ -110,7 +110,7 @@ func (n *nginxRTMP) url(path string) string {
 // FILE.done. The gateway reporting its output stopped is not enough: the last
 // messages can still be in the rtmps test's TLS proxy or unread in nginx's
 // socket, and stop's SIGKILL in the middle of ngx_rtmp_record_write_frame,
-// which writes a tag body one received chunk (128 bytes from go-rtmp) at a
+// which writes a tag body one received chunk (up to the client's chunk size) at a
 // time, leaves a truncated last tag: ffmpeg "Invalid NAL unit size" and no
 // duration from ffprobe.
 func (n *nginxRTMP) stopRecorded() []string {

@@ -1,6 +1,7 @@
 package rtmp
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,16 +10,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	gortmp "github.com/yutopp/go-rtmp"
 	rtmpmsg "github.com/yutopp/go-rtmp/message"
 )
+
+// quietLogger keeps the test server's (go-rtmp's) logrus output out of
+// the test log.
+func quietLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
 
 // tsServer is a go-rtmp server that records the timestamp of every audio
 // and video message it receives, as the server reconstructs it.
 type tsServer struct {
 	gortmp.DefaultHandler
-	mu  sync.Mutex
-	got []string
+	mu     sync.Mutex
+	got    []string
+	bodies [][]byte
 }
 
 func (h *tsServer) OnConnect(uint32, *rtmpmsg.NetConnectionConnect) error { return nil }
@@ -36,6 +47,7 @@ func (h *tsServer) record(kind string, ts uint32, payload io.Reader) error {
 	}
 	h.mu.Lock()
 	h.got = append(h.got, fmt.Sprintf("%s:%d", kind, ts))
+	h.bodies = append(h.bodies, b)
 	h.mu.Unlock()
 	return nil
 }
@@ -43,12 +55,12 @@ func (h *tsServer) record(kind string, ts uint32, payload io.Reader) error {
 func (h *tsServer) OnAudio(ts uint32, p io.Reader) error { return h.record("a", ts, p) }
 func (h *tsServer) OnVideo(ts uint32, p io.Reader) error { return h.record("v", ts, p) }
 
-// TestConnTimestampsRoundTrip sends, through go-rtmp to a go-rtmp server,
+// TestConnTimestampsRoundTrip sends, through our client to a go-rtmp server,
 // a sequence header at its keyframe's ms in the middle of a stream (a
 // configuration change, or a resync): the server must read back every
-// timestamp as sent. go-rtmp v0.0.7 writes chunk headers with timestamp
-// deltas (fmt 1–3); a message that repeats its chunk stream's last
-// timestamp must go out with delta 0, not the previous one.
+// timestamp as sent. The chunk writer (gortmplib's rawmessage.Writer) writes
+// headers with timestamp deltas (fmt 1–3); a message that repeats its chunk
+// stream's last timestamp must go out with delta 0, not the previous one.
 func TestConnTimestampsRoundTrip(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -84,6 +96,8 @@ func TestConnTimestampsRoundTrip(t *testing.T) {
 		{kind: msgAudio, ts: 101, body: aframe},
 		{kind: msgVideo, ts: 133, body: frame},
 		{kind: msgVideo, ts: 167, body: frame},
+		// Larger than the chunk size the client announced: split in chunks.
+		{kind: msgVideo, ts: 200, body: append([]byte{0x27, 1, 0, 0, 0}, bytes.Repeat([]byte{1, 2, 3}, 70000)...)},
 	}
 	want := ""
 	for i, m := range msgs {
@@ -117,5 +131,13 @@ func TestConnTimestampsRoundTrip(t *testing.T) {
 	_ = c.Close()
 	if got != want {
 		t.Errorf("server read %s\nsent        %s", got, want)
+	}
+	// The tag bodies reach the server byte for byte as the muxer made them.
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, b := range h.bodies {
+		if i < len(msgs) && !bytes.Equal(b, msgs[i].body) {
+			t.Errorf("message %d: server read % x, sent % x", i, b, msgs[i].body)
+		}
 	}
 }

@@ -11,4 +11,8 @@ var (
 	ErrNoKeyframe = errors.New("rtmp: waiting for a keyframe")
 	// ErrTimeout is a server that accepted TCP but did not answer in time.
 	ErrTimeout = errors.New("rtmp: server did not answer in time")
+	// ErrRefused is a server that answered and said no: connect to the app
+	// refused (_error), or publish refused (an onStatus such as
+	// NetStream.Publish.BadName, or _error), as for a wrong stream key.
+	ErrRefused = errors.New("rtmp: refused by the server")
 )

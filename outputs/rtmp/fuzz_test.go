@@ -65,18 +65,16 @@ func serverReplies(tb testing.TB) []byte {
 
 // FuzzRTMPServerReplies: whatever a server sends after the RTMP handshake
 // (chunk headers, protocol control, AMF0 command results and statuses, in
-// place of connect's, createStream's and publish's answers), what go-rtmp
-// hands us and our setup around it (dialRTMP) ends with a connection or an
-// error within Settings.Timeout, never a panic or a hang; a connection we
-// get takes a message and closes.
+// place of connect's, createStream's and publish's answers), our setup
+// (dialRTMP on gortmplib) ends with a connection or an error within
+// Settings.Timeout, never a panic, a hang or a goroutine left behind
+// (TestMain's goleak); a connection we get takes a message and closes.
 //
-// What this found: go-rtmp v0.0.7 waits for a command's _result with no
-// timeout and is not woken when its read loop ends, so a reply that never
-// completes connect (garbage, an unknown transaction, or nothing before
-// the server closes) costs the whole Settings.Timeout, and the setup
-// goroutine (with go-rtmp's writer loop) stays blocked after dialRTMP has
-// given up: a leak of a few goroutines per failed attempt against such a
-// server. The timeout here is short so the fuzzer still runs several
+// What this found with go-rtmp v0.0.7, the client before gortmplib: it
+// waited for a command's _result with no timeout and was not woken when
+// its read loop ended, so the setup goroutine (with its writer loop)
+// stayed blocked after dialRTMP had given up, a few goroutines per failed
+// attempt. The timeout here is short so the fuzzer still runs several
 // inputs a second.
 func FuzzRTMPServerReplies(f *testing.F) {
 	seed := serverReplies(f)

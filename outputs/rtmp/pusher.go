@@ -1,6 +1,6 @@
 // Package rtmp pushes a live stream to an RTMP or RTMPS server (YouTube,
 // Twitch, nginx-rtmp, any ingest that takes FLV over RTMP) with
-// github.com/yutopp/go-rtmp, reconnecting on its own with backoff.
+// github.com/bluenviron/gortmplib, reconnecting on its own with backoff.
 package rtmp
 
 import (
@@ -85,7 +85,8 @@ type Settings struct {
 	// StableAfter is how long a connection must stay live for the backoff
 	// to start over from Backoff.Min. Default 10s.
 	StableAfter time.Duration
-	// Timeout bounds dialling and each step of the RTMP handshake. Default 10s.
+	// Timeout bounds the whole setup: dial, TLS, handshake, connect,
+	// createStream and publish up to the server's onStatus. Default 10s.
 	Timeout time.Duration
 	// TLS is the client TLS configuration for rtmps. Default: the system
 	// roots, server name from the URL.
@@ -103,7 +104,7 @@ type Settings struct {
 	dial func(ctx context.Context, t Target, s *Settings) (conn, error)
 }
 
-// conn is one RTMP publishing session; the go-rtmp one in production, a
+// conn is one RTMP publishing session; the gortmplib one in production, a
 // fake in unit tests.
 type conn interface {
 	writeMetadata(meta map[string]any) error
