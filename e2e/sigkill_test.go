@@ -57,15 +57,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// leakOptions are the goroutines allowed to outlive the tests: none of
-// ours. go-rtmp's stuck connect after a server that went silent (see
-// outputs/rtmp/leak_test.go) is the one known case.
-var leakOptions = []goleak.Option{
-	goleak.IgnoreTopFunction("github.com/yutopp/go-rtmp.(*Stream).Connect"),
-	goleak.IgnoreTopFunction("github.com/yutopp/go-rtmp.(*Stream).CreateStream"),
-	goleak.IgnoreTopFunction("github.com/yutopp/go-rtmp.(*chunkStreamerWriterSched).Run"),
-	goleak.IgnoreTopFunction("github.com/whipcast/whipcast/outputs/rtmp.dialRTMP.func3"),
-}
+// leakOptions are the goroutines allowed to outlive the tests: none.
+var leakOptions []goleak.Option
 
 // buildGateway builds cmd/whipcast once per test binary run.
 var buildGateway = sync.OnceValues(func() (string, error) {
