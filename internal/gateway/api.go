@@ -9,6 +9,7 @@ import (
 	"github.com/whipcast/whipcast/outputs/origin"
 	"github.com/whipcast/whipcast/outputs/recorder"
 	"github.com/whipcast/whipcast/outputs/rtmp"
+	"github.com/whipcast/whipcast/outputs/state"
 	"github.com/whipcast/whipcast/stages/codec"
 	"github.com/whipcast/whipcast/web"
 )
@@ -119,11 +120,11 @@ func (g *Gateway) recordingEvent(e recorder.Event) {
 	case recorder.EventRetrying:
 		// Storage does not keep up: segments are dropped until it does.
 		ev.Type = "recording.retrying"
-		ev.Data["state"] = "retrying"
+		ev.Data["state"] = state.Retrying.String()
 		ev.Data["error"] = e.Err.Error()
 	case recorder.EventResumed:
 		ev.Type = "recording.resumed"
-		ev.Data["state"] = "live"
+		ev.Data["state"] = state.Live.String()
 		ev.Data["dropped_segments"] = e.Dropped
 	default:
 		return
@@ -182,11 +183,11 @@ func (g *Gateway) originEvent(e origin.Event) {
 	switch e.Kind {
 	case origin.EventRetrying:
 		ev.Type = "origin.retrying"
-		ev.Data["state"] = "retrying"
+		ev.Data["state"] = state.Retrying.String()
 		ev.Data["error"] = e.Err.Error()
 	case origin.EventResumed:
 		ev.Type = "origin.resumed"
-		ev.Data["state"] = "live"
+		ev.Data["state"] = state.Live.String()
 	default:
 		return
 	}

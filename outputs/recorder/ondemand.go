@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/outputs/state"
 	"github.com/whipcast/whipcast/transmux"
 )
 
@@ -31,10 +32,11 @@ type Active struct {
 	Key string `json:"key"`
 	// Started is when the recording started.
 	Started time.Time `json:"started"`
-	// State is "live" while every segment is being recorded, "retrying"
+	// State is live while every segment is being recorded, retrying
 	// while storage does not keep up and segments are dropped (the
-	// recording resumes at the next segment once it caught up).
-	State string `json:"state"`
+	// recording resumes at the next segment once it caught up): the
+	// outputs' one model (outputs/state).
+	State state.State `json:"state"`
 	// Error says why the state is retrying.
 	Error string `json:"error,omitempty"`
 	// DroppedSegments counts the segments (of any track) left out of the
@@ -187,9 +189,9 @@ func (t *tap) startLocked(now time.Time) (Active, error) {
 // activeLocked describes the open session. Called with t.mu held.
 func (t *tap) activeLocked() Active {
 	ss := t.sess
-	a := Active{Stream: t.stream.Name, Key: ss.info.Base, Started: t.started, State: "live", DroppedSegments: ss.dropped}
+	a := Active{Stream: t.stream.Name, Key: ss.info.Base, Started: t.started, State: state.Live, DroppedSegments: ss.dropped}
 	if ss.behind {
-		a.State, a.Error = "retrying", ss.reason
+		a.State, a.Error = state.Retrying, ss.reason
 	}
 	return a
 }

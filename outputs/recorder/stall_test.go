@@ -125,7 +125,7 @@ func stuckRecording(t *testing.T, at int) (string, *eventLog, *Recorder) {
 	} else {
 		feed(t, tm, fx.Frames[:at], false, nil)
 		a, ok := rec.Recording("a/b")
-		if !ok || a.State != "retrying" || !strings.Contains(a.Error, "storage too slow") || a.DroppedSegments == 0 {
+		if !ok || a.State.String() != "retrying" || !strings.Contains(a.Error, "storage too slow") || a.DroppedSegments == 0 {
 			t.Fatalf("recording while the spool is stuck: %+v %v", a, ok)
 		}
 		if ev, ok := evs.find(EventRetrying); !ok || ev.Err == nil {
@@ -144,7 +144,7 @@ func stuckRecording(t *testing.T, at int) (string, *eventLog, *Recorder) {
 		}
 		written()
 		feed(t, tm, fx.Frames[at:len(fx.Frames)-1], false, written)
-		if a, ok := rec.Recording("a/b"); !ok || a.State != "live" || a.Error != "" || a.DroppedSegments == 0 {
+		if a, ok := rec.Recording("a/b"); !ok || a.State.String() != "live" || a.Error != "" || a.DroppedSegments == 0 {
 			t.Fatalf("recording after the spool came back: %+v %v", a, ok)
 		}
 		feed(t, tm, fx.Frames[len(fx.Frames)-1:], true, nil)

@@ -13,38 +13,21 @@ import (
 	"time"
 
 	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/outputs/state"
 )
 
-// State is where a Pusher is in its life.
-type State int
+// State is where a Pusher is in its life: the outputs' one model
+// (outputs/state).
+type State = state.State
 
 // Pusher states, as the API and the events socket show them.
 const (
-	StateStarting State = iota + 1
-	StateLive
-	StateRetrying
-	StateFailed
-	StateStopped
+	StateStarting = state.Starting
+	StateLive     = state.Live
+	StateRetrying = state.Retrying
+	StateFailed   = state.Failed
+	StateStopped  = state.Stopped
 )
-
-func (s State) String() string {
-	switch s {
-	case StateStarting:
-		return "starting"
-	case StateLive:
-		return "live"
-	case StateRetrying:
-		return "retrying"
-	case StateFailed:
-		return "failed"
-	case StateStopped:
-		return "stopped"
-	}
-	return fmt.Sprintf("State(%d)", int(s))
-}
-
-// MarshalText shows a State by name in JSON.
-func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Status is a Pusher's state as shown to users. It never holds the key.
 type Status struct {
