@@ -13,22 +13,17 @@ import (
 	"github.com/whipcast/whipcast/web"
 )
 
-// filterChains remembers the chain of each running filter stage, for
-// GET /v1/streams/{stream}/filters, and serialises every start and stop (a
-// rule's at publish and the API's: a replace is a stop then a start, which
-// must not interleave with another).
+// filterChains is the filter API over filter.Stages. It serialises every
+// start and stop (a rule's at publish and the API's: a replace is a stop
+// then a start, which must not interleave with another). What
+// GET /v1/streams/{stream}/filters shows of a stage is its label in
+// filter.Stages (a filterRun), so the two never disagree.
 type filterChains struct {
-	g *Gateway
-	// api serialises the API's changes; mu guards m only, briefly, so a
-	// publish (whose hook records a config chain) never waits on an API
-	// replace.
+	g   *Gateway
 	api sync.Mutex
-	mu  sync.Mutex
-	// m is by source stream; an entry whose stage has ended (its source
-	// ended) is pruned when next looked at.
-	m map[*media.Stream]filterRun
 }
 
+// filterRun is a stage's label: the chain as configured or posted.
 type filterRun struct {
 	chain   []config.Filter
 	source  string // "config" or "api"
@@ -43,7 +38,7 @@ func (g *Gateway) startFilters() {
 		Video:     codec.VideoSettings{Bitrate: int(g.cfg.Filters.Bitrate), KeyframeInterval: int64(g.keyframeInterval.Seconds() * codec.VideoClockRate)},
 		Logger:    g.log.With("component", "filter"),
 	})
-	g.filterChains = &filterChains{g: g, m: map[*media.Stream]filterRun{}}
+	g.filterChains = &filterChains{g: g}
 	g.Registry.OnPublish(func(s *media.Stream) {
 		if g.Filters.IsFiltered(s) {
 			return // never filter a filtered stream again
@@ -60,12 +55,12 @@ func (g *Gateway) startFilters() {
 		if g.Filters.Has(s) {
 			return // the API was first
 		}
-		if _, err := g.Filters.Start(s, filterChain(r.Filters)); err != nil {
+		run := filterRun{chain: r.Filters, source: "config", started: time.Now().UTC()}
+		if _, err := g.Filters.StartLabeled(s, filterChain(r.Filters), run); err != nil {
 			g.log.Error("filters not applied; the stream runs unfiltered", "stream", s.Name, "err", err)
 			g.events.Publish(web.Event{Type: "filter.failed", Stream: s.Name, Data: map[string]any{"error": err.Error()}})
 			return
 		}
-		g.filterChains.set(s, filterRun{chain: r.Filters, source: "config", started: time.Now().UTC()})
 	})
 }
 
@@ -123,29 +118,11 @@ func fitChain(s *media.Stream, chain []config.Filter) error {
 	return nil
 }
 
-func (fc *filterChains) set(s *media.Stream, r filterRun) {
-	fc.mu.Lock()
-	defer fc.mu.Unlock()
-	fc.m[s] = r
-}
-
-func (fc *filterChains) forget(s *media.Stream) {
-	fc.mu.Lock()
-	defer fc.mu.Unlock()
-	delete(fc.m, s)
-}
-
-// running returns s's stage, pruning ended ones.
+// running returns the label of s's stage, if one runs.
 func (fc *filterChains) running(s *media.Stream) (filterRun, bool) {
-	fc.mu.Lock()
-	defer fc.mu.Unlock()
-	for src := range fc.m {
-		if !fc.g.Filters.Has(src) {
-			delete(fc.m, src)
-		}
-	}
-	r, ok := fc.m[s]
-	return r, ok
+	l, ok := fc.g.Filters.Label(s)
+	r, isRun := l.(filterRun)
+	return r, ok && isRun
 }
 
 func (fc *filterChains) status(s *media.Stream, r filterRun) web.FilterStatus {
@@ -191,9 +168,9 @@ func (fc *filterChains) SetFilters(stream string, body []byte) (web.FilterStatus
 	}
 	if replacing {
 		fc.g.Filters.Stop(s)
-		fc.forget(s)
 	}
-	if _, err := fc.g.Filters.Start(s, filterChain(chain)); err != nil {
+	r := filterRun{chain: chain, source: "api", started: time.Now().UTC()}
+	if _, err := fc.g.Filters.StartLabeled(s, filterChain(chain), r); err != nil {
 		switch {
 		case errors.Is(err, filter.ErrTooManyStages):
 			err = fmt.Errorf("%w: %w", web.ErrFilterLimit, err)
@@ -205,8 +182,6 @@ func (fc *filterChains) SetFilters(stream string, body []byte) (web.FilterStatus
 		}
 		return web.FilterStatus{}, err
 	}
-	r := filterRun{chain: chain, source: "api", started: time.Now().UTC()}
-	fc.set(s, r)
 	fc.g.log.Info("filters set through the API", "stream", stream, "replaced", replacing)
 	return fc.status(s, r), nil
 }
@@ -223,7 +198,6 @@ func (fc *filterChains) StopFilters(stream string) error {
 		return fmt.Errorf("%w: no filters run on stream %s", web.ErrNotRunning, stream)
 	}
 	fc.g.Filters.Stop(s)
-	fc.forget(s)
 	fc.g.log.Info("filters stopped through the API", "stream", stream)
 	return nil
 }

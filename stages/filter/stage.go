@@ -87,6 +87,17 @@ func (m *Stages) Has(src *media.Stream) bool {
 	return ok
 }
 
+// Label returns the label src's running stage was started with.
+func (m *Stages) Label(src *media.Stream) (any, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, ok := m.running[src]
+	if !ok {
+		return nil, false
+	}
+	return st.label, true
+}
+
 // MaxStages is Settings.MaxStages with its default applied.
 func (m *Stages) MaxStages() int { return m.s.MaxStages }
 
@@ -101,11 +112,20 @@ type stage struct {
 	src    *media.Stream
 	cancel context.CancelFunc
 	done   chan struct{}
+	label  any // the caller's description of the stage (StartLabeled)
 }
 
 // Start filters src with chain into a new stream src.Name+Suffix, until src
 // ends or Stop. It returns the filtered stream.
 func (m *Stages) Start(src *media.Stream, chain Chain) (*media.Stream, error) {
+	return m.StartLabeled(src, chain, nil)
+}
+
+// StartLabeled is Start with label kept beside the stage for its life
+// (Label): what the caller wants to show of it (the chain as configured,
+// who started it, when), so that the stage and its description never
+// disagree.
+func (m *Stages) StartLabeled(src *media.Stream, chain Chain, label any) (*media.Stream, error) {
 	graph := chain.VideoGraph()
 	agraph := chain.AudioGraph()
 	var at *media.Track
@@ -128,7 +148,7 @@ func (m *Stages) Start(src *media.Stream, chain Chain) (*media.Stream, error) {
 		return nil, fmt.Errorf("%w: %d running", ErrTooManyStages, m.s.MaxStages)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	st := &stage{src: src, done: make(chan struct{}), cancel: cancel}
+	st := &stage{src: src, done: make(chan struct{}), cancel: cancel, label: label}
 	m.running[src] = st // reserve the slot
 	m.mu.Unlock()
 	fail := func(err error) (*media.Stream, error) {
