@@ -16,31 +16,21 @@ import (
 	"github.com/whipcast/whipcast/web"
 )
 
-// motionDetectors runs the motion detectors, from `streams[].motion` rules
-// and the API, at most one per stream. Each ends with its stream (or a
-// Stop); a watcher goroutine per detector then closes its webhook sender
-// (letting the last motion.stop go out) and forgets it. close stops them
-// all and waits for the watchers.
+// motionDetectors is the motion API and the `streams[].motion` rules over
+// a motion.Manager, which owns the detectors (at most one per stream, one
+// map, one lock). What the API shows of a detector is its label there (a
+// *motionRun); a detector's webhook sender is closed by the Manager's
+// watcher once the detector stops, letting the last motion.stop go out.
 type motionDetectors struct {
-	g *Gateway
-	// api serialises every start and stop (a rule's at publish, the
-	// API's) and guards closed: two starts for one stream never race, and
-	// none comes after close. mu guards m and the hooks only, briefly, so
-	// status and metrics reads never wait for a detector to open.
-	api    sync.Mutex
-	closed bool
-	mu     sync.Mutex
-	m      map[*media.Stream]*motionRun // by stream
-	wg     sync.WaitGroup               // the watchers
-	// hooks are the webhook senders not yet closed, ended the sum of the
-	// counters of closed ones: the metric stays monotonic across replaces
-	// and stream ends.
-	hooks map[*webhook.Sender]struct{}
+	g   *Gateway
+	mgr *motion.Manager
+	// ended sums the counters of the webhook senders already closed, so
+	// the metric stays monotonic across replaces and stream ends.
+	mu    sync.Mutex
 	ended webhook.Stats
 }
 
 type motionRun struct {
-	d       *motion.Detector
 	hook    *webhook.Sender // nil without a webhook
 	cfg     config.Motion
 	source  string // "config" or "api"
@@ -51,7 +41,7 @@ type motionRun struct {
 // for one, forwarding its events to the events bus (and the rule's
 // webhook) as motion.start and motion.stop.
 func (g *Gateway) startMotion() {
-	g.motion = &motionDetectors{g: g, m: map[*media.Stream]*motionRun{}, hooks: map[*webhook.Sender]struct{}{}}
+	g.motion = &motionDetectors{g: g, mgr: motion.NewManager()}
 	g.Registry.OnPublish(func(s *media.Stream) {
 		if g.Filters != nil && g.Filters.IsFiltered(s) {
 			return
@@ -60,20 +50,17 @@ func (g *Gateway) startMotion() {
 		if !ok || r.Motion == nil {
 			return
 		}
-		md := g.motion
-		md.api.Lock()
-		defer md.api.Unlock()
-		if _, running := md.get(s); running || md.closed {
-			return // the API started one first, or shutting down
-		}
-		if _, err := md.start(s, *r.Motion, "config"); err != nil {
+		// A stream whose detector the API started first keeps it.
+		if _, err := g.motion.start(s, *r.Motion, "config", false); err != nil && !errors.Is(err, motion.ErrClosed) {
 			g.log.Error("motion detection not started", "stream", s.Name, "err", err)
 		}
 	})
 }
 
-// start runs a detector on s with cfg (validated). md.api is held.
-func (md *motionDetectors) start(s *media.Stream, cfg config.Motion, source string) (*motionRun, error) {
+// start runs a detector on s with cfg (validated), replacing the one that
+// runs when replace is set; without replace, a stream that has one keeps
+// it and start returns (nil, nil).
+func (md *motionDetectors) start(s *media.Stream, cfg config.Motion, source string, replace bool) (*motionRun, error) {
 	g := md.g
 	if vt := s.Track(media.KindVideo); vt == nil || vt.Codec != media.CodecH264 {
 		return nil, fmt.Errorf("%w: the stream has no H.264 video to watch", web.ErrUnfit)
@@ -88,7 +75,7 @@ func (md *motionDetectors) start(s *media.Stream, cfg config.Motion, source stri
 		}
 		run.hook = h
 	}
-	d, err := motion.Start(s, motion.Settings{
+	set := motion.Settings{
 		Sensitivity: cfg.Sensitivity,
 		Region:      motion.Region{X: cfg.Region.X, Y: cfg.Region.Y, Width: cfg.Region.Width, Height: cfg.Region.Height},
 		StopAfter:   int64(cfg.StopAfter.Seconds() * codec.VideoClockRate),
@@ -107,86 +94,55 @@ func (md *motionDetectors) start(s *media.Stream, cfg config.Motion, source stri
 			}
 		},
 		Logger: log,
-	})
-	if err != nil {
+	}
+	d, err := md.mgr.Start(s, set, run, replace, func() { md.closeHook(run) })
+	if err != nil || d == nil {
 		if run.hook != nil {
 			run.hook.Close()
 		}
 		return nil, err
 	}
-	run.d = d
-	md.mu.Lock()
-	md.m[s] = run
-	if run.hook != nil {
-		md.hooks[run.hook] = struct{}{}
-	}
-	md.mu.Unlock()
-	md.wg.Add(1)
-	go func() {
-		defer md.wg.Done()
-		<-d.Done()
-		if run.hook != nil {
-			run.hook.Close() // delivers the last motion.stop, within its timeout
-		}
-		md.mu.Lock()
-		if md.m[s] == run {
-			delete(md.m, s)
-		}
-		if run.hook != nil {
-			st := run.hook.Stats()
-			md.ended.Delivered += st.Delivered
-			md.ended.Failed += st.Failed
-			md.ended.Dropped += st.Dropped
-			delete(md.hooks, run.hook)
-		}
-		md.mu.Unlock()
-	}()
 	return run, nil
 }
 
-func (md *motionDetectors) get(s *media.Stream) (*motionRun, bool) {
-	md.mu.Lock()
-	defer md.mu.Unlock()
-	r, ok := md.m[s]
-	if ok {
-		select {
-		case <-r.d.Done():
-			return nil, false // ended; its watcher forgets it
-		default:
-		}
+// closeHook closes a stopped detector's webhook sender (delivering its last
+// motion.stop within its timeout) and keeps its counters.
+func (md *motionDetectors) closeHook(run *motionRun) {
+	if run.hook == nil {
+		return
 	}
-	return r, ok
+	run.hook.Close()
+	st := run.hook.Stats()
+	md.mu.Lock()
+	md.ended.Delivered += st.Delivered
+	md.ended.Failed += st.Failed
+	md.ended.Dropped += st.Dropped
+	md.mu.Unlock()
+}
+
+func (md *motionDetectors) get(s *media.Stream) (*motionRun, bool) {
+	l, ok := md.mgr.Label(s)
+	r, isRun := l.(*motionRun)
+	return r, ok && isRun
 }
 
 // webhookStats sums the webhook counters of every detector so far.
 func (md *motionDetectors) webhookStats() webhook.Stats {
 	md.mu.Lock()
-	defer md.mu.Unlock()
 	sum := md.ended
-	for h := range md.hooks {
-		st := h.Stats()
-		sum.Delivered += st.Delivered
-		sum.Failed += st.Failed
-		sum.Dropped += st.Dropped
+	md.mu.Unlock()
+	for _, l := range md.mgr.Labels() {
+		if r, ok := l.(*motionRun); ok && r.hook != nil {
+			st := r.hook.Stats()
+			sum.Delivered += st.Delivered
+			sum.Failed += st.Failed
+			sum.Dropped += st.Dropped
+		}
 	}
 	return sum
 }
 
-func (md *motionDetectors) close() {
-	md.api.Lock()
-	md.closed = true
-	md.api.Unlock()
-	md.mu.Lock()
-	ds := make([]*motion.Detector, 0, len(md.m))
-	for _, r := range md.m {
-		ds = append(ds, r.d)
-	}
-	md.mu.Unlock()
-	for _, d := range ds {
-		d.Close()
-	}
-	md.wg.Wait()
-}
+func (md *motionDetectors) close() { md.mgr.Close() }
 
 func (md *motionDetectors) status(s *media.Stream, r *motionRun) web.MotionStatus {
 	c := r.cfg
@@ -252,16 +208,11 @@ func (md *motionDetectors) SetMotion(stream string, body []byte) (web.MotionStat
 	if vt := s.Track(media.KindVideo); vt == nil || vt.Codec != media.CodecH264 {
 		return web.MotionStatus{}, fmt.Errorf("%w: the stream has no H.264 video to watch", web.ErrUnfit)
 	}
-	md.api.Lock()
-	defer md.api.Unlock()
-	if md.closed {
-		return web.MotionStatus{}, web.ErrStreamNotLive
-	}
-	if old, ok := md.get(s); ok {
-		old.d.Close()
-	}
-	r, err := md.start(s, cfg, "api")
+	r, err := md.start(s, cfg, "api", true)
 	if err != nil {
+		if errors.Is(err, motion.ErrClosed) {
+			return web.MotionStatus{}, web.ErrStreamNotLive
+		}
 		if !errors.Is(err, web.ErrUnfit) && !errors.Is(err, web.ErrBadSpec) {
 			md.g.log.Error("motion detection not started", "stream", stream, "err", err)
 		}
@@ -276,12 +227,8 @@ func (md *motionDetectors) StopMotion(stream string) error {
 	if !ok {
 		return web.ErrStreamNotLive
 	}
-	md.api.Lock()
-	defer md.api.Unlock()
-	r, ok := md.get(s)
-	if !ok {
+	if !md.mgr.Stop(s) {
 		return fmt.Errorf("%w: no motion detection runs on stream %s", web.ErrNotRunning, stream)
 	}
-	r.d.Close()
 	return nil
 }
