@@ -48,5 +48,17 @@ func (s State) String() string {
 // MarshalText shows a State by name in JSON.
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads a State by name, as MarshalText writes it (an API
+// client's view of a recording or an output).
+func (s *State) UnmarshalText(b []byte) error {
+	for _, v := range All {
+		if v.String() == string(b) {
+			*s = v
+			return nil
+		}
+	}
+	return fmt.Errorf("state: unknown state %q", b)
+}
+
 // All lists every state, for a metric that shows one series per state.
 var All = []State{Starting, Live, Retrying, Failed, Stopped}
