@@ -53,6 +53,9 @@ type Stream struct {
 	// Write itself (Forward): copy on write, so Write loads without a lock
 	// or an allocation.
 	forwards atomic.Pointer[[]*forward]
+	// hasVideo: the stream has a video track, so a skipping reader waits
+	// for a keyframe (fixed at NewStream, as Tracks are).
+	hasVideo bool
 }
 
 // forward is one Forward: the tracks (by ID) that go to dst.
@@ -80,6 +83,9 @@ func NewStream(name string, tracks []*Track, onKeyframeRequest func()) *Stream {
 		lastDTS:  make([]int64, len(tracks)),
 		haveDTS:  make([]bool, len(tracks)),
 		pendDisc: make([]bool, len(tracks)),
+	}
+	for _, t := range tracks {
+		s.hasVideo = s.hasVideo || t.Kind == KindVideo
 	}
 	s.setKeyframeHook(onKeyframeRequest)
 	return s
@@ -142,7 +148,7 @@ func (s *Stream) Write(f *Frame) {
 	ask := false
 	for r := range s.readers {
 		if r.skipping {
-			if !keyframe && s.hasVideo() {
+			if !keyframe && s.hasVideo {
 				r.skipCount.Frames++
 				continue // never mid-GOP
 			}
@@ -171,7 +177,7 @@ func (s *Stream) Write(f *Frame) {
 			r.skipCount.Skips++
 			r.skipCount.Frames += n
 			r.skipping, ask = true, true
-			if keyframe || !s.hasVideo() {
+			if keyframe || !s.hasVideo {
 				r.skipping = false
 				r.ch <- f
 			} else {
@@ -246,16 +252,6 @@ func (s *Stream) setForwards(fw []*forward) {
 // skipMarker stands in a reader's queue for the frames a skip dropped: Read
 // turns it into ErrReaderSkipped.
 var skipMarker = &Frame{}
-
-// hasVideo reports whether the stream has a video track.
-func (s *Stream) hasVideo() bool {
-	for _, t := range s.Tracks {
-		if t.Kind == KindVideo {
-			return true
-		}
-	}
-	return false
-}
 
 // RequestKeyframe asks the publisher for a keyframe (a new reader needs one to
 // start decoding). The publisher rate-limits these.
