@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -53,6 +54,8 @@ type watchResult struct {
 	// Manifest is the time from the page's load to its first playlist or
 	// MPD loaded.
 	Manifest float64 `json:"manifest"`
+	// HLog is hls.js's last events (fragments buffered, playlists, errors).
+	HLog []string `json:"hlog"`
 	// StallState is what the player held when it first stood still for
 	// 1.5 s: printed when the test fails, to say why.
 	StallState *struct {
@@ -68,6 +71,9 @@ type watchResult struct {
 // driver that fails or prints no result is reported as an error of it.
 func runWatch(ctx context.Context, node, player, url string, flags ...string) watchResult {
 	args := append([]string{"watch.mjs", "--player", player, "--url", url, "--chromium", chromiumPath}, flags...)
+	if l := os.Getenv("WHIPCAST_DASHJS_LOG"); l != "" && !slices.Contains(flags, "--log") {
+		args = append(args, "--log", l) // debugging aid, for any test's players
+	}
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Dir = "browser"
 	cmd.Stderr = os.Stderr
@@ -198,7 +204,7 @@ streams:
 			defer wg.Done()
 			pctx, pcancel := context.WithTimeout(ctx, 90*time.Second)
 			defer pcancel()
-			r := runWatch(pctx, node, player, url, "--seconds", "24", "--timeout", "20", "--log", os.Getenv("WHIPCAST_DASHJS_LOG"))
+			r := runWatch(pctx, node, player, url, "--seconds", "24", "--timeout", "20")
 			mu.Lock()
 			results[player] = r
 			mu.Unlock()
@@ -381,17 +387,24 @@ func checkWatched(t *testing.T, player string, r watchResult, minSizes int) {
 	if !r.Playing || adv < 10 {
 		t.Errorf("%s: did not play through (advanced %.1f s)", player, adv)
 	}
+	unexpected := false
 	for _, e := range r.Errors {
 		// Non-fatal and recovered by hls.js itself; the stall check below
 		// says whether the viewer saw anything of them. "aborted" is
 		// hls.js's INTERNAL_ABORTED, raised only from its loaders' onAbort,
 		// when hls.js itself cancels a part or init it no longer wants (a
 		// refused or reset response from us is a fragLoadError instead).
-		if player == "hls" && (strings.HasPrefix(e, "mediaError: bufferStalledError") || strings.HasPrefix(e, "mediaError: bufferSeekOverHole") || e == "networkError: aborted") {
+		if player == "hls" && (strings.HasPrefix(e, "mediaError: bufferStalledError") || strings.HasPrefix(e, "mediaError: bufferSeekOverHole") || strings.HasPrefix(e, "networkError: aborted")) {
 			t.Logf("hls: %s", e)
 			continue
 		}
 		t.Errorf("%s: %s", player, e)
+		unexpected = true
+	}
+	if unexpected {
+		for _, l := range r.HLog {
+			t.Logf("%s event: %s", player, l)
+		}
 	}
 	if r.Resets > 0 {
 		t.Errorf("%s: %d decode-error recoveries (MediaSource resets)", player, r.Resets)

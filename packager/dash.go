@@ -141,9 +141,10 @@ func (d *DASH) publish(s *media.Stream) transmux.Sink {
 		return nil
 	}
 	epoch := strconv.FormatUint(d.epochs.Add(1), 36)
+	want := carried(s)
 	st := d.streams[s.Name]
-	if st == nil || !st.restart(epoch) {
-		st = newDASHStream(d, s.Name, epoch)
+	if st == nil || !st.restart(epoch, want) {
+		st = newDASHStream(d, s.Name, epoch, want)
 		d.streams[s.Name] = st
 	}
 	return &dashSink{s: st, epoch: epoch}

@@ -193,6 +193,18 @@ func (s *dashStream) renderMPD() []byte {
 	// finishes its manifest update, or waits on the missing track). Until
 	// then the Period before is shown as the last one, without @duration.
 	shown := s.periods
+	// And none is shown first without every track of its publish: dash.js
+	// makes its SourceBuffers from the first Period it plays and cannot add
+	// one at the next (QuotaExceededError, then a stall for good). Such a
+	// Period comes when a keyframe with a new SPS cuts one before the
+	// audio's first frame (the transcode starts after the video it goes
+	// with): it is left out once a later one has every track.
+	for i, per := range shown {
+		if s.complete(per) {
+			shown = shown[i:]
+			break
+		}
+	}
 	if n := len(shown); n > 1 && !s.ended && !s.listable(shown[n-1], len(shown[n-2].tracks), ll) {
 		shown = shown[:n-1]
 	}

@@ -28,6 +28,7 @@ type dashStream struct {
 	mu      sync.Mutex
 	ast     time.Time // availabilityStartTime: zero until the first part
 	epoch   string    // the current publish
+	want    int       // tracks the current publish's transmuxer carries
 	anchor  time.Time // wall time of stream time 0 of the current publish
 	names   map[*media.Track]string
 	periods []*dashPeriod
@@ -58,6 +59,7 @@ type dashPeriod struct {
 	// its media does and the next one starts there.
 	duration time.Duration
 	tracks   []*dashTrack
+	want     int // tracks its publish carries (dashStream.want then)
 }
 
 // contiguous is how far apart, on the wall clock, one Period's end and the
@@ -77,14 +79,14 @@ type dashTrack struct {
 	next  uint64              // start time of that segment, track timescale
 }
 
-func newDASHStream(d *DASH, name, epoch string) *dashStream {
-	return &dashStream{d: d, name: name, epoch: epoch, names: map[*media.Track]string{}, notify: make(chan struct{})}
+func newDASHStream(d *DASH, name, epoch string, want int) *dashStream {
+	return &dashStream{d: d, name: name, epoch: epoch, want: want, names: map[*media.Track]string{}, notify: make(chan struct{})}
 }
 
 // restart takes a new publish into an ended stream still in its grace
 // period; false when the stream is still live (the old publish has not
 // ended yet: a fresh state replaces it).
-func (s *dashStream) restart(epoch string) bool {
+func (s *dashStream) restart(epoch string, want int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.ended {
@@ -93,7 +95,7 @@ func (s *dashStream) restart(epoch string) bool {
 	if s.removal != nil {
 		s.removal.Stop()
 	}
-	s.epoch, s.ended, s.anchor = epoch, false, time.Time{}
+	s.epoch, s.want, s.ended, s.anchor = epoch, want, false, time.Time{}
 	s.names = map[*media.Track]string{}
 	s.touch()
 	return true
@@ -184,6 +186,7 @@ func (s *dashStream) periodFor(p *transmux.Part) *dashPeriod {
 		start:    start,
 		origin:   origin,
 		originAt: p.BaseMediaDecodeTime, originScale: uint64(p.Init.Timescale),
+		want: s.want,
 	}
 	s.periods = append(s.periods, per)
 	if n := len(s.periods) - maxDASHPeriods; n > 0 {
@@ -393,11 +396,63 @@ func (s *dashStream) hasSegments() bool {
 	return false
 }
 
+// carried is how many of s's tracks a transmuxer carries.
+func carried(s *media.Stream) int {
+	n := 0
+	for _, t := range s.Tracks {
+		if transmux.Carries(t) {
+			n++
+		}
+	}
+	return n
+}
+
+// leadSegments is the most complete segments any track of the current
+// publish has. Called with s.mu held.
+func (s *dashStream) leadSegments() int {
+	n := 0
+	for _, per := range s.periods {
+		if per.epoch != s.epoch {
+			continue
+		}
+		m := 0
+		for _, t := range per.tracks {
+			m = max(m, len(t.segs))
+		}
+		n += m
+	}
+	return n
+}
+
+// hasComplete reports whether a Period of the current publish lists every
+// track the publish carries (complete). Called with s.mu held.
+func (s *dashStream) hasComplete() bool {
+	for _, per := range s.periods {
+		if per.epoch == s.epoch && s.complete(per) {
+			return true
+		}
+	}
+	return false
+}
+
+// complete reports whether per lists a segment of every track its publish
+// carries. Called with s.mu held.
+func (s *dashStream) complete(per *dashPeriod) bool {
+	return s.listable(per, per.want, !s.d.set.DisableLowLatency)
+}
+
 func (s *dashStream) serveMPD(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	// Like HLS, the first MPD waits for a complete segment, so every player
-	// (ffmpeg's too, which knows nothing of chunks) finds one to start from.
-	if !s.waitStart(r.Context(), func() bool { return s.ended || s.hasSegments() }) || !s.hasSegments() {
+	// (ffmpeg's too, which knows nothing of chunks) finds one to start from,
+	// and for one of every track: dash.js makes its SourceBuffers from the
+	// first MPD and cannot add the audio one later. The audio transcode
+	// starts after the video it goes with, so a late player's first segment
+	// can come before any audio. A track that never comes (a failed
+	// transcode) holds the MPD back for StartTimeout only; then the MPD has
+	// what there is.
+	s.waitStart(r.Context(), func() bool { return s.ended || s.hasComplete() })
+	if !s.hasSegments() {
 		s.mu.Unlock()
 		http.NotFound(w, r)
 		return

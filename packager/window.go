@@ -89,24 +89,31 @@ type DASHWindow struct {
 	*dashSink
 }
 
-// NewDASHWindow makes the DASH state of a publish of stream, file names
-// made unique by epoch (lowercase letters and digits), keeping window
-// segments per Representation (0: DefaultDASHWindow).
-func NewDASHWindow(stream, epoch string, window int, tm transmux.Settings) *DASHWindow {
+// NewDASHWindow makes the DASH state of a publish of s, file names made
+// unique by epoch (lowercase letters and digits), keeping window segments
+// per Representation (0: DefaultDASHWindow).
+func NewDASHWindow(s *media.Stream, epoch string, window int, tm transmux.Settings) *DASHWindow {
 	d := NewDASH(DASHSettings{Window: window, DisableLowLatency: true}, nil)
 	d.set = d.user.withDefaults(tm)
-	st := newDASHStream(d, stream, epoch)
+	st := newDASHStream(d, s.Name, epoch, carried(s))
 	st.direct = true
 	return &DASHWindow{&dashSink{s: st, epoch: epoch}}
 }
 
-// MPD renders the MPD, or nil before the first complete segment. Its
-// UTCTiming gives the time of rendering directly (urn:mpeg:dash:utc:direct:2014).
+// windowTrackWait is how many segments of its lead track an MPD of a
+// DASHWindow waits for a track that has not come yet (a failed audio
+// transcode) before it is written without it.
+const windowTrackWait = 3
+
+// MPD renders the MPD, or nil before a Period has a complete segment of
+// every track (see dashStream.serveMPD; a missing track is waited for
+// windowTrackWait segments). Its UTCTiming gives the time of rendering
+// directly (urn:mpeg:dash:utc:direct:2014).
 func (w *DASHWindow) MPD() []byte {
 	s := w.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.hasSegments() {
+	if !s.hasSegments() || !s.ended && !s.hasComplete() && s.leadSegments() < windowTrackWait {
 		return nil
 	}
 	return s.renderMPD()

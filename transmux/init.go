@@ -112,6 +112,10 @@ func aacChannels(t *media.Track, asc []byte) int {
 	return channels(t)
 }
 
+// Carries reports whether a Transmuxer carries t (New skips the tracks it
+// cannot mux): what a Sink can expect to get parts of.
+func Carries(t *media.Track) bool { return supported(t.Codec) }
+
 func supported(c media.Codec) bool {
 	return c == media.CodecH264 || c == media.CodecOpus || c == media.CodecAAC
 }

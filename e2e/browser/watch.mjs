@@ -64,7 +64,7 @@ if (${JSON.stringify(player)} === 'dash') {
   const note = s => { const l = window.state.hlog; l.push((performance.now() / 1000).toFixed(2) + ' ' + s); if (l.length > 80) l.shift(); };
   window.state.hlog = [];
   h.on(Hls.Events.ERROR, (_, d) => {
-    window.state.errors.push((d.fatal ? 'fatal ' : '') + d.type + ': ' + d.details);
+    window.state.errors.push((d.fatal ? 'fatal ' : '') + d.type + ': ' + d.details + (d.frag ? ' (' + d.frag.type + ' sn=' + d.frag.sn + ' level=' + d.frag.level + (d.part ? ' part=' + d.part.index : '') + ')' : ''));
     note('error ' + d.details + (d.frag ? ' sn=' + d.frag.sn : ''));
   });
   h.on(Hls.Events.FRAG_BUFFERED, (_, d) => { const f = d.frag; note('buffered ' + f.type + ' sn=' + f.sn + ' cc=' + f.cc + ' start=' + f.start.toFixed(3) + ' dur=' + f.duration.toFixed(3) + (d.part ? ' part=' + d.part.index : '')); });
@@ -142,6 +142,7 @@ try {
   out.manifest = st.manifest;
   out.sizes = st.sizes;
   out.errors = st.errors;
+  out.hlog = st.hlog || [];
 } catch (e) {
   out.errors.push('driver: ' + String(e && e.message || e));
 } finally {

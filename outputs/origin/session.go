@@ -56,7 +56,7 @@ func newSession(o *Origin, s *media.Stream, base, epoch string) *session {
 		o: o, stream: s.Name, base: base, ch: make(chan job, o.set.Queue*max(len(s.Tracks), 1)+1),
 		inits: map[*media.Track]*transmux.Init{}, segs: map[*media.Track][]string{}, sent: map[string]bool{},
 	}
-	ss.dash = packager.NewDASHWindow(s.Name, epoch, o.set.Window, o.tm)
+	ss.dash = packager.NewDASHWindow(s, epoch, o.set.Window, o.tm)
 	ss.hls = packager.NewHLSWindow(s, o.set.Window, o.tm, ss.dash)
 	return ss
 }

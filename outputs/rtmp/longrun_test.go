@@ -342,7 +342,7 @@ func TestLongRunTwoHours(t *testing.T) {
 	reader := stream.Subscribe("longrun", 16)
 	defer reader.Close()
 	tm := transmux.Settings{}.WithDefaults()
-	dash := packager.NewDASHWindow("live/longrun", "e1", 0, tm)
+	dash := packager.NewDASHWindow(stream, "e1", 0, tm)
 	hls := packager.NewHLSWindow(stream, 0, tm, dash)
 	chk := &segChecker{t: t, settle: settle,
 		rings:  map[*media.Track]*capRing{video: newCapRing(1024), audio: newCapRing(2048)},
