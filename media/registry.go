@@ -34,6 +34,14 @@ type Registry struct {
 	watchers  []func(*Stream, State)
 	closed    bool
 	timers    sync.WaitGroup // expiry callbacks not yet stopped or run
+
+	consumers    []consumer // Consume, run on every announced stream
+	consumerErrs []func(kind string, s *Stream, err error)
+	running      sync.WaitGroup // consumer runs not yet returned
+	failures     map[string]uint64 // failed consumer runs, by kind
+	// ctx ends at Close: the ConsumeReader runs' context.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // NewRegistry makes an empty Registry with no reconnect window.
@@ -41,7 +49,9 @@ func NewRegistry() *Registry { return NewRegistryWith(RegistrySettings{}) }
 
 // NewRegistryWith makes an empty Registry with settings s.
 func NewRegistryWith(s RegistrySettings) *Registry {
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Registry{
+		ctx: ctx, cancel: cancel,
 		window:  max(s.ReconnectWindow, 0),
 		streams: make(map[string]*Stream),
 		held:    make(map[*Stream]*time.Timer),
@@ -161,6 +171,7 @@ func (g *Registry) Announce(s *Stream) {
 		fn(s)
 	}
 	g.mu.Lock()
+	g.startConsumers(s)
 	g.settle(s)
 	g.mu.Unlock()
 }
@@ -300,7 +311,8 @@ func (g *Registry) List() []*Stream {
 }
 
 // Close refuses new publishes, stops the reconnect windows and ends every
-// stream, live or held. It returns once no expiry callback runs.
+// stream, live or held. It returns once no expiry callback and no consumer
+// run (Consume) is left.
 func (g *Registry) Close() {
 	g.mu.Lock()
 	g.closed = true
@@ -320,4 +332,6 @@ func (g *Registry) Close() {
 		s.Close()
 	}
 	g.timers.Wait()
+	g.cancel()
+	g.running.Wait()
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -70,32 +71,19 @@ func (g *Gateway) watchStreams() {
 	})
 	g.Registry.OnPublish(func(s *media.Stream) {
 		g.events.Publish(web.Event{Type: "stream.started", Stream: s.Name, Data: map[string]any{"tracks": trackNames(s)}})
-		w := &g.streamWatch
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if w.closed {
-			return // shutting down: the registry ends s at once
-		}
-		w.wg.Add(1)
-		go func() {
-			defer w.wg.Done()
-			<-s.Done() // closed by Unpublish or Registry.Close, never left open
-			frames, bytes := s.Stats()
-			g.events.Publish(web.Event{Type: "stream.ended", Stream: s.Name, Data: map[string]any{
-				"frames_in": frames, "bytes_in": bytes}})
-		}()
 	})
-}
-
-// stopStreamWatch waits for the stream.ended goroutines of watchStreams,
-// once the registry has ended every stream, so that none publishes on a
-// closed bus; streams published from now on get none.
-func (g *Gateway) stopStreamWatch() {
-	w := &g.streamWatch
-	w.mu.Lock()
-	w.closed = true
-	w.mu.Unlock()
-	w.wg.Wait()
+	// The registry owns the wait for the end (and joins it in Close, before
+	// the bus closes), so stream.ended never goes out on a closed bus.
+	g.Registry.Consume("events", func(ctx context.Context, s *media.Stream) error {
+		<-ctx.Done() // the stream ended: Unpublish, expiry or Registry.Close
+		frames, bytes := s.Stats()
+		g.events.Publish(web.Event{Type: "stream.ended", Stream: s.Name, Data: map[string]any{
+			"frames_in": frames, "bytes_in": bytes}})
+		return nil
+	})
+	g.Registry.OnConsumerError(func(kind string, s *media.Stream, err error) {
+		g.log.Error("stream consumer failed; the stream goes on without it", "consumer", kind, "stream", s.Name, "err", err)
+	})
 }
 
 func trackNames(s *media.Stream) []string {

@@ -12,7 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
+
 	"time"
 
 	"github.com/whipcast/whipcast/config"
@@ -60,15 +60,7 @@ type Gateway struct {
 	dash   *packager.DASH // nil when dash.enabled is false
 	rec    *recording     // recorder.go
 	events *web.Bus       // api.go
-	// streamWatch owns the goroutine per published stream that turns its
-	// end into stream.ended (watchStreams); closeParts joins them after
-	// the registry has ended every stream, before the bus closes.
-	streamWatch struct {
-		mu     sync.Mutex
-		wg     sync.WaitGroup
-		closed bool
-	}
-	rooms *rooms.Manager // rooms.go
+	rooms  *rooms.Manager // rooms.go
 	// composites mixes rooms into {room}/composite (composite.go).
 	composites *composite.Manager
 	ln         net.Listener
@@ -297,8 +289,7 @@ func (g *Gateway) closeParts() {
 	if g.composites != nil {
 		g.composites.Close()
 	}
-	g.Registry.Close()
-	g.stopStreamWatch()
+	g.Registry.Close() // joins its consumers (stream.ended) before the bus closes
 	if g.Filters != nil {
 		g.Filters.Close()
 	}

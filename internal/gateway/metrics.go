@@ -32,6 +32,7 @@ var (
 	descAACErrors  = prometheus.NewDesc("whipcast_aac_errors_total", "Opus packets the Opus→AAC transcode failed on (each an audio gap of ~20 ms, filled with silence when AAC resumes; video is not held), all streams since start.", nil, nil)
 	descPackaged   = prometheus.NewDesc("whipcast_packaged_streams", "Streams being transmuxed to CMAF for HLS, DASH, recordings or the origin (on demand: a player within hls.idle, or a rule).", nil, nil)
 	descSinkDrop   = prometheus.NewDesc("whipcast_sink_segments_dropped_total", "CMAF segments a recording (sink=recorder) or an origin publish (sink=origin) left out because storage did not keep up; live HLS and DASH are not affected.", []string{"sink"}, nil)
+	descConsumErr  = prometheus.NewDesc("whipcast_consumer_errors_total", "Runs of a stream consumer that failed (an error or a panic) while the stream went on, by consumer kind.", []string{"consumer"}, nil)
 	descWebhook    = prometheus.NewDesc("whipcast_motion_webhook_events_total", "Motion webhook events by result: delivered, failed (after retries), dropped (queue full).", []string{"result"}, nil)
 )
 
@@ -45,7 +46,7 @@ type gatewayCollector struct {
 }
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRTPPackets, descRTPBytes, descLost, descPLIs, descKeyframes, descKFI, descMissing, descRepaired, descRTX, descLate, descStreamNACK, descRTT, descDropped, descFreeze, descNACKs, descOutState, descOutConns, descOutResyncs, descAAC, descAACErrors, descPackaged, descSinkDrop, descWebhook} {
+	for _, d := range []*prometheus.Desc{descRTPPackets, descRTPBytes, descLost, descPLIs, descKeyframes, descKFI, descMissing, descRepaired, descRTX, descLate, descStreamNACK, descRTT, descDropped, descFreeze, descNACKs, descOutState, descOutConns, descOutResyncs, descAAC, descAACErrors, descPackaged, descSinkDrop, descConsumErr, descWebhook} {
 		ch <- d
 	}
 }
@@ -71,6 +72,9 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.g.AAC != nil {
 		ch <- prometheus.MustNewConstMetric(descAAC, prometheus.GaugeValue, float64(c.g.AAC.Running()))
 		ch <- prometheus.MustNewConstMetric(descAACErrors, prometheus.CounterValue, float64(c.g.AAC.Errors()))
+	}
+	for kind, n := range c.g.Registry.ConsumerErrors() {
+		ch <- prometheus.MustNewConstMetric(descConsumErr, prometheus.CounterValue, float64(n), kind)
 	}
 	ch <- prometheus.MustNewConstMetric(descPackaged, prometheus.GaugeValue, float64(c.g.cmaf.Running()))
 	if rec := c.rec; rec != nil {

@@ -1,0 +1,136 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+)
+
+// A consumer is what Consume registers: run once per published stream.
+type consumer struct {
+	kind string
+	run  func(ctx context.Context, s *Stream) error
+	// queue > 0: ConsumeReader's, subscribed at the announce.
+	queue   int
+	readRun func(ctx context.Context, r *Reader) error
+}
+
+// Consume registers run to be run on every stream published from now on, on
+// a goroutine of its own that the Registry owns: started when the stream
+// is announced (after the OnPublish listeners, before its first frame is
+// written), given a context that ends with the stream (Stream.Context), and
+// waited for by Close. A run that returns an error other than the context's
+// own, or panics, is reported to the OnConsumerError hooks with kind (which
+// names it in logs and metrics); the stream goes on either way. A resumed
+// stream is not announced again: its consumers are still running.
+func (g *Registry) Consume(kind string, run func(ctx context.Context, s *Stream) error) {
+	g.mu.Lock()
+	g.consumers = append(g.consumers, consumer{kind: kind, run: run})
+	g.mu.Unlock()
+}
+
+// ConsumeReader is Consume for a consumer of every frame from the first: its
+// Reader (SubscribeSkipping with queueLen, reader kind kind, so falling
+// behind skips to the next keyframe and is counted) is subscribed at the
+// announce, before the first frame is written, and closed when run
+// returns. r.Stream() is the stream. The stream's end comes through r (Read
+// returns ErrStreamEnded after the last queued frame, which run returns as
+// a normal end); ctx ends only when the Registry closes, which stops the
+// run at once (what it still held is its to flush or drop).
+func (g *Registry) ConsumeReader(kind string, queueLen int, run func(ctx context.Context, r *Reader) error) {
+	g.mu.Lock()
+	g.consumers = append(g.consumers, consumer{kind: kind, queue: max(queueLen, 1), readRun: run})
+	g.mu.Unlock()
+}
+
+// OnConsumerError registers fn to be told of every consumer run that failed
+// (Consume); it runs on the consumer's goroutine and must not block.
+func (g *Registry) OnConsumerError(fn func(kind string, s *Stream, err error)) {
+	g.mu.Lock()
+	g.consumerErrs = append(g.consumerErrs, fn)
+	g.mu.Unlock()
+}
+
+// ConsumerErrors returns how many consumer runs failed (an error or a
+// panic), by kind, since the Registry was made.
+func (g *Registry) ConsumerErrors() map[string]uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string]uint64, len(g.failures))
+	for k, n := range g.failures {
+		out[k] = n
+	}
+	return out
+}
+
+// startConsumers starts the Consume runs on s, unless the registry is
+// closing (Close ends s then). g.mu is held.
+func (g *Registry) startConsumers(s *Stream) {
+	if g.closed {
+		return
+	}
+	for _, c := range g.consumers {
+		if c.readRun != nil {
+			r := s.SubscribeSkipping(c.kind, c.queue)
+			c.run = func(context.Context, *Stream) error {
+				defer r.Close()
+				if err := c.readRun(g.ctx, r); !errors.Is(err, ErrStreamEnded) {
+					return err
+				}
+				return nil
+			}
+		}
+		g.running.Add(1)
+		go g.supervise(c, s)
+	}
+}
+
+// supervise runs c on s and reports how it failed.
+func (g *Registry) supervise(c consumer, s *Stream) {
+	defer g.running.Done()
+	ctx := s.Context()
+	err := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+			}
+		}()
+		return c.run(ctx, s)
+	}()
+	if err == nil || errors.Is(err, context.Canceled) && (ctx.Err() != nil || g.ctx.Err() != nil) {
+		return // ended as asked
+	}
+	g.mu.Lock()
+	if g.failures == nil {
+		g.failures = map[string]uint64{}
+	}
+	g.failures[c.kind]++
+	hooks := append([]func(string, *Stream, error){}, g.consumerErrs...)
+	g.mu.Unlock()
+	for _, fn := range hooks {
+		fn(c.kind, s, err)
+	}
+}
+
+// Context returns a context that is done once the stream has ended (Done):
+// what a consumer's goroutine runs under. It costs no goroutine.
+func (s *Stream) Context() context.Context { return streamContext{s} }
+
+// streamContext is Stream.Context.
+type streamContext struct{ s *Stream }
+
+func (streamContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c streamContext) Done() <-chan struct{}     { return c.s.done }
+func (streamContext) Value(any) any               { return nil }
+
+// Err is context.Canceled once the stream has ended.
+func (c streamContext) Err() error {
+	select {
+	case <-c.s.done:
+		return context.Canceled
+	default:
+		return nil
+	}
+}

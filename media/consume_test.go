@@ -1,0 +1,166 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// consumerErrors records OnConsumerError calls.
+type consumerErrors struct {
+	mu  sync.Mutex
+	got map[string]error
+}
+
+func (c *consumerErrors) add(kind string, _ *Stream, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.got == nil {
+		c.got = map[string]error{}
+	}
+	c.got[kind] = err
+}
+
+func (c *consumerErrors) get(kind string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.got[kind]
+}
+
+// TestConsumeReaderGetsEveryFrame: a ConsumeReader run gets the stream's
+// frames from the first one written after the announce (its reader exists
+// before it), and the stream's end ends it with no error reported.
+func TestConsumeReaderGetsEveryFrame(t *testing.T) {
+	g := NewRegistry()
+	defer g.Close()
+	var errs consumerErrors
+	g.OnConsumerError(errs.add)
+	got := make(chan []int64, 1)
+	g.ConsumeReader("counter", 64, func(ctx context.Context, r *Reader) error {
+		var dts []int64
+		defer func() { got <- dts }()
+		for {
+			f, err := r.Read(ctx)
+			if err != nil {
+				return err
+			}
+			dts = append(dts, f.DTS)
+		}
+	})
+	s, err := g.Claim("cam", testTracks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Announce(s)
+	for i := range 20 { // at once: the consumer's goroutine may not run yet
+		s.Write(&Frame{Track: s.Tracks[0], DTS: int64(i) * 3000, Keyframe: i == 0})
+	}
+	g.Unpublish(s)
+	dts := <-got
+	if len(dts) != 20 || dts[0] != 0 || dts[19] != 19*3000 {
+		t.Fatalf("consumer got %d frames (%v), want all 20 from the first", len(dts), dts)
+	}
+	g.Close() // joins the run before errs is read
+	if err := errs.get("counter"); err != nil {
+		t.Errorf("a normal end was reported: %v", err)
+	}
+}
+
+// TestConsumeFailsAlone: a consumer that fails and one that panics are
+// reported with their kind and the error; the stream and its other
+// consumer go on.
+func TestConsumeFailsAlone(t *testing.T) {
+	g := NewRegistry()
+	var errs consumerErrors
+	g.OnConsumerError(errs.add)
+	boom := errors.New("boom")
+	g.Consume("fails", func(context.Context, *Stream) error { return boom })
+	g.Consume("panics", func(context.Context, *Stream) error { panic("oops") })
+	frames := make(chan int, 1)
+	g.ConsumeReader("lives", 16, func(ctx context.Context, r *Reader) error {
+		n := 0
+		defer func() { frames <- n }()
+		for {
+			if _, err := r.Read(ctx); err != nil {
+				return err
+			}
+			n++
+		}
+	})
+	s, err := g.Publish("cam", testTracks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for errs.get("fails") == nil || errs.get("panics") == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the failures were not reported")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := range 5 {
+		s.Write(&Frame{Track: s.Tracks[0], DTS: int64(i) * 3000, Keyframe: i == 0})
+	}
+	if ended(s) {
+		t.Fatal("a failed consumer ended the stream")
+	}
+	g.Unpublish(s)
+	n := <-frames
+	g.Close()
+	if n != 5 {
+		t.Errorf("the other consumer got %d frames, want 5", n)
+	}
+	if err := errs.get("fails"); !errors.Is(err, boom) {
+		t.Errorf("fails: %v", err)
+	}
+	if err := errs.get("panics"); err == nil || !strings.Contains(err.Error(), "panic: oops") {
+		t.Errorf("panics: %v", err)
+	}
+	if n := g.ConsumerErrors(); n["fails"] != 1 || n["panics"] != 1 || n["lives"] != 0 {
+		t.Errorf("ConsumerErrors %v", n)
+	}
+	if err := errs.get("lives"); err != nil {
+		t.Errorf("lives: %v", err)
+	}
+}
+
+// TestConsumeOwnedByRegistry: runs end with their stream (Stream.Context),
+// Close waits for every one (the package's goleak check would see one left),
+// a claim never announced starts none, and none starts after Close.
+func TestConsumeOwnedByRegistry(t *testing.T) {
+	g := NewRegistry()
+	var mu sync.Mutex
+	started, stopped := 0, 0
+	g.Consume("waiter", func(ctx context.Context, s *Stream) error {
+		mu.Lock()
+		started++
+		mu.Unlock()
+		<-ctx.Done()
+		if !ended(s) {
+			t.Error("the context ended before the stream")
+		}
+		mu.Lock()
+		stopped++
+		mu.Unlock()
+		return ctx.Err()
+	})
+	a, _ := g.Publish("a", testTracks(), nil)
+	b, _ := g.Claim("b", testTracks(), nil)
+	if _, err := g.Publish("c", testTracks(), nil); err != nil {
+		t.Fatal(err)
+	}
+	g.Unpublish(a)
+	g.Unpublish(b) // never announced: nothing ran on it
+	g.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if started != 2 || stopped != 2 {
+		t.Fatalf("started %d, stopped %d by Close, want 2 and 2", started, stopped)
+	}
+	if a.Context().Err() == nil {
+		t.Error("an ended stream's context is not done")
+	}
+}
