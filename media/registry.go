@@ -37,7 +37,7 @@ type Registry struct {
 
 	consumers    []consumer // Consume, run on every announced stream
 	consumerErrs []func(kind string, s *Stream, err error)
-	running      sync.WaitGroup // consumer runs not yet returned
+	running      sync.WaitGroup    // consumer runs not yet returned
 	failures     map[string]uint64 // failed consumer runs, by kind
 	// ctx ends at Close: the ConsumeReader runs' context.
 	ctx    context.Context
