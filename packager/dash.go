@@ -1,12 +1,8 @@
 package packager
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/whipcast/whipcast/media"
@@ -86,16 +82,10 @@ type DASH struct {
 	set  DASHSettings
 	log  *slog.Logger
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	sv     *transmux.Service // set by Attach: requests are its demand
+	sv  *transmux.Service // set by Attach: requests are its demand
+	now func() time.Time  // the clock; tests replace it
 
-	mu      sync.Mutex
-	streams map[string]*dashStream
-	closed  bool
-
-	epochs atomic.Uint64
-	now    func() time.Time // the clock; tests replace it
+	registry[*dashStream]
 }
 
 // NewDASH makes a DASH packager. logger may be nil (logs are discarded).
@@ -103,19 +93,8 @@ func NewDASH(s DASHSettings, logger *slog.Logger) *DASH {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d := &DASH{
-		user:    s,
-		set:     s.withDefaults(transmux.Settings{}),
-		log:     logger,
-		ctx:     ctx,
-		cancel:  cancel,
-		streams: make(map[string]*dashStream),
-		now:     time.Now,
-	}
-	// Epochs make file names unique per publish, as in HLS: a cached segment
-	// of an earlier publish is never served for a new one.
-	d.epochs.Store(uint64(time.Now().UnixMilli()))
+	d := &DASH{user: s, set: s.withDefaults(transmux.Settings{}), log: logger, now: time.Now}
+	d.init()
 	return d
 }
 
@@ -140,9 +119,12 @@ func (d *DASH) publish(s *media.Stream) transmux.Sink {
 	if d.closed {
 		return nil
 	}
-	epoch := strconv.FormatUint(d.epochs.Add(1), 36)
+	epoch := d.newEpoch()
 	want := carried(s)
 	st := d.streams[s.Name]
+	if st != nil {
+		d.stopRemovalLocked(st) // taken over, or replaced
+	}
 	if st == nil || !st.restart(epoch, want) {
 		st = newDASHStream(d, s.Name, epoch, want)
 		d.streams[s.Name] = st
@@ -150,69 +132,9 @@ func (d *DASH) publish(s *media.Stream) transmux.Sink {
 	return &dashSink{s: st, epoch: epoch}
 }
 
-func (d *DASH) scheduleRemoval(st *dashStream) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed || d.streams[st.name] != st {
-		return
-	}
-	st.mu.Lock()
-	if st.removal != nil {
-		st.removal.Stop()
-	}
-	st.removal = time.AfterFunc(d.set.EndGrace, func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		st.mu.Lock()
-		live := !st.ended
-		st.mu.Unlock()
-		if d.streams[st.name] == st && !live {
-			delete(d.streams, st.name)
-		}
-	})
-	st.mu.Unlock()
-}
-
-// drop forgets st at once: its packaging stopped for want of players
-// (transmux.ErrIdle).
-func (d *DASH) drop(st *dashStream) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.streams[st.name] == st {
-		delete(d.streams, st.name)
-	}
-	st.mu.Lock()
-	if st.removal != nil {
-		st.removal.Stop()
-	}
-	st.mu.Unlock()
-}
-
-func (d *DASH) stream(name string) *dashStream {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.streams[name]
-}
-
 // Close ends waiting requests and drops every stream's state. Safe to call
 // more than once.
-func (d *DASH) Close() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return
-	}
-	d.closed = true
-	d.cancel()
-	for name, st := range d.streams {
-		st.mu.Lock()
-		if st.removal != nil {
-			st.removal.Stop()
-		}
-		st.mu.Unlock()
-		delete(d.streams, name)
-	}
-}
+func (d *DASH) Close() { d.close() }
 
 // ServeHTTP serves the MPD, init segments and media segments. Only GET and
 // HEAD are allowed; anything unknown is 404.

@@ -20,7 +20,7 @@ func (s *dashStream) serveMPD(w http.ResponseWriter, r *http.Request) {
 	// can come before any audio. A track that never comes (a failed
 	// transcode) holds the MPD back for StartTimeout only; then the MPD has
 	// what there is.
-	s.waitStart(r.Context(), func() bool { return s.ended || s.hasComplete() })
+	s.waitStart(r.Context(), func() bool { return s.ended || s.hasSegments() && s.hasComplete() })
 	if !s.hasSegments() {
 		s.mu.Unlock()
 		http.NotFound(w, r)

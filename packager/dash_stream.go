@@ -36,8 +36,7 @@ type dashStream struct {
 	changed time.Time     // MPD@publishTime
 	maxSeg  float64       // longest segment so far, seconds
 	mpd     []byte        // cached MPD, nil when stale
-	removal *time.Timer
-	direct  bool // UTCTiming carries the time itself (DASHWindow: no clock URL)
+	direct  bool          // UTCTiming carries the time itself (DASHWindow: no clock URL)
 }
 
 // dashPeriod is one Period (ISO/IEC 23009-1 5.3.2): one publish, or the
@@ -91,13 +90,18 @@ func (s *dashStream) restart(epoch string, want int) bool {
 	if !s.ended {
 		return false
 	}
-	if s.removal != nil {
-		s.removal.Stop()
-	}
 	s.epoch, s.want, s.ended, s.anchor = epoch, want, false, time.Time{}
 	s.names = map[*media.Track]string{}
 	s.touch()
 	return true
+}
+
+func (s *dashStream) streamName() string { return s.name }
+
+func (s *dashStream) isEnded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
 }
 
 // touch wakes waiting requests and marks the MPD stale. Called with s.mu held.
@@ -367,7 +371,7 @@ func (k *dashSink) OnEnd(err error) {
 	}
 	s.touch()
 	s.mu.Unlock()
-	s.d.scheduleRemoval(s)
+	s.d.scheduleRemoval(s, s.d.set.EndGrace)
 }
 
 // wait blocks until ready (called with s.mu held) is true, the timeout

@@ -4,13 +4,10 @@
 package packager
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/whipcast/whipcast/media"
@@ -75,15 +72,9 @@ type HLS struct {
 	set  HLSSettings
 	log  *slog.Logger
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	sv     *transmux.Service // set by Attach: requests are its demand
+	sv *transmux.Service // set by Attach: requests are its demand
 
-	mu      sync.Mutex
-	streams map[string]*hlsStream
-	closed  bool
-
-	epochs atomic.Uint64
+	registry[*hlsStream]
 }
 
 // NewHLS makes an HLS packager. logger may be nil (logs are discarded).
@@ -91,18 +82,8 @@ func NewHLS(s HLSSettings, logger *slog.Logger) *HLS {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &HLS{
-		user:    s,
-		set:     s.withDefaults(transmux.Settings{}),
-		log:     logger,
-		ctx:     ctx,
-		cancel:  cancel,
-		streams: make(map[string]*hlsStream),
-	}
-	// Epochs make file names unique per publish, so long-cached segments of an
-	// earlier publish under the same stream name are never served for a new one.
-	h.epochs.Store(uint64(time.Now().UnixMilli()))
+	h := &HLS{user: s, set: s.withDefaults(transmux.Settings{}), log: logger}
+	h.init()
 	return h
 }
 
@@ -150,58 +131,14 @@ func (h *HLS) publish(s *media.Stream) transmux.Sink {
 // new and reloading players). Called with h.mu held.
 func (h *HLS) replace(old, _ *hlsStream) {
 	if old != nil {
-		old.stopRemoval()
+		h.stopRemovalLocked(old)
 	}
-}
-
-// drop forgets st at once: its packaging stopped for want of players
-// (transmux.ErrIdle). A later request starts a new one, with a new epoch.
-func (h *HLS) drop(st *hlsStream) {
-	h.mu.Lock()
-	if h.streams[st.name] == st {
-		delete(h.streams, st.name)
-	}
-	h.mu.Unlock()
-}
-
-func (h *HLS) scheduleRemoval(st *hlsStream) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed || h.streams[st.name] != st {
-		return
-	}
-	st.removal = time.AfterFunc(h.set.EndGrace, func() {
-		h.mu.Lock()
-		if h.streams[st.name] == st {
-			delete(h.streams, st.name)
-		}
-		h.mu.Unlock()
-	})
-}
-
-func (h *HLS) stream(name string) *hlsStream {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.streams[name]
 }
 
 // Close ends blocked requests and drops every stream's state. It starts no
 // goroutine of its own: the transmux Service that feeds it is closed by its
 // owner. Safe to call more than once.
-func (h *HLS) Close() {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return
-	}
-	h.closed = true
-	h.cancel()
-	for name, st := range h.streams {
-		st.stopRemoval()
-		delete(h.streams, name)
-	}
-	h.mu.Unlock()
-}
+func (h *HLS) Close() { h.close() }
 
 // ServeHTTP serves playlists, init segments, segments and parts. Only GET
 // and HEAD are allowed.

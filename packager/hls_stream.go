@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/transmux"
@@ -26,8 +25,7 @@ type hlsStream struct {
 	notify    chan struct{} // closed and replaced on every change
 	maxSegDur float64       // longest segment so far, seconds, all tracks
 	index     []byte        // cached multivariant playlist
-	removal   *time.Timer
-	expect    int // tracks the stream has; a missing one may still start
+	expect    int           // tracks the stream has; a missing one may still start
 
 	// plain renders media playlists without the LL-HLS tags, and names,
 	// when set, names init segments and segments (HLSWindow, for an origin).
@@ -182,13 +180,15 @@ func (s *hlsStream) OnEnd(err error) {
 	s.ended = true
 	s.changed(nil)
 	s.mu.Unlock()
-	s.h.scheduleRemoval(s)
+	s.h.scheduleRemoval(s, s.h.set.EndGrace)
 }
 
-func (s *hlsStream) stopRemoval() {
-	if s.removal != nil {
-		s.removal.Stop()
-	}
+func (s *hlsStream) streamName() string { return s.name }
+
+func (s *hlsStream) isEnded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
 }
 
 // wait blocks until ready (called with s.mu held) returns true, the timeout

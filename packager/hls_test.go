@@ -162,7 +162,7 @@ func TestEndlistAndRemoval(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("blocking after end: %d", resp.StatusCode)
 	}
-	x.h.scheduleRemoval(x.st)
+	x.h.scheduleRemoval(x.st, x.h.set.EndGrace)
 	deadline := time.Now().Add(2 * time.Second)
 	for x.h.stream("live/cam") != nil {
 		if time.Now().After(deadline) {
