@@ -287,7 +287,7 @@ func (d *demand) start() (*run, error) {
 			s, release = ds, rel
 		}
 	}
-	var sinks multiSink
+	var sinks []Sink
 	for _, c := range consumers {
 		if k := c(s); k != nil {
 			sinks = append(sinks, k)
@@ -297,10 +297,7 @@ func (d *demand) start() (*run, error) {
 		release()
 		return nil, ErrNoConsumers
 	}
-	var sink Sink = sinks
-	if len(sinks) == 1 {
-		sink = sinks[0]
-	}
+	sink := newMultiSink(sv, d.s.Name, sinks)
 	rn := &run{done: make(chan struct{})}
 	tm, err := New(sv.set, s.Tracks, endSink{Sink: sink, run: rn})
 	if err != nil {

@@ -2,9 +2,12 @@ package transmux
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/whipcast/whipcast/media"
@@ -44,6 +47,8 @@ type Service struct {
 	idle time.Duration
 	base time.Time // origin of clock
 	log  *slog.Logger
+
+	sinkPanics atomic.Uint64 // sinks cut off by a panic (multiSink)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -218,30 +223,46 @@ func (sv *Service) Close() {
 }
 
 // multiSink hands every event to each sink in order, on the transmuxer's
-// goroutine: isolation is each sink's own (Sink: none may block), so the
-// in-memory packagers see a part the moment it is cut.
-type multiSink []Sink
+// goroutine: isolation from a slow sink is each sink's own (Sink: none may
+// block), so the in-memory packagers see a part the moment it is cut. A
+// sink that panics is cut off alone: logged with its stack, counted
+// (Service.SinkPanics), never called again, while the others go on.
+type multiSink struct {
+	sinks  []Sink
+	failed []bool
+	stream string
+	sv     *Service
+}
 
-func (m multiSink) OnInit(in *Init) {
-	for _, s := range m {
-		s.OnInit(in)
+func newMultiSink(sv *Service, stream string, sinks []Sink) *multiSink {
+	return &multiSink{sinks: sinks, failed: make([]bool, len(sinks)), stream: stream, sv: sv}
+}
+
+// each calls fn on every sink not cut off, recovering a panic of one.
+func (m *multiSink) each(event string, fn func(Sink)) {
+	for i, s := range m.sinks {
+		if m.failed[i] {
+			continue
+		}
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					m.failed[i] = true
+					m.sv.sinkPanics.Add(1)
+					m.sv.log.Error("transmux: a sink panicked and is cut off; the stream's other outputs go on",
+						"stream", m.stream, "sink", fmt.Sprintf("%T", s), "event", event, "panic", p, "stack", string(debug.Stack()))
+				}
+			}()
+			fn(s)
+		}()
 	}
 }
 
-func (m multiSink) OnPart(p *Part) {
-	for _, s := range m {
-		s.OnPart(p)
-	}
-}
+func (m *multiSink) OnInit(in *Init)        { m.each("init", func(s Sink) { s.OnInit(in) }) }
+func (m *multiSink) OnPart(p *Part)         { m.each("part", func(s Sink) { s.OnPart(p) }) }
+func (m *multiSink) OnSegment(seg *Segment) { m.each("segment", func(s Sink) { s.OnSegment(seg) }) }
+func (m *multiSink) OnEnd(err error)        { m.each("end", func(s Sink) { s.OnEnd(err) }) }
 
-func (m multiSink) OnSegment(seg *Segment) {
-	for _, s := range m {
-		s.OnSegment(seg)
-	}
-}
-
-func (m multiSink) OnEnd(err error) {
-	for _, s := range m {
-		s.OnEnd(err)
-	}
-}
+// SinkPanics is how many sinks panicked and were cut off, since the
+// Service was made.
+func (sv *Service) SinkPanics() uint64 { return sv.sinkPanics.Load() }

@@ -128,3 +128,69 @@ func TestServiceSource(t *testing.T) {
 		t.Fatalf("release ran %d times (want 1); %d segments", released, len(rec["staged"].segs))
 	}
 }
+
+// panicky is a Sink whose OnPart panics from its second part on.
+type panicky struct {
+	recorder
+	parts int
+}
+
+func (p *panicky) OnPart(*transmux.Part) {
+	if p.parts++; p.parts > 1 {
+		panic("a bug in a sink")
+	}
+}
+
+// A sink that panics is cut off alone: the stream's other sink gets every
+// segment and its end, the panic is counted, and the panicking sink is
+// never called again (not even OnEnd).
+func TestServiceSinkPanicIsolated(t *testing.T) {
+	fx, err := transmuxtest.Load("../testdata/av.h264", "../testdata/av.ogg", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := media.NewRegistry()
+	sv := transmux.NewService(transmux.Settings{ReaderQueue: len(fx.Frames) + 1}, nil)
+	bad := &panicky{recorder: recorder{ended: make(chan struct{})}}
+	good, ref := &recorder{ended: make(chan struct{})}, &recorder{ended: make(chan struct{})}
+	sv.AddConsumer(func(*media.Stream) transmux.Sink { return bad })
+	sv.AddConsumer(func(*media.Stream) transmux.Sink { return good })
+	sv.Pin(func(*media.Stream) bool { return true })
+	sv.Attach(reg)
+	s, err := reg.Publish("panics", fx.Tracks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fx.Frames {
+		s.Write(f)
+	}
+	reg.Unpublish(s)
+	<-good.ended
+	sv.Close()
+
+	// What a sink alone gets of the same frames, for comparison.
+	tm, err := transmux.New(transmux.Settings{}, fx.Tracks(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fx.Frames {
+		_ = tm.WriteFrame(f)
+	}
+	tm.End(nil)
+	<-ref.ended
+
+	if len(good.segs) == 0 || len(good.segs) != len(ref.segs) {
+		t.Fatalf("the other sink got %d segments, want %d", len(good.segs), len(ref.segs))
+	}
+	if n := sv.SinkPanics(); n != 1 {
+		t.Errorf("SinkPanics %d, want 1", n)
+	}
+	if bad.parts != 2 || len(bad.segs) != 0 {
+		t.Errorf("the panicking sink was called again: %d parts, %d segments", bad.parts, len(bad.segs))
+	}
+	select {
+	case <-bad.ended:
+		t.Error("the panicking sink got OnEnd")
+	default:
+	}
+}

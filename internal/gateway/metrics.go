@@ -33,6 +33,7 @@ var (
 	descPackaged   = prometheus.NewDesc("whipcast_packaged_streams", "Streams being transmuxed to CMAF for HLS, DASH, recordings or the origin (on demand: a player within hls.idle, or a rule).", nil, nil)
 	descSinkDrop   = prometheus.NewDesc("whipcast_sink_segments_dropped_total", "CMAF segments a recording (sink=recorder) or an origin publish (sink=origin) left out because storage did not keep up; live HLS and DASH are not affected.", []string{"sink"}, nil)
 	descConsumErr  = prometheus.NewDesc("whipcast_consumer_errors_total", "Runs of a stream consumer that failed (an error or a panic) while the stream went on, by consumer kind.", []string{"consumer"}, nil)
+	descSinkPanic  = prometheus.NewDesc("whipcast_sink_panics_total", "CMAF sinks (HLS, DASH, recorder, origin of one stream) cut off because they panicked; the stream's other outputs went on. Each is a bug: the log has its stack.", nil, nil)
 	descWebhook    = prometheus.NewDesc("whipcast_motion_webhook_events_total", "Motion webhook events by result: delivered, failed (after retries), dropped (queue full).", []string{"result"}, nil)
 )
 
@@ -46,7 +47,7 @@ type gatewayCollector struct {
 }
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRTPPackets, descRTPBytes, descLost, descPLIs, descKeyframes, descKFI, descMissing, descRepaired, descRTX, descLate, descStreamNACK, descRTT, descDropped, descFreeze, descNACKs, descOutState, descOutConns, descOutResyncs, descAAC, descAACErrors, descPackaged, descSinkDrop, descConsumErr, descWebhook} {
+	for _, d := range []*prometheus.Desc{descRTPPackets, descRTPBytes, descLost, descPLIs, descKeyframes, descKFI, descMissing, descRepaired, descRTX, descLate, descStreamNACK, descRTT, descDropped, descFreeze, descNACKs, descOutState, descOutConns, descOutResyncs, descAAC, descAACErrors, descPackaged, descSinkDrop, descConsumErr, descSinkPanic, descWebhook} {
 		ch <- d
 	}
 }
@@ -77,6 +78,7 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descConsumErr, prometheus.CounterValue, float64(n), kind)
 	}
 	ch <- prometheus.MustNewConstMetric(descPackaged, prometheus.GaugeValue, float64(c.g.cmaf.Running()))
+	ch <- prometheus.MustNewConstMetric(descSinkPanic, prometheus.CounterValue, float64(c.g.cmaf.SinkPanics()))
 	if rec := c.rec; rec != nil {
 		ch <- prometheus.MustNewConstMetric(descSinkDrop, prometheus.CounterValue, float64(rec.rec.Dropped()), "recorder")
 		if rec.origin != nil {
