@@ -226,6 +226,28 @@ streams:
 		return a.State, a.Error, a.Dropped
 	}
 
+	// The origin publish's state, from the stream's API view.
+	originState := func() (state, reason string, dropped int) {
+		code, body := getWithin(t, base+"/v1/streams/"+stream)
+		if code != http.StatusOK {
+			return "", "", 0
+		}
+		var si struct {
+			Origin *struct {
+				State   string `json:"state"`
+				Error   string `json:"error"`
+				Dropped int    `json:"dropped_segments"`
+			} `json:"origin"`
+		}
+		if err := json.Unmarshal([]byte(body), &si); err != nil {
+			t.Fatalf("stream: %v\n%s", err, body)
+		}
+		if si.Origin == nil {
+			return "", "", 0
+		}
+		return si.Origin.State, si.Origin.Error, si.Origin.Dropped
+	}
+
 	pub := publish(t, g, stream, whipclient.Options{Loop: 3})
 
 	// The disk is stuck from the start: with one segment of queue per
@@ -245,6 +267,9 @@ streams:
 	})
 	if e, _ := event("recording.retrying"); e.Data["error"] == nil {
 		t.Errorf("recording.retrying without its error: %+v", e)
+	}
+	if st, reason, dropped := originState(); st != "retrying" || !strings.Contains(reason, "storage too slow") || dropped == 0 {
+		t.Errorf("origin in the API while the disk is stuck: %q %q, %d dropped; want retrying, the reason, drops", st, reason, dropped)
 	}
 
 	// Live HLS and DASH go on while both writers are stuck.
@@ -293,6 +318,9 @@ streams:
 		_, o := event("origin.resumed")
 		return r && o
 	})
+	if st, reason, _ := originState(); st != "live" || reason != "" {
+		t.Errorf("origin in the API once the disk answers: %q %q, want live", st, reason)
+	}
 	followParts(t, video, 5)
 
 	if _, err := pub.Wait(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/whipcast/whipcast/ingest"
 	"github.com/whipcast/whipcast/internal/admission"
 	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/outputs/origin"
 	"github.com/whipcast/whipcast/outputs/recorder"
 	"github.com/whipcast/whipcast/storage"
 )
@@ -27,6 +28,11 @@ type Recorder interface {
 	Start(stream string) (recorder.Active, error)
 	Stop(stream string) (recorder.Active, error)
 	Recording(stream string) (recorder.Active, bool)
+}
+
+// Origin publishes streams to storage for a CDN; *origin.Origin is one.
+type Origin interface {
+	Publishing(stream string) (origin.Active, bool)
 }
 
 // OutputSpec asks for a new output of a live stream (POST
@@ -76,6 +82,8 @@ type APIOptions struct {
 	Streams Streams
 	// Recorder starts and stops recordings.
 	Recorder Recorder
+	// Origin is the publish to storage for a CDN (nil: none configured).
+	Origin Origin
 	// Store is where finished recordings are (GET /v1/recordings).
 	Store storage.Store
 	// StorePrefix is the key prefix of recordings in Store ("" for none).

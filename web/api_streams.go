@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/outputs/origin"
 	"github.com/whipcast/whipcast/outputs/recorder"
 )
 
@@ -37,6 +38,9 @@ type StreamInfo struct {
 	Ingest *IngestInfo `json:"ingest,omitempty"`
 	// Recording is the recording in progress, if any.
 	Recording *recorder.Active `json:"recording,omitempty"`
+	// Origin is the stream's publish to storage for a CDN, if a rule
+	// publishes it (state starting, live, retrying).
+	Origin *origin.Active `json:"origin,omitempty"`
 	// Outputs are the stream's outputs (restreams).
 	Outputs []OutputStatus `json:"outputs"`
 	// Playback URLs, relative to the gateway.
@@ -128,6 +132,11 @@ func (a *API) streamInfo(s *media.Stream, now time.Time) StreamInfo {
 	if a.opt.Recorder != nil {
 		if act, ok := a.opt.Recorder.Recording(s.Name); ok {
 			si.Recording = &act
+		}
+	}
+	if a.opt.Origin != nil {
+		if act, ok := a.opt.Origin.Publishing(s.Name); ok {
+			si.Origin = &act
 		}
 	}
 	if a.opt.Outputs != nil {

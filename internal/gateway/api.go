@@ -40,6 +40,9 @@ func (g *Gateway) webHandlers() web.Handlers {
 	mopt := web.MetricsOptions{Streams: g.Registry, Events: g.events}
 	if g.rec != nil {
 		opt.Recorder, opt.Store, opt.StorePrefix = g.rec.rec, g.rec.store, g.rec.prefix
+		if g.rec.origin != nil {
+			opt.Origin = g.rec.origin
+		}
 		rec, sp := g.rec.rec, g.rec.spool
 		mopt.Recordings, mopt.Spool = rec.Sessions, sp.Status
 	}

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/outputs/state"
 	"github.com/whipcast/whipcast/storage"
 	"github.com/whipcast/whipcast/transmux"
 )
@@ -123,9 +124,38 @@ type Origin struct {
 	dropped atomic.Uint64 // segments that became gaps for want of storage speed
 	wg      sync.WaitGroup
 
-	mu     sync.Mutex
-	closed bool
-	live   int
+	mu       sync.Mutex
+	closed   bool
+	live     int
+	sessions map[string]*session // the publish of each stream name
+}
+
+// Active is the state of one stream's publish to the origin, for the API:
+// the outputs' one state model (outputs/state), as a recording's.
+type Active struct {
+	// Key is the key prefix of the publish's objects, ending in "/".
+	Key string `json:"key"`
+	// Started is when the publish started.
+	Started time.Time `json:"started"`
+	// State is starting until the first segment is queued, live while
+	// every segment is, retrying while storage does not keep up (segments
+	// become gaps until it does).
+	State state.State `json:"state"`
+	// Error says why the state is retrying.
+	Error string `json:"error,omitempty"`
+	// DroppedSegments counts the segments published as gaps.
+	DroppedSegments int `json:"dropped_segments,omitempty"`
+}
+
+// Publishing returns the state of stream's publish, if it has one.
+func (o *Origin) Publishing(stream string) (Active, bool) {
+	o.mu.Lock()
+	ss := o.sessions[stream]
+	o.mu.Unlock()
+	if ss == nil {
+		return Active{}, false
+	}
+	return ss.snapshot(), true
 }
 
 // New makes an Origin.
@@ -182,12 +212,19 @@ func (o *Origin) consume(s *media.Stream) transmux.Sink {
 	}
 	ss := newSession(o, s, base, strconv.FormatUint(o.epochs.Add(1), 36))
 	o.live++
+	if o.sessions == nil {
+		o.sessions = map[string]*session{}
+	}
+	o.sessions[s.Name] = ss
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
 		ss.run()
 		o.mu.Lock()
 		o.live--
+		if o.sessions[s.Name] == ss {
+			delete(o.sessions, s.Name)
+		}
 		o.mu.Unlock()
 	}()
 	o.log.Info("origin: publishing", "stream", s.Name, "key", base)

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"time"
 
 	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/outputs/state"
 	"github.com/whipcast/whipcast/packager"
 	"github.com/whipcast/whipcast/transmux"
 )
@@ -47,6 +50,22 @@ type session struct {
 	segs    map[*media.Track][]string // segment keys in storage, oldest first
 	index   []byte                    // the last multivariant playlist spooled
 	sent    map[string]bool           // init keys spooled
+
+	mu     sync.Mutex // the API's copy of the state, set here, read by Publishing
+	active Active
+}
+
+// setState records the publish's state for the API.
+func (ss *session) setState(st state.State, reason string) {
+	ss.mu.Lock()
+	ss.active.State, ss.active.Error, ss.active.DroppedSegments = st, reason, ss.dropped
+	ss.mu.Unlock()
+}
+
+func (ss *session) snapshot() Active {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.active
 }
 
 func newSession(o *Origin, s *media.Stream, base, epoch string) *session {
@@ -55,6 +74,7 @@ func newSession(o *Origin, s *media.Stream, base, epoch string) *session {
 	ss := &session{
 		o: o, stream: s.Name, base: base, ch: make(chan job, o.set.Queue*max(len(s.Tracks), 1)+1),
 		inits: map[*media.Track]*transmux.Init{}, segs: map[*media.Track][]string{}, sent: map[string]bool{},
+		active: Active{Key: base, Started: time.Now().UTC(), State: state.Starting},
 	}
 	ss.dash = packager.NewDASHWindow(s, epoch, o.set.Window, o.tm)
 	ss.hls = packager.NewHLSWindow(s, o.set.Window, o.tm, ss.dash)
@@ -121,15 +141,20 @@ func (ss *session) admit(seg *transmux.Segment) bool {
 			return false
 		}
 		ss.behind = false
+		ss.setState(state.Live, "")
 		ss.o.log.Info("origin: storage caught up; publishing again after a gap", "stream", ss.stream, "key", ss.base,
 			"msn", seg.MSN, "dropped_segments", ss.dropped)
 		ss.o.emit(Event{Kind: EventResumed, Stream: ss.stream, Key: ss.base, Dropped: ss.dropped})
 	}
 	if len(ss.ch) < cap(ss.ch)-1 {
+		if ss.snapshot().State == state.Starting {
+			ss.setState(state.Live, "")
+		}
 		return true
 	}
 	ss.behind = true
 	reason := fmt.Sprintf("storage too slow: %d segments wait to be written; segments from %d on are published as gaps until they are", len(ss.ch), seg.MSN)
+	ss.setState(state.Retrying, reason)
 	ss.o.log.Warn("origin: storage does not keep up; segments become gaps until it does", "stream", ss.stream, "key", ss.base,
 		"queued", len(ss.ch), "msn", seg.MSN)
 	ss.o.emit(Event{Kind: EventRetrying, Stream: ss.stream, Key: ss.base, Err: errors.New(reason)})
@@ -141,6 +166,9 @@ func (ss *session) drop(seg *transmux.Segment) {
 	ss.dropMSN = seg.MSN
 	ss.dropped++
 	ss.o.dropped.Add(1)
+	ss.mu.Lock()
+	ss.active.DroppedSegments = ss.dropped
+	ss.mu.Unlock()
 }
 
 // expire records key as t's newest segment in storage and returns the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/whipcast/whipcast/media"
+	"github.com/whipcast/whipcast/outputs/state"
 	"github.com/whipcast/whipcast/storage"
 	"github.com/whipcast/whipcast/transmux"
 	"github.com/whipcast/whipcast/transmux/transmuxtest"
@@ -120,6 +121,9 @@ func stalled(t *testing.T, at int) (*checkStore, *events, *Origin) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if a, ok := o.Publishing("cam/1"); !ok || a.State != state.Starting || a.Key != "live/cam/1/" {
+		t.Fatalf("API state before the first segment: %+v %v", a, ok)
+	}
 	if at < 0 {
 		feed(t, tm, fx.Frames, true, nil)
 		if _, ok := evs.find(EventRetrying); !ok {
@@ -132,6 +136,9 @@ func stalled(t *testing.T, at int) (*checkStore, *events, *Origin) {
 		if !ok || !strings.Contains(ev.Err.Error(), "storage too slow") {
 			t.Fatalf("events while the spool is stuck: %+v", evs.evs)
 		}
+		if a, _ := o.Publishing("cam/1"); a.State != state.Retrying || !strings.Contains(a.Error, "storage too slow") || a.DroppedSegments == 0 {
+			t.Errorf("API state while the spool is stuck: %+v", a)
+		}
 		close(stuck.release)
 		written := func() {
 			for deadline := time.Now().Add(30 * time.Second); len(ss.ch) > 0 && time.Now().Before(deadline); {
@@ -139,9 +146,16 @@ func stalled(t *testing.T, at int) (*checkStore, *events, *Origin) {
 			}
 		}
 		written()
-		feed(t, tm, fx.Frames[at:], true, written)
+		feed(t, tm, fx.Frames[at:], false, written)
+		if a, _ := o.Publishing("cam/1"); a.State != state.Live || a.Error != "" || a.DroppedSegments != ss.dropped {
+			t.Errorf("API state once storage caught up: %+v (dropped %d)", a, ss.dropped)
+		}
+		tm.End(nil)
 	}
 	o.Close() // returns once the session's goroutine has ended
+	if a, ok := o.Publishing("cam/1"); ok {
+		t.Errorf("API state after the end: %+v", a)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := sp.Drain(ctx); err != nil {
