@@ -9,9 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +17,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/whipcast/whipcast/internal/wish"
 )
 
 // Options tune a playback. The zero value uses any interface.
@@ -51,28 +51,16 @@ type Stats struct {
 
 // ErrStatus is wrapped by Play when the server answers the POST with
 // anything but 201; StatusError carries the code.
-var ErrStatus = errors.New("whepclient: unexpected HTTP status")
+var ErrStatus = wish.ErrStatus
 
 // StatusError is the server's refusal of a POST.
-type StatusError struct {
-	Code int
-	Body string
-}
-
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("whepclient: POST: %d %s", e.Code, e.Body)
-}
-
-// Unwrap makes errors.Is(err, ErrStatus) true.
-func (e *StatusError) Unwrap() error { return ErrStatus }
+type StatusError = wish.StatusError
 
 // Client is one running playback.
 type Client struct {
-	http     *http.Client
-	token    string
-	location string
-	pc       *webrtc.PeerConnection
-	wg       sync.WaitGroup
+	res wish.Resource
+	pc  *webrtc.PeerConnection
+	wg  sync.WaitGroup
 
 	mu        sync.Mutex
 	stats     Stats
@@ -87,10 +75,7 @@ type Client struct {
 // Play POSTs a recvonly offer (video + audio) to endpoint and waits for the
 // connection. token, when not empty, is sent as a Bearer token.
 func Play(ctx context.Context, endpoint, token string, opts Options) (*Client, error) {
-	c := &Client{http: opts.HTTPClient, token: token, ended: make(chan struct{})}
-	if c.http == nil {
-		c.http = http.DefaultClient
-	}
+	c := &Client{res: wish.Resource{HTTP: opts.HTTPClient, Token: token, Client: "whepclient"}, ended: make(chan struct{})}
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -101,9 +86,7 @@ func Play(ctx context.Context, endpoint, token string, opts Options) (*Client, e
 	}
 	se := webrtc.SettingEngine{}
 	if opts.LoopbackOnly {
-		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		wish.LoopbackOnly(&se)
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
@@ -132,37 +115,8 @@ func Play(ctx context.Context, endpoint, token string, opts Options) (*Client, e
 			c.endOnce.Do(func() { close(c.ended) })
 		}
 	})
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
+	if err := c.res.Negotiate(ctx, pc, endpoint, connected, opts.Signal, func() { _ = c.delete(context.Background()) }); err != nil {
 		return fail(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		return fail(err)
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return fail(ctx.Err())
-	}
-	var answer string
-	if opts.Signal != nil {
-		answer, err = opts.Signal(ctx, pc.LocalDescription().SDP)
-	} else {
-		answer, err = c.post(ctx, endpoint, pc.LocalDescription().SDP)
-	}
-	if err != nil {
-		return fail(err)
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		_ = c.delete(context.Background())
-		return fail(err)
-	}
-	select {
-	case <-connected:
-	case <-ctx.Done():
-		_ = c.delete(context.Background())
-		return fail(fmt.Errorf("whepclient: waiting for connection: %w", ctx.Err()))
 	}
 	return c, nil
 }
@@ -282,59 +236,15 @@ func (c *Client) Stats() Stats {
 func (c *Client) Ended() <-chan struct{} { return c.ended }
 
 // Location is the session URL returned by the server.
-func (c *Client) Location() string { return c.location }
-
-func (c *Client) post(ctx context.Context, endpoint, offer string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(offer))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/sdp")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return "", &StatusError{Code: resp.StatusCode, Body: string(bytes.TrimSpace(body))}
-	}
-	loc, err := resp.Location()
-	if err != nil {
-		return "", fmt.Errorf("whepclient: POST: no Location: %w", err)
-	}
-	c.location = loc.String()
-	return string(body), nil
-}
+func (c *Client) Location() string { return c.res.Location }
 
 func (c *Client) delete(ctx context.Context) error {
-	if c.location == "" {
-		return nil
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.location, nil)
-	if err != nil {
-		return err
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	code, err := c.res.Delete(ctx)
 	// 404: the server ended the session first (the stream ended).
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
-		return fmt.Errorf("whepclient: DELETE: %s", resp.Status)
+	if err == nil && code != 0 && code != http.StatusOK && code != http.StatusNotFound {
+		err = fmt.Errorf("whepclient: DELETE: %d %s", code, http.StatusText(code))
 	}
-	return nil
+	return err
 }
 
 // Close DELETEs the session and closes the connection. Safe to call more

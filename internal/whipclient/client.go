@@ -4,15 +4,11 @@
 package whipclient
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +17,8 @@ import (
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/whipcast/whipcast/internal/wish"
 )
 
 // Options tune a publish. The zero value sends each file once over any
@@ -114,12 +112,11 @@ type Stats struct {
 
 // Client is one running publish.
 type Client struct {
-	opts     Options
-	http     *http.Client
-	token    string
-	location string
-	etag     string // of the current ICE session (201, then each restart's 200)
-	pc       *webrtc.PeerConnection
+	opts Options
+	// res is the session resource; its ETag is of the current ICE session
+	// (201, then each restart's 200), under mu once Publish returned.
+	res wish.Resource
+	pc  *webrtc.PeerConnection
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // senders and RTCP readers
@@ -145,10 +142,7 @@ func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath s
 	if opts.FPS <= 0 {
 		opts.FPS = 30
 	}
-	c := &Client{opts: opts, http: opts.HTTPClient, token: token, sent: make(chan struct{})}
-	if c.http == nil {
-		c.http = http.DefaultClient
-	}
+	c := &Client{opts: opts, res: wish.Resource{HTTP: opts.HTTPClient, Token: token, Client: "whipclient"}, sent: make(chan struct{})}
 	for _, p := range []string{h264AnnexBPath, oggOpusPath} {
 		if _, err := os.Stat(p); err != nil {
 			return nil, err
@@ -179,9 +173,7 @@ func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath s
 	}
 	se := webrtc.SettingEngine{}
 	if opts.LoopbackOnly {
-		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		wish.LoopbackOnly(&se)
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
@@ -257,38 +249,8 @@ func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath s
 		}
 	})
 
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
+	if err := c.res.Negotiate(ctx, pc, endpoint, connected, opts.Signal, func() { _ = c.delete(context.Background()) }); err != nil {
 		return fail(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		return fail(err)
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return fail(ctx.Err())
-	}
-	var answer, loc string
-	if opts.Signal != nil {
-		answer, err = opts.Signal(ctx, pc.LocalDescription().SDP)
-	} else {
-		answer, loc, c.etag, err = c.post(ctx, endpoint, pc.LocalDescription().SDP)
-	}
-	if err != nil {
-		return fail(err)
-	}
-	c.location = loc
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		_ = c.delete(context.Background())
-		return fail(err)
-	}
-	select {
-	case <-connected:
-	case <-ctx.Done():
-		_ = c.delete(context.Background())
-		return fail(fmt.Errorf("whipclient: waiting for connection: %w", ctx.Err()))
 	}
 
 	var sctx context.Context
@@ -360,62 +322,19 @@ func (c *Client) setErr(err error) {
 	c.mu.Unlock()
 }
 
-func (c *Client) post(ctx context.Context, endpoint, offer string) (answer, location, etag string, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(offer))
-	if err != nil {
-		return "", "", "", err
-	}
-	req.Header.Set("Content-Type", "application/sdp")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return "", "", "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return "", "", "", err
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return "", "", "", fmt.Errorf("whipclient: POST: %s: %s", resp.Status, bytes.TrimSpace(body))
-	}
-	loc, err := resp.Location()
-	if err != nil {
-		return "", "", "", fmt.Errorf("whipclient: POST: no Location: %w", err)
-	}
-	return string(body), loc.String(), resp.Header.Get("ETag"), nil
-}
-
 func (c *Client) delete(ctx context.Context) error {
-	if c.location == "" || c.opts.SkipDelete {
+	if c.opts.SkipDelete {
 		return nil
 	}
-	if _, err := url.Parse(c.location); err != nil {
-		return err
+	code, err := c.res.Delete(ctx)
+	if err == nil && code != 0 && code != http.StatusOK {
+		err = fmt.Errorf("whipclient: DELETE: %d %s", code, http.StatusText(code))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.location, nil)
-	if err != nil {
-		return err
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("whipclient: DELETE: %s", resp.Status)
-	}
-	return nil
+	return err
 }
 
 // Location is the session URL returned by the server.
-func (c *Client) Location() string { return c.location }
+func (c *Client) Location() string { return c.res.Location }
 
 // Stats returns what has been sent so far.
 func (c *Client) Stats() Stats {

@@ -3,10 +3,8 @@ package whipclient
 // ICE restart over WHIP PATCH (RFC 9725 section 4.4.1).
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -18,7 +16,7 @@ import (
 func (c *Client) ETag() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.etag
+	return c.res.ETag
 }
 
 // RestartICE restarts ICE on the running publish as RFC 9725 §4.3.2 says:
@@ -58,26 +56,12 @@ func (c *Client) RestartICE(ctx context.Context) (string, error) {
 			}
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, c.location, strings.NewReader(frag.String()))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
-	req.Header.Set("If-Match", "*")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp, body, err := c.res.Patch(ctx, "application/trickle-ice-sdpfrag", "*", frag.String())
 	if err != nil {
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("whipclient: ICE restart: %s: %s", resp.Status, bytes.TrimSpace(body))
+		return "", fmt.Errorf("whipclient: ICE restart: %s: %s", resp.Status, strings.TrimSpace(body))
 	}
 	var ufrag, pwd string
 	var cands []string
@@ -130,7 +114,7 @@ func (c *Client) RestartICE(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("whipclient: ICE restart: %w", err)
 	}
 	c.mu.Lock()
-	c.etag = resp.Header.Get("ETag")
+	c.res.ETag = resp.Header.Get("ETag")
 	c.mu.Unlock()
 	return resp.Header.Get("ETag"), nil
 }
