@@ -82,8 +82,7 @@ type DASH struct {
 	set  DASHSettings
 	log  *slog.Logger
 
-	sv  *transmux.Service // set by Attach: requests are its demand
-	now func() time.Time  // the clock; tests replace it
+	now func() time.Time // the clock; tests replace it
 
 	registry[*dashStream]
 }
@@ -103,11 +102,7 @@ func NewDASH(s DASHSettings, logger *slog.Logger) *DASH {
 // Every request for a live stream is a player's demand on sv
 // (Service.Watch), as with HLS. Call it once, before streams are published.
 func (d *DASH) Attach(sv *transmux.Service) {
-	d.mu.Lock()
-	d.set = d.user.withDefaults(sv.Settings())
-	d.sv = sv
-	d.mu.Unlock()
-	sv.AddConsumer(d.publish)
+	d.attach(sv, func(tm transmux.Settings) { d.set = d.user.withDefaults(tm) }, d.publish)
 }
 
 // publish returns the sink of a new publish. A name whose previous publish
@@ -139,11 +134,7 @@ func (d *DASH) Close() { d.close() }
 // ServeHTTP serves the MPD, init segments and media segments. Only GET and
 // HEAD are allowed; anything unknown is 404.
 func (d *DASH) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	hd := w.Header()
-	hd.Set("Access-Control-Allow-Origin", "*")
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		hd.Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	if !allowGet(w, r) {
 		return
 	}
 	req, err := parseDASHRequest(r.URL.Path)
@@ -151,17 +142,11 @@ func (d *DASH) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	if d.sv != nil {
-		// As in HLS: unknown names are refused at once, an ended stream's
-		// MPD is served from its state.
-		v, _ := d.sv.Watch(r.Context(), req.stream)
-		defer v.Done()
-	}
-	st := d.stream(req.stream)
-	if st == nil {
-		http.NotFound(w, r)
+	st, done, ok := d.request(w, r, req.stream)
+	if !ok {
 		return
 	}
+	defer done()
 	switch req.file {
 	case dashManifest:
 		st.serveMPD(w, r)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/whipcast/whipcast/media"
@@ -72,8 +71,6 @@ type HLS struct {
 	set  HLSSettings
 	log  *slog.Logger
 
-	sv *transmux.Service // set by Attach: requests are its demand
-
 	registry[*hlsStream]
 }
 
@@ -94,11 +91,7 @@ func NewHLS(s HLSSettings, logger *slog.Logger) *HLS {
 // packaging, and it stops once no request came for sv's Idle time. Call it
 // once, before streams are published and requests served.
 func (h *HLS) Attach(sv *transmux.Service) {
-	h.mu.Lock()
-	h.set = h.user.withDefaults(sv.Settings())
-	h.sv = sv
-	h.mu.Unlock()
-	sv.AddConsumer(h.publish)
+	h.attach(sv, func(tm transmux.Settings) { h.set = h.user.withDefaults(tm) }, h.publish)
 }
 
 // publish makes the HLS state of a new stream and returns it as the sink of
@@ -109,8 +102,7 @@ func (h *HLS) publish(s *media.Stream) transmux.Sink {
 	if h.closed {
 		return nil
 	}
-	epoch := strconv.FormatUint(h.epochs.Add(1), 36)
-	st := newHLSStream(h, s.Name, epoch)
+	st := newHLSStream(h, s.Name, h.newEpoch())
 	st.expect = len(s.Tracks)
 	h.replace(h.streams[s.Name], st)
 	h.streams[s.Name] = st
@@ -143,11 +135,7 @@ func (h *HLS) Close() { h.close() }
 // ServeHTTP serves playlists, init segments, segments and parts. Only GET
 // and HEAD are allowed.
 func (h *HLS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	hd := w.Header()
-	hd.Set("Access-Control-Allow-Origin", "*")
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		hd.Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	if !allowGet(w, r) {
 		return
 	}
 	req, err := parseHLSRequest(r.URL.Path, r.URL.RawQuery)
@@ -159,16 +147,10 @@ func (h *HLS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if h.sv != nil {
-		// A name that is not published is refused here at once; an ended
-		// stream's playlist is still served from its state, in its grace.
-		v, _ := h.sv.Watch(r.Context(), req.stream)
-		defer v.Done()
-	}
-	st := h.stream(req.stream)
-	if st == nil {
-		http.NotFound(w, r)
+	st, done, ok := h.request(w, r, req.stream)
+	if !ok {
 		return
 	}
+	defer done()
 	st.serve(w, r, &req)
 }

@@ -2,10 +2,13 @@ package packager
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/whipcast/whipcast/transmux"
 )
 
 // packaged is what a stream's HLS or DASH state gives the registry.
@@ -25,6 +28,7 @@ type packaged interface {
 type registry[S packaged] struct {
 	ctx    context.Context
 	cancel context.CancelFunc
+	sv     *transmux.Service // set by attach: requests are its demand
 
 	mu       sync.Mutex
 	streams  map[string]S
@@ -42,6 +46,51 @@ func (g *registry[S]) init() {
 	// of an earlier publish under the same stream name are never served
 	// for a new one.
 	g.epochs.Store(uint64(time.Now().UnixMilli()))
+}
+
+// attach makes sv the packager's source: settle (under mu) takes its
+// settings, consume becomes one of its consumers, and every request for a
+// live stream is a player's demand on it (Service.Watch).
+func (g *registry[S]) attach(sv *transmux.Service, settle func(transmux.Settings), consume transmux.Consumer) {
+	g.mu.Lock()
+	settle(sv.Settings())
+	g.sv = sv
+	g.mu.Unlock()
+	sv.AddConsumer(consume)
+}
+
+// request is the part of a GET that HLS and DASH share, once the path is
+// parsed: the request counts as a player's demand on the stream while it
+// is served (a name that is not published is refused at once; an ended
+// stream is served from its state, in its grace), and the stream's state
+// is looked up. ok false: answered 404. Call done when served.
+func (g *registry[S]) request(w http.ResponseWriter, r *http.Request, name string) (st S, done func(), ok bool) {
+	done = func() {}
+	if g.sv != nil {
+		v, _ := g.sv.Watch(r.Context(), name)
+		done = v.Done
+	}
+	st = g.stream(name)
+	var none S
+	if st == none {
+		done()
+		http.NotFound(w, r)
+		return none, nil, false
+	}
+	return st, done, true
+}
+
+// allowGet sets what every answer carries (CORS: players on other
+// origins) and refuses anything but GET and HEAD with 405.
+func allowGet(w http.ResponseWriter, r *http.Request) bool {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return false
+	}
+	return true
 }
 
 // newEpoch names a new publish (lowercase letters and digits).
