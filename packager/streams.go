@@ -120,17 +120,19 @@ func (g *registry[S]) scheduleRemoval(st S, grace time.Duration) {
 		return
 	}
 	g.stopRemovalLocked(st)
-	g.removals[st] = time.AfterFunc(grace, func() {
+	var t *time.Timer
+	t = time.AfterFunc(grace, func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		if g.removals[st] == nil {
-			return // stopped after it fired
+		if g.removals[st] != t {
+			return // stopped (or replaced) after it fired
 		}
 		delete(g.removals, st)
 		if g.streams[st.streamName()] == st && st.isEnded() {
 			delete(g.streams, st.streamName())
 		}
 	})
+	g.removals[st] = t
 }
 
 // drop forgets st at once: its packaging stopped for want of players
