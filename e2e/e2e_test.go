@@ -334,14 +334,18 @@ func checkNoLeaks(t *testing.T) {
 
 // played is what the gohlslib client saw.
 type played struct {
-	video, audio   int
-	firstVideoKey  bool
-	nonMonotonic   string
-	width, height  int
-	firstVideoPTS  int64
-	firstAudioPTS  int64
-	videoClockRate int
-	audioClockRate int
+	video, audio int
+	// firstVideoDTS and lastVideoDTS bound what the client got of video,
+	// in videoClockRate ticks: the span it played, whatever the wall time
+	// the machine gave it.
+	firstVideoDTS, lastVideoDTS int64
+	firstVideoKey               bool
+	nonMonotonic                string
+	width, height               int
+	firstVideoPTS               int64
+	firstAudioPTS               int64
+	videoClockRate              int
+	audioClockRate              int
 	// audioCodec is "aac" or "opus"; audioRate the AAC sample rate.
 	audioCodec string
 	audioRate  int
@@ -398,7 +402,9 @@ func playHLSWith(t *testing.T, c *gohlslib.Client, d time.Duration) played {
 					if res.video == 0 {
 						res.firstVideoKey = h264.IsRandomAccess(au)
 						res.firstVideoPTS = pts
+						res.firstVideoDTS = dts
 					}
+					res.lastVideoDTS = dts
 					if dts <= lastV && res.nonMonotonic == "" {
 						res.nonMonotonic = fmt.Sprintf("video DTS %d after %d", dts, lastV)
 					}
