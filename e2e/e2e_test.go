@@ -339,13 +339,16 @@ type played struct {
 	// in videoClockRate ticks: the span it played, whatever the wall time
 	// the machine gave it.
 	firstVideoDTS, lastVideoDTS int64
-	firstVideoKey               bool
-	nonMonotonic                string
-	width, height               int
-	firstVideoPTS               int64
-	firstAudioPTS               int64
-	videoClockRate              int
-	audioClockRate              int
+	// videoJumps are the first few places where video DTS advanced by more
+	// than two frames (at 30 fps): "from→to" in seconds.
+	videoJumps     []string
+	firstVideoKey  bool
+	nonMonotonic   string
+	width, height  int
+	firstVideoPTS  int64
+	firstAudioPTS  int64
+	videoClockRate int
+	audioClockRate int
 	// audioCodec is "aac" or "opus"; audioRate the AAC sample rate.
 	audioCodec string
 	audioRate  int
@@ -403,6 +406,10 @@ func playHLSWith(t *testing.T, c *gohlslib.Client, d time.Duration) played {
 						res.firstVideoKey = h264.IsRandomAccess(au)
 						res.firstVideoPTS = pts
 						res.firstVideoDTS = dts
+					}
+					if res.video > 0 && res.videoClockRate > 0 && dts-lastV > int64(res.videoClockRate)/15 && len(res.videoJumps) < 10 {
+						r := float64(res.videoClockRate)
+						res.videoJumps = append(res.videoJumps, fmt.Sprintf("%.3f→%.3f", float64(lastV)/r, float64(dts)/r))
 					}
 					res.lastVideoDTS = dts
 					if dts <= lastV && res.nonMonotonic == "" {

@@ -317,6 +317,9 @@ poll:
 	wg.Wait()
 	t.Logf("gohlslib client over 20 s: %d video frames over %.2f s of stream time, %d audio frames, non-monotonic: %q", gohls.video,
 		float64(gohls.lastVideoDTS-gohls.firstVideoDTS)/float64(max(gohls.videoClockRate, 1)), gohls.audio, gohls.nonMonotonic)
+	if len(gohls.videoJumps) > 0 {
+		t.Logf("gohlslib client: video DTS jumps (s) %v", gohls.videoJumps)
+	}
 	// It played through the changes: measured in stream time, not against
 	// the wall clock, which failed on a busy machine (436 of 450 frames in
 	// 20 s with two suites at once: the client started late). Alone here
