@@ -410,8 +410,8 @@ func carried(s *media.Stream) int {
 	return n
 }
 
-// leadSegments is the most complete segments any track of the current
-// publish has. Called with s.mu held.
+// leadSegments counts the current publish's complete segments, over its
+// Periods, of the track that has most in each. Called with s.mu held.
 func (s *dashStream) leadSegments() int {
 	n := 0
 	for _, per := range s.periods {
