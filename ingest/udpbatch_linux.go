@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -15,6 +16,26 @@ import (
 // sends a video frame as a burst of packets (~8 for 10 KiB), so under load
 // most calls return several.
 const batchSize = 16
+
+// coalesceWait is how long the reader lets datagrams queue once media
+// flows. After a read that returned at least coalesceMin datagrams but did
+// not fill the batch (so the queue is drained and more is coming), the next
+// read waits coalesceWait on a timer instead of on the poller, which would
+// wake the reader for nearly every datagram. With 50 publishers that is
+// one wake-up a millisecond with ~15 datagrams, instead of several
+// thousand a second with one to four: each wake-up of an idle process is
+// a thread switch (epoll, futex), the largest cost left in the gateway's
+// profile on a 2-core VM. The pion goroutines that take the datagrams on
+// get them in bursts too, so the Ps stay busy across their hand-offs
+// instead of going idle between packets (docs/BENCHMARKS.md: −10–16 % of
+// the gateway's CPU at 50 streams). A datagram waits at most this long
+// more; a read that finds nothing after the wait parks on the poller, so
+// an idle socket costs nothing.
+var coalesceWait = time.Millisecond
+
+// coalesceMin is the smallest batch that counts as media flowing: a lone
+// datagram (a STUN check, a quiet audio-only publish) keeps reads prompt.
+const coalesceMin = 2
 
 // batchBufSize is the size of each datagram buffer: pion's own receive MTU
 // for the mux, so nothing it would have read is cut short here.
@@ -38,6 +59,7 @@ type batchConn struct {
 	names  [batchSize]unix.RawSockaddrAny
 	bufs   [batchSize][batchBufSize]byte
 	n      int // datagrams in the batch
+	lastN  int // datagrams the last read returned (0: it failed)
 	next   int // the next one to hand out
 	errno  syscall.Errno
 	readFn func(fd uintptr) bool // c.recvmmsg, made once: a method value allocates
@@ -86,13 +108,14 @@ func (c *batchConn) recvmmsg(fd uintptr) bool {
 		switch e {
 		case 0:
 			c.n, c.errno = int(r), 0
+			c.lastN = c.n
 			return true
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
 			return false
 		default:
-			c.n, c.errno = 0, e
+			c.n, c.errno, c.lastN = 0, e, 0
 			return true
 		}
 	}
@@ -112,6 +135,12 @@ func (c *batchConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 			if ap := sockaddrToAddrPort(&c.names[i]); ap.IsValid() {
 				return copy(b, c.bufs[i][:min(int(c.hdrs[i].len), batchBufSize)]), ap, nil
 			}
+		}
+		// While media flows, wait a moment for more to queue before
+		// reading again, rather than being woken by the poller for each
+		// datagram (see coalesceWait).
+		if c.lastN >= coalesceMin && c.lastN < batchSize && coalesceWait > 0 {
+			time.Sleep(coalesceWait)
 		}
 		c.n, c.next = 0, 0
 		if err := c.rc.Read(c.readFn); err != nil {

@@ -80,6 +80,64 @@ func TestBatchConnReadsBurst(t *testing.T) {
 	}
 }
 
+// Once a read has returned a partial burst (media flowing), the next read
+// waits coalesceWait before reading, so datagrams that arrive meanwhile come
+// back from one recvmmsg instead of one wake-up each; after a lone datagram
+// the reader does not wait.
+func TestBatchConnCoalesces(t *testing.T) {
+	defer func(d time.Duration) { coalesceWait = d }(coalesceWait)
+	coalesceWait = 500 * time.Millisecond // far longer than the sends below take
+	bc, tx := listenBatch(t)
+	buf := make([]byte, 1500)
+	for range 3 {
+		_, _ = tx.Write([]byte("burst"))
+	}
+	time.Sleep(50 * time.Millisecond)
+	for range 3 {
+		if _, _, err := bc.ReadFromAddrPort(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if bc.lastN != 3 {
+		t.Fatalf("the first read returned %d datagrams, want 3", bc.lastN)
+	}
+	got := make(chan int, 1)
+	go func() {
+		_, _, _ = bc.ReadFromAddrPort(buf)
+		got <- bc.n
+	}()
+	for range 5 {
+		_, _ = tx.Write([]byte("flow"))
+		time.Sleep(time.Millisecond)
+	}
+	if n := <-got; n != 5 {
+		t.Fatalf("the read after a partial burst returned %d datagrams, want the 5 sent while it waited", n)
+	}
+	for range 4 {
+		if _, _, err := bc.ReadFromAddrPort(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A lone datagram: the next read goes back to the poller and returns
+	// the next datagram as it comes, well before the wait would end.
+	_, _ = tx.Write([]byte("lone"))
+	if _, _, err := bc.ReadFromAddrPort(buf); err != nil || bc.lastN != 1 {
+		t.Fatalf("lone datagram: batch of %d: %v", bc.lastN, err)
+	}
+	start := time.Now()
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		_, _ = tx.Write([]byte("next"))
+		_, _ = tx.Write([]byte("next"))
+	}()
+	if _, _, err := bc.ReadFromAddrPort(buf); err != nil {
+		t.Fatal(err)
+	}
+	if bc.n != 1 && time.Since(start) >= coalesceWait {
+		t.Fatalf("the read after a lone datagram waited %v for a batch of %d", time.Since(start), bc.n)
+	}
+}
+
 // A datagram longer than the reader's buffer is cut to it, as recvfrom does.
 func TestBatchConnShortBuffer(t *testing.T) {
 	bc, tx := listenBatch(t)
