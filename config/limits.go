@@ -30,12 +30,13 @@ type Limits struct {
 	// PublisherCost is what one publisher is estimated to cost, in cores,
 	// for the projected CPU check: MaxCPU also refuses when the measured
 	// CPU plus the publishers not yet in that measurement (admitted within
-	// the last 5 s or since the last sample) at this cost each reaches it,
-	// so a burst of arrivals is refused before its load shows. Once 8
-	// publishers have been measured for a whole window, their measured
-	// mean replaces this estimate. Default 0.03 (the default config,
-	// Opus→AAC with HLS and DASH players, at 720p 2.5 Mb/s:
-	// docs/BENCHMARKS.md); range 0.001-16.
+	// the last 5 s or since the last sample, each for the part of the
+	// window it was not there) at this cost each reaches it, so a burst of
+	// arrivals is refused before its load shows. Once 8 publishers have
+	// been measured for a whole window, their measured mean replaces this
+	// estimate. 0 (the default) chooses by audio.codec: 0.03 with aac
+	// (Opus→AAC once per stream, HLS and DASH players, at 720p 2.5 Mb/s:
+	// docs/BENCHMARKS.md), 0.012 with opus (passthrough); else 0.001-16.
 	PublisherCost float64 `yaml:"publisher_cost"`
 	// MaxLag refuses new publishers while the Go scheduler's latency
 	// (how long a runnable goroutine, such as the UDP read loop, waits for
@@ -95,8 +96,8 @@ func (c *Config) validateLimits(bad func(key, format string, a ...any)) {
 	if l.MaxCPU < 0 || l.MaxCPU > 1 {
 		bad("limits.max_cpu", "%g is out of range 0-1 (a fraction of the cores)", l.MaxCPU)
 	}
-	if l.PublisherCost < 0.001 || l.PublisherCost > 16 {
-		bad("limits.publisher_cost", "%g is out of range 0.001-16 (cores per publisher)", l.PublisherCost)
+	if l.PublisherCost != 0 && (l.PublisherCost < 0.001 || l.PublisherCost > 16) {
+		bad("limits.publisher_cost", "%g is out of range 0.001-16 (cores per publisher; 0 = by audio.codec)", l.PublisherCost)
 	}
 	if l.MaxLag < 0 || l.MaxLag > 10*time.Second {
 		bad("limits.max_lag", "%s is out of range 0-10s", l.MaxLag)

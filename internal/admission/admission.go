@@ -264,8 +264,15 @@ func (c *Controller) check(publishers int) (reason, detail string) {
 	case s.MaxCPU > 0 && l.CPU >= s.MaxCPU:
 		return ReasonCPU, fmt.Sprintf("cpu %s of %s cores >= limits.max_cpu %s", percent(l.CPU), strconv.FormatFloat(l.Cores, 'f', -1, 64), percent(s.MaxCPU))
 	case s.MaxCPU > 0 && p.unmeasured > 0 && p.cpu >= s.MaxCPU:
-		return ReasonCPUProjected, fmt.Sprintf("cpu %s of %s cores + %d %s not yet in it (~%s cores each, %s) = %s >= limits.max_cpu %s",
-			percent(l.CPU), strconv.FormatFloat(l.Cores, 'f', -1, 64), p.unmeasured, plural(p.unmeasured, "publisher", "publishers"),
+		// "8 publishers not yet in it" when none of them is partly in the
+		// measurement, else how many publishers' worth of it is missing.
+		missing := fmt.Sprintf("%d %s not yet in it", p.unmeasured, plural(p.unmeasured, "publisher", "publishers"))
+		if p.share < float64(p.unmeasured)-0.05 {
+			missing = fmt.Sprintf("%s of %d recent %s not yet in it", strconv.FormatFloat(p.share, 'f', 1, 64),
+				p.unmeasured, plural(p.unmeasured, "publisher", "publishers"))
+		}
+		return ReasonCPUProjected, fmt.Sprintf("cpu %s of %s cores + %s (~%s cores each, %s) = %s >= limits.max_cpu %s",
+			percent(l.CPU), strconv.FormatFloat(l.Cores, 'f', -1, 64), missing,
 			strconv.FormatFloat(p.cost, 'g', 2, 64), p.costFrom(), percent(p.cpu), percent(s.MaxCPU))
 	case s.MaxLag > 0 && l.Lag >= s.MaxLag:
 		return ReasonLag, fmt.Sprintf("scheduling lag %s >= limits.max_lag %s", l.Lag.Round(time.Millisecond), s.MaxLag)
@@ -359,16 +366,18 @@ type State struct {
 	CPU    float64 `json:"cpu"`
 	Cores  float64 `json:"cores"`
 	MaxCPU float64 `json:"max_cpu"`
-	// CPUProjected is CPU plus the estimated share of the
-	// PublishersUnmeasured publishers that the measurement does not
-	// contain yet (admitted within the last window, or since it was
-	// taken), at PublisherCost cores each: measured when
-	// PublisherCostMeasured, else limits.publisher_cost. MaxCPU refuses at
-	// either figure.
-	CPUProjected          float64 `json:"cpu_projected"`
-	PublishersUnmeasured  int     `json:"publishers_unmeasured"`
-	PublisherCost         float64 `json:"publisher_cost"`
-	PublisherCostMeasured bool    `json:"publisher_cost_measured"`
+	// CPUProjected is CPU plus the estimated cost of what the measurement
+	// does not contain yet: PublishersUnmeasured publishers were admitted
+	// within the last window or since it was taken, and
+	// PublishersUnmeasuredShare is how many publishers' worth of them the
+	// measured window misses (one admitted halfway through it counts 0.5),
+	// at PublisherCost cores each: measured when PublisherCostMeasured,
+	// else limits.publisher_cost. MaxCPU refuses at either figure.
+	CPUProjected              float64 `json:"cpu_projected"`
+	PublishersUnmeasured      int     `json:"publishers_unmeasured"`
+	PublishersUnmeasuredShare float64 `json:"publishers_unmeasured_share"`
+	PublisherCost             float64 `json:"publisher_cost"`
+	PublisherCostMeasured     bool    `json:"publisher_cost_measured"`
 	// LagSeconds is the scheduler lag (p99 over the window);
 	// MaxLagSeconds is limits.max_lag (0: off).
 	LagSeconds    float64 `json:"lag_seconds"`
@@ -408,7 +417,7 @@ func (c *Controller) State(publishers, viewers int) State {
 		Admitting: reason == "", Reason: reason, Detail: detail,
 		Publishers: publishers, MaxPublishers: c.set.MaxPublishers,
 		CPU: l.CPU, Cores: l.Cores, MaxCPU: c.set.MaxCPU,
-		CPUProjected: p.cpu, PublishersUnmeasured: p.unmeasured, PublisherCost: p.cost, PublisherCostMeasured: p.fromMeasure,
+		CPUProjected: p.cpu, PublishersUnmeasured: p.unmeasured, PublishersUnmeasuredShare: p.share, PublisherCost: p.cost, PublisherCostMeasured: p.fromMeasure,
 		LagSeconds: l.Lag.Seconds(), MaxLagSeconds: c.set.MaxLag.Seconds(),
 		Refused: c.Refused(),
 		Viewers: viewers, MaxViewers: c.set.MaxViewers, MaxViewersPerStream: c.set.MaxViewersPerStream,

@@ -8,10 +8,14 @@ import (
 // DefaultPublisherCost is Settings.PublisherCost's default, in cores: what
 // one 720p 2.5 Mb/s publisher costs the gateway on its default config
 // (Opus→AAC, HLS and DASH players), 0.025–0.045 of a core in
-// docs/BENCHMARKS.md's runs at 10–50 streams. A passthrough gateway
-// (audio: opus) spends a third of that; its measured cost replaces this
-// estimate once minMeasured publishers have been measured.
+// docs/BENCHMARKS.md's runs at 10–50 streams. Its measured cost replaces
+// this estimate once minMeasured publishers have been measured.
 const DefaultPublisherCost = 0.03
+
+// PassthroughPublisherCost is the estimate for a gateway that does not
+// transcode audio (audio: opus): 0.009–0.012 of a core per publisher at
+// 50 streams in docs/BENCHMARKS.md, a third of the default config's.
+const PassthroughPublisherCost = 0.012
 
 // minMeasured is the fewest publishers present for a whole window before
 // the window's CPU divided among them is trusted as the cost of one. With
@@ -29,8 +33,8 @@ const maxAdmits = 100000
 // within the window, and those admitted since the measurement, are not (or
 // not fully) in it: 100 publishers arriving in 2 s were all admitted before
 // any window showed their load (docs/BENCHMARKS.md). The projection adds
-// their estimated share: measured CPU + unmeasured publishers × cost per
-// publisher ÷ cores.
+// their estimated share: measured CPU + the unmeasured publishers' missing
+// shares × cost per publisher ÷ cores.
 //
 // Publishers are counted, not tracked: ingest says how many there are
 // (Admit's argument, Settings.Publishers at each sample), not which one
@@ -38,7 +42,8 @@ const maxAdmits = 100000
 // admitted within the horizon (Window plus one Interval, the most a
 // measured window can reach back) are "recent" and the rest "steady": in
 // the measurement for the whole window. At Admit, every publisher beyond
-// the steady ones is unmeasured. A departure lowers the count, so it frees
+// the steady ones is unmeasured, and adds the share of its cost that the
+// measurement misses (project). A departure lowers the count, so it frees
 // a share whichever publisher left; a recent publisher that ages past the
 // horizon becomes steady at the next sample, in the measured CPU, and is
 // no longer projected (never counted twice). When the count at a sample
@@ -56,15 +61,20 @@ type projection struct {
 	count  int         // publishers last known (Admit, Settings.Publishers)
 
 	// From the last sample.
-	steady      int     // publishers in the whole measured window
-	cost        float64 // cores per publisher
-	fromMeasure bool    // cost was measured, not Settings.PublisherCost
+	sampleAt    time.Time // when it was taken: the measured window's end
+	steady      int       // publishers in the whole measured window
+	cost        float64   // cores per publisher
+	fromMeasure bool      // cost was measured, not Settings.PublisherCost
 }
 
 // projected is the projection for a number of publishers.
 type projected struct {
-	cpu         float64 // measured + unmeasured × cost ÷ cores
-	unmeasured  int
+	cpu        float64 // measured + share × cost ÷ cores
+	unmeasured int     // publishers not in the measurement for the whole window
+	// share is how many publishers' worth of cost the measurement misses:
+	// each unmeasured one counts for the part of the window it was not
+	// there (1 when admitted after the sample), so share <= unmeasured.
+	share       float64
 	cost        float64
 	fromMeasure bool
 }
@@ -106,6 +116,7 @@ func (p *projection) measured(now time.Time, l Load, publishers int) {
 	for _, t := range p.admits[len(p.admits)-recent:] {
 		present += min(max(now.Sub(t).Seconds()/p.window.Seconds(), 0), 1)
 	}
+	p.sampleAt = now
 	p.cost, p.fromMeasure = p.defCost, false
 	if p.steady >= minMeasured && l.CPU > 0 && l.Cores > 0 {
 		p.cost, p.fromMeasure = l.CPU*l.Cores/present, true
@@ -130,12 +141,35 @@ func (p *projection) admitted(publishers int, ok bool) {
 }
 
 // project is the projected load with existing publishers, from the last
-// sample l; p.mu is held.
+// sample l; p.mu is held. Of the existing publishers, those beyond the
+// steady ones are the newest admissions (a departure is taken to be an
+// older one, which leaves the larger projection). One admitted within the
+// measured window is in the measured CPU for the part of the window it was
+// there, so it adds only the rest of its cost (the measured span is
+// Window to Window+Interval long; the share takes the longer, which errs
+// towards refusing); one admitted since the
+// sample adds all of it, as does any the admission times do not cover.
+// Counting each recent publisher at its full cost would count the ones a
+// ramp admitted before the sample twice: at 50 publishers arriving over
+// 20 s, that refused a third of them with the machine half idle.
 func (p *projection) project(existing int, l *Load) projected {
 	r := projected{cpu: l.CPU, cost: p.cost, fromMeasure: p.fromMeasure}
-	if n := existing - p.steady; n > 0 && l.Cores > 0 {
-		r.unmeasured = n
-		r.cpu += float64(n) * p.cost / l.Cores
+	n := existing - p.steady
+	if n <= 0 || l.Cores <= 0 {
+		return r
 	}
+	r.unmeasured = n
+	i := len(p.admits) - 1
+	for k := 0; k < n; k++ {
+		share := 1.0
+		if i >= 0 {
+			if t := p.admits[i]; !t.After(p.sampleAt) && p.horizon > 0 {
+				share = 1 - min(max(p.sampleAt.Sub(t).Seconds()/p.horizon.Seconds(), 0), 1)
+			}
+			i--
+		}
+		r.share += share
+	}
+	r.cpu += r.share * p.cost / l.Cores
 	return r
 }
