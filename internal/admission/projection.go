@@ -7,10 +7,11 @@ import (
 
 // DefaultPublisherCost is Settings.PublisherCost's default, in cores: what
 // one 720p 2.5 Mb/s publisher costs the gateway on its default config
-// (Opus→AAC, HLS and DASH players), 0.025–0.045 of a core in
-// docs/BENCHMARKS.md's runs at 10–50 streams. Its measured cost replaces
-// this estimate once minMeasured publishers have been measured.
-const DefaultPublisherCost = 0.03
+// (Opus→AAC, HLS and DASH players): 0.019–0.021 over whole 30 s runs at
+// 41–58 streams in docs/BENCHMARKS.md (ramp included), ~0.016 per stream
+// added between 10 and 50. Its measured cost replaces this estimate once
+// minMeasured publishers have been measured.
+const DefaultPublisherCost = 0.02
 
 // PassthroughPublisherCost is the estimate for a gateway that does not
 // transcode audio (audio: opus): 0.009–0.012 of a core per publisher at
