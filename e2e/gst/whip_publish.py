@@ -9,8 +9,13 @@ publishes for --seconds, reads webrtcbin's statistics and DELETEs the
 resource. With --trickle it POSTs the offer at once, without candidates,
 and sends each candidate webrtcbin gathers in a PATCH
 (application/trickle-ice-sdpfrag, RFC 8840, with If-Match: the 201's ETag),
-then a=end-of-candidates. It prints one JSON line of what it did and exits
-nonzero on any failure.
+then a=end-of-candidates. With --ice-restart-at S it restarts ICE S seconds
+into the publish as RFC 9725 section 4.4.1 says: a new offer with new
+credentials (webrtcbin's create-offer option ice-restart), its ufrag, pwd
+and candidates PATCHed with If-Match: *, the gateway's new credentials and
+candidates from the 200's fragment applied as the new answer, and media
+going on over the same session. It prints one JSON line of what it did and
+exits nonzero on any failure.
 
 Needs /usr/bin/python3 with python3-gi, python3-gst-1.0 and
 gir1.2-gst-plugins-bad-1.0 (GstWebRTC), and the plugins of
@@ -55,6 +60,10 @@ audiotestsrc is-live=true wave=sine freq=440
 
 class Failure(Exception):
     """A step that did not work; its message goes into the JSON line."""
+
+
+class Unsupported(Failure):
+    """A step this GStreamer cannot take (said as "unsupported" too)."""
 
 
 def promise_reply(element, signal, what, timeout, *args):
@@ -191,6 +200,94 @@ def trickle(pipeline, webrtc, args, resource, etag, offer_sdp, found, result):
     patch(sdpfrag(ufrag, pwd, by_index[0] or "0", [], True))
 
 
+def sdp_attrs(sdp, key):
+    """Every a=key: value of an SDP text, in order."""
+    return [l[len(key) + 3:].strip() for l in sdp.splitlines() if l.startswith("a=" + key + ":")]
+
+
+def restarted_answer(answer, frag):
+    """The previous answer with the ICE credentials and candidates of the
+    gateway's restart fragment in place of its own (RFC 9725 4.4.1: the
+    fragment is what changed; the rest of the session stays)."""
+    ufrag, pwd = sdp_attr(frag, "ice-ufrag"), sdp_attr(frag, "ice-pwd")
+    cands = ["a=candidate:" + c for c in sdp_attrs(frag, "candidate")]
+    out = []
+    for line in answer.split("\r\n"):
+        if line.startswith("a=candidate:") or line == "a=end-of-candidates":
+            continue
+        if line.startswith("a=ice-ufrag:"):
+            line = "a=ice-ufrag:" + ufrag
+        elif line.startswith("a=ice-pwd:"):
+            line = "a=ice-pwd:" + pwd
+        out.append(line)
+        if line.startswith("a=mid:"):
+            out += cands + ["a=end-of-candidates"]
+    return "\r\n".join(out)
+
+
+def ice_restart(pipeline, webrtc, args, resource, etag, found, result):
+    """Restarts ICE on the live session (RFC 9725 section 4.4.1) and
+    returns the new ETag. Fails unless the gateway answers 200 with new
+    credentials and a new ETag, and the connection is up again after it."""
+    r = result["ice_restart"] = {"etag_before": etag}
+    local = webrtc.get_property("local-description").sdp.as_text()
+    remote = webrtc.get_property("remote-description").sdp.as_text()
+    r["local_ufrag_before"], r["remote_ufrag_before"] = sdp_attr(local, "ice-ufrag"), sdp_attr(remote, "ice-ufrag")
+    while not found.empty():
+        found.get_nowait()
+    opts = Gst.Structure.new_from_string("options, ice-restart=(boolean)true")
+    reply = promise_reply(webrtc, "create-offer", "create-offer (ice-restart)", args.step_timeout, opts)
+    offer = reply.get_value("offer")
+    promise_reply(webrtc, "set-local-description", "set-local-description (ice-restart)", args.step_timeout, offer)
+    ufrag, pwd = sdp_attr(offer.sdp.as_text(), "ice-ufrag"), sdp_attr(offer.sdp.as_text(), "ice-pwd")
+    if ufrag == r["local_ufrag_before"]:
+        # GStreamer 1.22 (Debian bookworm) ignores the option: its webrtcbin
+        # has no ICE restart.
+        raise Unsupported(f"webrtcbin {Gst.version_string()} cannot restart ICE: "
+                          f"its ice-restart offer kept the ufrag {ufrag}")
+    # The new candidates, gathered with the new credentials.
+    wait_until(pipeline, "ICE gathering after the restart", args.step_timeout,
+               lambda: webrtc.get_property("ice-gathering-state") == GstWebRTC.WebRTCICEGatheringState.COMPLETE
+               and not found.empty())
+    time.sleep(0.2)  # the last candidates of a complete gathering
+    cands = []
+    while not found.empty():
+        index, cand = found.get_nowait()
+        if index == 0:
+            cands.append(cand)
+    mid = mids(offer.sdp.as_text())[0] or "0"
+    req = urllib.request.Request(resource, data=sdpfrag(ufrag, pwd, mid, cands, True), method="PATCH")
+    req.add_header("Content-Type", "application/trickle-ice-sdpfrag")
+    req.add_header("If-Match", "*")
+    if args.token:
+        req.add_header("Authorization", "Bearer " + args.token)
+    restarted = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=15) as res:
+            status, headers, body = res.status, res.headers, res.read()
+    except urllib.error.HTTPError as e:
+        status, headers, body = e.code, e.headers, e.read()
+    frag = body.decode(errors="replace")
+    r.update(status=status, content_type=headers.get("Content-Type"), etag_after=headers.get("ETag"),
+             candidates_sent=len(cands), local_ufrag_after=ufrag)
+    if status != 200:
+        raise Failure(f"ICE restart PATCH {resource}: {status} {frag.strip()}")
+    if not sdp_attr(frag, "ice-ufrag") or not sdp_attr(frag, "ice-pwd") or not sdp_attrs(frag, "candidate"):
+        raise Failure(f"ICE restart: the 200's fragment lacks credentials or candidates: {frag!r}")
+    res, answer = GstSdp.SDPMessage.new_from_text(restarted_answer(remote, frag))
+    if res != GstSdp.SDPResult.OK:
+        raise Failure(f"ICE restart: the rebuilt answer is not SDP: {res}")
+    desc = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.ANSWER, answer)
+    promise_reply(webrtc, "set-remote-description", "set-remote-description (ice-restart)", args.step_timeout, desc)
+    r["remote_ufrag_after"] = sdp_attr(webrtc.get_property("remote-description").sdp.as_text(), "ice-ufrag")
+    r["remote_candidates"] = len(sdp_attrs(frag, "candidate"))
+    wait_until(pipeline, "the ICE connection after the restart", args.step_timeout,
+               lambda: webrtc.get_property("ice-connection-state") in (GstWebRTC.WebRTCICEConnectionState.CONNECTED,
+                                                                      GstWebRTC.WebRTCICEConnectionState.COMPLETED))
+    r["connected_after_seconds"] = round(time.monotonic() - restarted, 3)
+    return headers.get("ETag") or etag
+
+
 def outbound_stats(webrtc, timeout):
     """webrtcbin's outbound-rtp statistics per media kind."""
     reply = promise_reply(webrtc, "get-stats", "get-stats", timeout, None)
@@ -284,7 +381,12 @@ def publish(args, result):
         result["connected"] = True
         started = time.monotonic()
         deadline = started + args.seconds
+        restart_at = started + args.ice_restart_at if args.ice_restart_at > 0 else None
         while time.monotonic() < deadline:
+            if restart_at is not None and time.monotonic() >= restart_at:
+                restart_at = None
+                result["video_frames_before_restart"] = frames["n"]
+                etag = ice_restart(pipeline, webrtc, args, resource, etag, found, result)
             err = bus_error(pipeline)
             if err:
                 raise Failure("while publishing: " + err)
@@ -318,6 +420,8 @@ def main(argv):
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--kbps", type=int, default=1000)
     p.add_argument("--trickle", action="store_true", help="POST without candidates and PATCH each one (RFC 8840)")
+    p.add_argument("--ice-restart-at", type=float, default=0,
+                   help="restart ICE this many seconds into the publish (PATCH with If-Match: *); 0 = never")
     p.add_argument("--step-timeout", type=float, default=20, help="bound of each negotiation step")
     args = p.parse_args(argv)
     result = {"ok": False}
@@ -326,6 +430,7 @@ def main(argv):
         result["ok"] = True
     except Failure as e:
         result["error"] = str(e)
+        result["unsupported"] = isinstance(e, Unsupported)
     except Exception as e:  # anything else is a failure of this client, said as such
         result["error"] = f"{type(e).__name__}: {e}"
     print(json.dumps(result), flush=True)
