@@ -80,3 +80,55 @@ func TestE2EFilterRotate(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "the filter stage to stop", func() bool { return g.Filters.Running() == 0 })
 }
+
+// TestE2EFilterRuleLimit: a stream rule filters every stream it matches,
+// each stage started by a registry consumer off the publisher's goroutine.
+// Past filters.max_stages the next stream runs unfiltered, as a user would
+// see it: a filter.failed event naming the limit, the consumer's failure
+// in /metrics, the stream itself live and playable.
+func TestE2EFilterRuleLimit(t *testing.T) {
+	if !codec.Available {
+		t.Skip("no codec support in this build")
+	}
+	checkNoLeaks(t)
+	g := startGateway(t, "filters:\n  max_stages: 1\nstreams:\n  - match: \"lim/*\"\n    filters: [{rotate: 90}]\n")
+	base := "http://" + g.HTTPAddr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	es := dialEvents(t, ctx, base)
+	first, err := whipclient.Publish(ctx, base+"/whip/lim/a", "", fixtureVideo, fixtureAudio, whipclient.Options{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	waitFor(t, 10*time.Second, "lim/a/filtered", func() bool {
+		_, ok := g.Registry.Get("lim/a/filtered")
+		return ok && g.Filters.Running() == 1
+	})
+	second, err := whipclient.Publish(ctx, base+"/whip/lim/b", "", fixtureVideo, fixtureAudio, whipclient.Options{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	e := es.next("filter.failed")
+	if msg, _ := e.Data["error"].(string); e.Stream != "lim/b" || !strings.Contains(msg, "filters.max_stages") {
+		t.Errorf("filter.failed for %q: %v, want lim/b past filters.max_stages", e.Stream, e.Data)
+	}
+	waitFor(t, 10*time.Second, "the filter consumer's failure in /metrics", func() bool {
+		_, body := get(t, base+"/metrics")
+		return strings.Contains(body, `whipcast_consumer_errors_total{consumer="filter"} 1`)
+	})
+	if _, ok := g.Registry.Get("lim/b/filtered"); ok || g.Filters.Running() != 1 {
+		t.Errorf("lim/b filtered past the limit (%d stages running)", g.Filters.Running())
+	}
+	var media string
+	waitFor(t, 15*time.Second, "lim/b's own HLS", func() bool {
+		code, body := get(t, base+"/hls/lim/b/index.m3u8")
+		if pl := mediaPlaylists(body); code == 200 && len(pl) > 0 {
+			media = pl[0]
+			return true
+		}
+		return false
+	})
+	t.Logf("lim/b unfiltered, playlist %s; filter.failed: %v", media, e.Data)
+}

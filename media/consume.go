@@ -15,6 +15,9 @@ type consumer struct {
 	// queue > 0: ConsumeReader's, subscribed at the announce.
 	queue   int
 	readRun func(ctx context.Context, r *Reader) error
+	// want, when set, says whether the stream is one to run on; asked at
+	// the announce, outside the registry's lock (ConsumeReaderWhen).
+	want func(*Stream) bool
 }
 
 // Consume registers run to be run on every stream published from now on, on
@@ -45,6 +48,16 @@ func (g *Registry) ConsumeReader(kind string, queueLen int, run func(ctx context
 	g.mu.Unlock()
 }
 
+// ConsumeReaderWhen is ConsumeReader for the streams want says yes to,
+// asked at each announce on the announcing goroutine, outside the
+// registry's lock (it must be quick: a rule lookup). A stream it declines
+// gets no reader, so no keyframe request and no goroutine.
+func (g *Registry) ConsumeReaderWhen(kind string, queueLen int, want func(*Stream) bool, run func(ctx context.Context, r *Reader) error) {
+	g.mu.Lock()
+	g.consumers = append(g.consumers, consumer{kind: kind, queue: max(queueLen, 1), readRun: run, want: want})
+	g.mu.Unlock()
+}
+
 // OnConsumerError registers fn to be told of every consumer run that failed
 // (Consume); it runs on the consumer's goroutine and must not block.
 func (g *Registry) OnConsumerError(fn func(kind string, s *Stream, err error)) {
@@ -65,13 +78,25 @@ func (g *Registry) ConsumerErrors() map[string]uint64 {
 	return out
 }
 
-// startConsumers starts the Consume runs on s, unless the registry is
+// wanted is the consumers of cs that run on s (their want, if any, says
+// so); called without g.mu.
+func wanted(cs []consumer, s *Stream) []consumer {
+	out := cs[:0]
+	for _, c := range cs {
+		if c.want == nil || c.want(s) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// startConsumers starts the consumer runs cs on s, unless the registry is
 // closing (Close ends s then). g.mu is held.
-func (g *Registry) startConsumers(s *Stream) {
+func (g *Registry) startConsumers(s *Stream, cs []consumer) {
 	if g.closed {
 		return
 	}
-	for _, c := range g.consumers {
+	for _, c := range cs {
 		if c.readRun != nil {
 			r := s.SubscribeSkipping(c.kind, c.queue)
 			c.run = func(context.Context, *Stream) error {

@@ -3,8 +3,10 @@ package media
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -66,6 +68,53 @@ func TestConsumeReaderGetsEveryFrame(t *testing.T) {
 	g.Close() // joins the run before errs is read
 	if err := errs.get("counter"); err != nil {
 		t.Errorf("a normal end was reported: %v", err)
+	}
+}
+
+// TestConsumeReaderWhen: a stream the consumer wants is read from its
+// first frame; one it declines gets no reader (so no keyframe request to
+// its publisher) and no run.
+func TestConsumeReaderWhen(t *testing.T) {
+	g := NewRegistry()
+	defer g.Close()
+	got := make(chan string, 4)
+	g.ConsumeReaderWhen("picky", 64, func(s *Stream) bool { return s.Name == "wanted" }, func(ctx context.Context, r *Reader) error {
+		n := 0
+		defer func() { got <- fmt.Sprintf("%s %d", r.Stream().Name, n) }()
+		for {
+			if _, err := r.Read(ctx); err != nil {
+				return err
+			}
+			n++
+		}
+	})
+	for _, name := range []string{"declined", "wanted"} {
+		var asked atomic.Int32
+		s, err := g.Claim(name, testTracks(), func() { asked.Add(1) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Announce(s)
+		for i := range 10 {
+			s.Write(&Frame{Track: s.Tracks[0], DTS: int64(i) * 3000, Keyframe: i == 0})
+		}
+		g.Unpublish(s)
+		want := int32(0)
+		if name == "wanted" {
+			want = 1 // the consumer's reader, subscribed at the announce
+		}
+		if n := asked.Load(); n != want {
+			t.Errorf("%s: %d keyframe requests, want %d", name, n, want)
+		}
+	}
+	if r := <-got; r != "wanted 10" {
+		t.Fatalf("consumer run: %q, want the wanted stream's 10 frames", r)
+	}
+	g.Close()
+	select {
+	case r := <-got:
+		t.Fatalf("a second run: %q", r)
+	default:
 	}
 }
 

@@ -166,12 +166,14 @@ func (g *Registry) Announce(s *Stream) {
 	}
 	c.announcing = true
 	ls := append([]func(*Stream){}, g.listeners...)
+	cs := append([]consumer{}, g.consumers...)
 	g.mu.Unlock()
 	for _, fn := range ls {
 		fn(s)
 	}
+	cs = wanted(cs, s)
 	g.mu.Lock()
-	g.startConsumers(s)
+	g.startConsumers(s, cs)
 	g.settle(s)
 	g.mu.Unlock()
 }

@@ -20,6 +20,8 @@
 #   EXTRA="-answer-pli"   more whipcast-bench flags
 #   GOGC_OPUS=""       runtime.gogc for the whipcast-opus gateway (empty: the default)
 #   COOL=5             seconds of rest between runs
+#   AUDIO=file.ogg     the publishers' Opus (default testdata/av.ogg, a stereo tone;
+#                      testdata/speech-mono.ogg is what a browser microphone sends)
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -70,7 +72,7 @@ ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=1280x720:rate=3
 	-c:v libx264 -preset veryfast -profile:v baseline -level 3.1 -pix_fmt yuv420p -x264-params slices=1 \
 	-g 60 -keyint_min 60 -sc_threshold 0 -b:v 2500k -maxrate 2500k -bufsize 2500k \
 	-bsf:v h264_mp4toannexb -f h264 "$video"
-audio=$repo/testdata/av.ogg # stereo Opus 48 kHz, 20 ms packets
+audio=${AUDIO:-$repo/testdata/av.ogg} # default: stereo Opus 48 kHz, 20 ms packets
 
 http=$PORT
 rtc=$((PORT + 1))

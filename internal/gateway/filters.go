@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -32,6 +33,10 @@ type filterRun struct {
 
 // startFilters runs a filter stage for every published stream whose rule
 // has filters; it publishes {stream}/filtered and ends with the source.
+// The start (which opens the decoder, filter graph and encoder) is a
+// registry consumer: on a goroutine of its own, not the publisher's first
+// frame, reading through a reader subscribed before that frame; the stage
+// it starts belongs to g.Filters.
 func (g *Gateway) startFilters() {
 	g.Filters = filter.New(g.Registry, filter.Settings{
 		MaxStages: g.cfg.Filters.MaxStages,
@@ -39,28 +44,39 @@ func (g *Gateway) startFilters() {
 		Logger:    g.log.With("component", "filter"),
 	})
 	g.filterChains = &filterChains{g: g}
-	g.Registry.OnPublish(func(s *media.Stream) {
-		if g.Filters.IsFiltered(s) {
-			return // never filter a filtered stream again
-		}
+	// The streams a rule filters: the stage reads them from their first
+	// frame through the consumer's reader, and this run lasts as long as
+	// the stage (an API replace or stop ends it too).
+	wants := func(s *media.Stream) bool {
 		r, ok := g.cfg.Rule(s.Name)
-		if !ok || len(r.Filters) == 0 {
-			return
-		}
+		return ok && len(r.Filters) > 0 && !g.Filters.IsFiltered(s) // never filter a filtered stream again
+	}
+	g.Registry.ConsumeReaderWhen("filter", media.DefaultQueueLen, wants, func(ctx context.Context, rd *media.Reader) error {
+		s := rd.Stream()
+		r, _ := g.cfg.Rule(s.Name)
 		// Under the API's lock, so that a rule's start and its record
 		// never interleave with an API replace of the same stream.
 		fc := g.filterChains
 		fc.api.Lock()
-		defer fc.api.Unlock()
 		if g.Filters.Has(s) {
-			return // the API was first
+			fc.api.Unlock()
+			return nil // the API was first
 		}
 		run := filterRun{chain: r.Filters, source: "config", started: time.Now().UTC()}
-		if _, err := g.Filters.StartLabeled(s, filterChain(r.Filters), run); err != nil {
-			g.log.Error("filters not applied; the stream runs unfiltered", "stream", s.Name, "err", err)
+		out, err := g.Filters.StartFrom(rd, filterChain(r.Filters), run)
+		fc.api.Unlock()
+		if err != nil {
+			if s.Context().Err() != nil {
+				return nil // the stream (or the gateway) ended first
+			}
 			g.events.Publish(web.Event{Type: "filter.failed", Stream: s.Name, Data: map[string]any{"error": err.Error()}})
-			return
+			return fmt.Errorf("filters not applied; the stream runs unfiltered: %w", err)
 		}
+		select {
+		case <-out.Done():
+		case <-ctx.Done():
+		}
+		return nil
 	})
 }
 

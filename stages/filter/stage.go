@@ -126,6 +126,19 @@ func (m *Stages) Start(src *media.Stream, chain Chain) (*media.Stream, error) {
 // who started it, when), so that the stage and its description never
 // disagree.
 func (m *Stages) StartLabeled(src *media.Stream, chain Chain, label any) (*media.Stream, error) {
+	return m.start(src, nil, chain, label)
+}
+
+// StartFrom is StartLabeled on r's stream, read through r: a skipping
+// reader the caller subscribed before the stream's first frame (a
+// registry consumer's), so the stage starts at the stream's first keyframe
+// however long its codecs take to open. The stage reads r and closes it
+// when it ends; if StartFrom fails, r stays the caller's.
+func (m *Stages) StartFrom(r *media.Reader, chain Chain, label any) (*media.Stream, error) {
+	return m.start(r.Stream(), r, chain, label)
+}
+
+func (m *Stages) start(src *media.Stream, reader *media.Reader, chain Chain, label any) (*media.Stream, error) {
 	graph := chain.VideoGraph()
 	agraph := chain.AudioGraph()
 	var at *media.Track
@@ -198,7 +211,10 @@ func (m *Stages) StartLabeled(src *media.Stream, chain Chain, label any) (*media
 	out.Started = src.Started
 	r := &run{src: src, out: out, video: vt, tc: tc, audio: at, atc: atc, log: m.log.With("stream", out.Name),
 		vout: &stages.H264Out{Out: out, Track: out.Tracks[vt.ID]}}
-	r.reader = src.SubscribeSkipping("filter", 0)
+	if reader == nil {
+		reader = src.SubscribeSkipping("filter", 0)
+	}
+	r.reader = reader
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
