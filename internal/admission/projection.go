@@ -151,8 +151,8 @@ func (p *projection) admitted(publishers int, ok bool) {
 // towards refusing); one admitted since the
 // sample adds all of it, as does any the admission times do not cover.
 // Counting each recent publisher at its full cost would count the ones a
-// ramp admitted before the sample twice: at 50 publishers arriving over
-// 20 s, that refused a third of them with the machine half idle.
+// burst admitted before the sample twice: 50 publishers arriving within
+// 2 s had 15 of them refused with 39 % of the cores in use.
 func (p *projection) project(existing int, l *Load) projected {
 	r := projected{cpu: l.CPU, cost: p.cost, fromMeasure: p.fromMeasure}
 	n := existing - p.steady
