@@ -7,9 +7,9 @@ import (
 
 // DefaultPublisherCost is Settings.PublisherCost's default, in cores: what
 // one 720p 2.5 Mb/s publisher costs the gateway on its default config
-// (Opus→AAC, HLS and DASH players): 0.019–0.021 over whole 30 s runs at
-// 41–58 streams in docs/BENCHMARKS.md (ramp included), ~0.016 per stream
-// added between 10 and 50. Its measured cost replaces this estimate once
+// (Opus→AAC, HLS and DASH players): 0.019–0.021 while all of 41–58
+// streams were sending in docs/BENCHMARKS.md (their live windows filling
+// included), ~0.016 per stream added between 10 and 50. Its measured cost replaces this estimate once
 // minMeasured publishers have been measured.
 const DefaultPublisherCost = 0.02
 
