@@ -2,11 +2,17 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/whipcast/whipcast/internal/wish"
 )
 
 func TestExpand(t *testing.T) {
@@ -111,7 +117,7 @@ func TestParseFlags(t *testing.T) {
 	if c.offset(3) != 0 {
 		t.Error("aligned publishers start together")
 	}
-	for _, args := range [][]string{{"-n", "0"}, {"-phase", "random"}, {"-duration", "0s"}, {"extra"}} {
+	for _, args := range [][]string{{"-n", "0"}, {"-phase", "random"}, {"-duration", "0s"}, {"-retry", "-1s"}, {"extra"}} {
 		if _, err := parseFlags(args, &bytes.Buffer{}); !errors.Is(err, ErrUsage) {
 			t.Errorf("%q: %v, want ErrUsage", args, err)
 		}
@@ -206,5 +212,48 @@ func TestReport(t *testing.T) {
 		if w != widths[0] {
 			t.Fatalf("rows not aligned: %v\n%s", widths, table)
 		}
+	}
+}
+
+// TestPublishRetrying: with -retry a publisher refused with 503 tries
+// again after the answer's Retry-After, and stops at the first other
+// answer; without it, a 503 is final.
+func TestPublishRetrying(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		retry   time.Duration
+		answers []int // the server's answers in turn; the last repeats
+		posts   int
+		code    int
+	}{
+		{"no retry", 0, []int{503}, 1, 503},
+		{"503 then 400", 30 * time.Second, []int{503, 400}, 2, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var posts atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := int(posts.Add(1))
+				code := tc.answers[min(n, len(tc.answers))-1]
+				if code == http.StatusServiceUnavailable {
+					w.Header().Set("Retry-After", "1")
+				}
+				http.Error(w, "overloaded: test", code)
+			}))
+			defer srv.Close()
+			c := Config{WHIP: srv.URL + "/whip/{name}", Video: "../../testdata/av.h264", Audio: "../../testdata/av.ogg",
+				FPS: 30, Duration: time.Second, ConnectTimeout: 10 * time.Second, Retry: tc.retry}
+			var res streamResult
+			_, err := publishRetrying(context.Background(), c, "b0", 0, srv.Client(), &res)
+			var se *wish.StatusError
+			if !errors.As(err, &se) || se.Code != tc.code {
+				t.Fatalf("err %v, want the %d", err, tc.code)
+			}
+			if int(posts.Load()) != tc.posts || res.refusals != 1 {
+				t.Errorf("%d POSTs, %d refusals; want %d and 1", posts.Load(), res.refusals, tc.posts)
+			}
+			if tc.code == 503 && se.RetryAfter != time.Second {
+				t.Errorf("Retry-After read as %v", se.RetryAfter)
+			}
+		})
 	}
 }

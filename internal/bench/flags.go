@@ -46,6 +46,11 @@ type Config struct {
 	// AnswerPLI makes publishers answer keyframe requests as browsers do.
 	// Default false (keyframes as the file has them, like OBS).
 	AnswerPLI bool
+	// Retry is how long after its first POST a publisher refused with 503
+	// (the gateway's admission) tries again, each time after the answer's
+	// Retry-After (5 s without one), as a client that keeps trying does.
+	// 0 (the default): a refused publisher gives up.
+	Retry time.Duration
 	// ConnectTimeout bounds each publish's signalling and ICE. Default 20 s.
 	ConnectTimeout time.Duration
 	// Label names the run in the JSON line (e.g. "whipcast-opus").
@@ -83,6 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.PID, "pid", 0, "gateway process id: sample its CPU and peak RSS from /proc")
 	fs.StringVar(&c.Token, "token", "", "Bearer token for WHIP")
 	fs.BoolVar(&c.AnswerPLI, "answer-pli", false, "answer keyframe requests (PLI) as browsers do")
+	fs.DurationVar(&c.Retry, "retry", 0, "a publisher refused with 503 tries again after Retry-After until this long after its first POST (0: never)")
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 20*time.Second, "bound on each publish's signalling and ICE")
 	fs.StringVar(&c.Label, "label", "", "name of the run in the JSON line")
 	fs.BoolVar(&c.AnyInterface, "any-interface", false, "let ICE use every interface (default: loopback only)")
@@ -98,6 +104,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		return c, fmt.Errorf("%w: -n must be at least 1", ErrUsage)
 	case c.Duration <= 0:
 		return c, fmt.Errorf("%w: -duration must be positive", ErrUsage)
+	case c.Retry < 0:
+		return c, fmt.Errorf("%w: -retry must not be negative", ErrUsage)
 	case c.FPS < 1:
 		return c, fmt.Errorf("%w: -fps must be at least 1", ErrUsage)
 	case c.Phase != "spread" && c.Phase != "aligned":

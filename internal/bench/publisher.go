@@ -2,11 +2,13 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/whipcast/whipcast/internal/whipclient"
+	"github.com/whipcast/whipcast/internal/wish"
 )
 
 // streamResult is what one publisher and its readers saw.
@@ -14,7 +16,8 @@ type streamResult struct {
 	name      string
 	err       string
 	connected bool
-	post      time.Time     // the WHIP POST was sent
+	refusals  int           // 503s before it got in (or gave up), with -retry
+	post      time.Time     // the WHIP POST was sent (the last one, with -retry)
 	connect   time.Duration // POST → PeerConnection connected
 	done      time.Time     // sending ended
 	stats     whipclient.Stats
@@ -47,6 +50,50 @@ func (p *postClock) at() time.Time {
 	return p.post
 }
 
+// defaultRetryAfter is the wait before trying again after a 503 without
+// a Retry-After.
+const defaultRetryAfter = 5 * time.Second
+
+// publishRetrying publishes stream i, and with c.Retry tries again after a
+// 503's Retry-After while c.Retry since the first POST allows; res gets the
+// last POST's time and the refusals.
+func publishRetrying(ctx context.Context, c Config, name string, i int, client *http.Client, res *streamResult) (*whipclient.Client, error) {
+	first := time.Now()
+	for {
+		clock := &postClock{rt: client.Transport}
+		if clock.rt == nil {
+			clock.rt = http.DefaultTransport
+		}
+		pctx, cancel := context.WithTimeout(ctx, c.ConnectTimeout)
+		begin := time.Now()
+		pub, err := whipclient.Publish(pctx, expand(c.WHIP, name, i), c.Token, c.Video, c.Audio, whipclient.Options{
+			LoopbackOnly: !c.AnyInterface,
+			Loop:         1 << 30, // MaxDuration ends it
+			MaxDuration:  c.Duration,
+			FPS:          c.FPS,
+			HTTPClient:   &http.Client{Transport: clock, Timeout: c.ConnectTimeout},
+			AnswerPLI:    c.AnswerPLI,
+		})
+		cancel()
+		res.post = clock.at()
+		if res.post.IsZero() {
+			res.post = begin
+		}
+		var se *wish.StatusError
+		if err == nil || !errors.As(err, &se) || se.Code != http.StatusServiceUnavailable {
+			return pub, err
+		}
+		res.refusals++
+		wait := se.RetryAfter
+		if wait <= 0 {
+			wait = defaultRetryAfter
+		}
+		if time.Since(first)+wait > c.Retry || !sleep(ctx, wait) {
+			return nil, err
+		}
+	}
+}
+
 // runStream publishes stream i (after its phase offset), runs its readers
 // while it sends, and stops them when it is done.
 func runStream(ctx context.Context, c Config, i int, client *http.Client) streamResult {
@@ -56,25 +103,7 @@ func runStream(ctx context.Context, c Config, i int, client *http.Client) stream
 		res.err = ctx.Err().Error()
 		return res
 	}
-	clock := &postClock{rt: client.Transport}
-	if clock.rt == nil {
-		clock.rt = http.DefaultTransport
-	}
-	pctx, cancel := context.WithTimeout(ctx, c.ConnectTimeout)
-	defer cancel()
-	begin := time.Now()
-	pub, err := whipclient.Publish(pctx, expand(c.WHIP, name, i), c.Token, c.Video, c.Audio, whipclient.Options{
-		LoopbackOnly: !c.AnyInterface,
-		Loop:         1 << 30, // MaxDuration ends it
-		MaxDuration:  c.Duration,
-		FPS:          c.FPS,
-		HTTPClient:   &http.Client{Transport: clock, Timeout: c.ConnectTimeout},
-		AnswerPLI:    c.AnswerPLI,
-	})
-	res.post = clock.at()
-	if res.post.IsZero() {
-		res.post = begin
-	}
+	pub, err := publishRetrying(ctx, c, name, i, client, &res)
 	if err != nil {
 		res.err = err.Error()
 		return res

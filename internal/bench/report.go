@@ -12,11 +12,15 @@ import (
 
 // Report is one run's result: the JSON line's fields.
 type Report struct {
-	Label     string  `json:"label,omitempty"`
-	N         int     `json:"n"`
-	Connected int     `json:"connected"`
-	Phase     string  `json:"phase"`
-	Seconds   float64 `json:"duration_s"`
+	Label     string `json:"label,omitempty"`
+	N         int    `json:"n"`
+	Connected int    `json:"connected"`
+	// With -retry: 503s the publishers got, and how many of the connected
+	// got in after at least one.
+	Refusals     int     `json:"refusals,omitempty"`
+	AfterRefusal int     `json:"connected_after_refusal,omitempty"`
+	Phase        string  `json:"phase"`
+	Seconds      float64 `json:"duration_s"`
 
 	Connect   Summary `json:"connect"`
 	FirstHLS  Summary `json:"first_hls_segment"`
@@ -75,10 +79,14 @@ func summarizeRun(c Config, rs []streamResult) Report {
 	}
 	for _, s := range rs {
 		addErr(s.err)
+		r.Refusals += s.refusals
 		if !s.connected {
 			continue
 		}
 		r.Connected++
+		if s.refusals > 0 {
+			r.AfterRefusal++
+		}
 		connect = append(connect, s.connect)
 		st := s.stats
 		r.Lost += st.Lost
@@ -202,6 +210,9 @@ func (r Report) writeTable(w io.Writer) error {
 		line("run", "%s", r.Label)
 	}
 	line("streams", "%d of %d connected, %s phases, %.0f s each", r.Connected, r.N, r.Phase, r.Seconds)
+	if r.Refusals > 0 {
+		line("refused (503)", "%d times; %d publishers got in after a refusal", r.Refusals, r.AfterRefusal)
+	}
 	line("loss (RTCP RR)", "%d packets lost, max fraction %.3f, %d report blocks", r.Lost, r.MaxFractionLost, r.ReceiverReports)
 	line("pacing", "%d of %d frames (%.4f), %d late samples, max %.1f ms late", r.VideoFrames, r.ExpectedFrames, r.Pacing, r.Late, r.MaxLateMS)
 	line("PLI / NACK", "%d / %d", r.PLIs, r.NACKs)

@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -29,6 +31,9 @@ type StatusError struct {
 	Client string // whose request: "whipclient", "whepclient"
 	Code   int
 	Body   string
+	// RetryAfter is the answer's Retry-After in seconds (RFC 9110
+	// 10.2.3), 0 when it had none or an HTTP date.
+	RetryAfter time.Duration
 }
 
 func (e *StatusError) Error() string {
@@ -78,7 +83,11 @@ func (r *Resource) Post(ctx context.Context, endpoint, offer string) (string, er
 		return "", err
 	}
 	if resp.StatusCode != http.StatusCreated {
-		return "", &StatusError{Client: r.Client, Code: resp.StatusCode, Body: string(bytes.TrimSpace(body))}
+		se := &StatusError{Client: r.Client, Code: resp.StatusCode, Body: string(bytes.TrimSpace(body))}
+		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+			se.RetryAfter = time.Duration(n) * time.Second
+		}
+		return "", se
 	}
 	loc, err := resp.Location()
 	if err != nil {
