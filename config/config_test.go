@@ -26,7 +26,8 @@ func TestDefaultLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Limits.MaxPublishers != 0 || c.Limits.MaxCPU != 0.9 || c.Limits.MaxLag != 50*time.Millisecond || c.Limits.PublisherCost != 0 {
+	if c.Limits.MaxPublishers != 0 || c.Limits.MaxCPU != 0.9 || c.Limits.MaxLag != 50*time.Millisecond || c.Limits.PublisherCost != 0 ||
+		c.Limits.MaxMachineCPU != 0.9 {
 		t.Fatalf("limits: %+v", c.Limits)
 	}
 	if c, _ = Load(nil, nil); c.Limits.MaxPublishers != 100 {
@@ -76,6 +77,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{doc: "rooms:\n  grace: 10ms\n", want: "rooms.grace"},
 		{doc: "limits:\n  max_publishers: -1\n", want: "limits.max_publishers"},
 		{doc: "limits:\n  max_cpu: 1.5\n", want: "limits.max_cpu"},
+		{doc: "limits:\n  max_machine_cpu: 2\n", want: "limits.max_machine_cpu"},
+		{env: "WHIPCAST_LIMITS_MAX_MACHINE_CPU=-0.5", want: "limits.max_machine_cpu"},
 		{doc: "limits:\n  publisher_cost: 0.0001\n", want: "limits.publisher_cost"},
 		{doc: "limits:\n  publisher_cost: -1\n", want: "limits.publisher_cost"},
 		{doc: "limits:\n  max_lag: -1s\n", want: "limits.max_lag"},

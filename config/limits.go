@@ -34,10 +34,20 @@ type Limits struct {
 	// window it was not there) at this cost each reaches it, so a burst of
 	// arrivals is refused before its load shows. Once 8 publishers have
 	// been measured for a whole window, their measured mean replaces this
-	// estimate. 0 (the default) chooses by audio.codec: 0.03 with aac
+	// estimate. 0 (the default) chooses by audio.codec: 0.02 with aac
 	// (Opus→AAC once per stream, HLS and DASH players, at 720p 2.5 Mb/s:
 	// docs/BENCHMARKS.md), 0.012 with opus (passthrough); else 0.001-16.
 	PublisherCost float64 `yaml:"publisher_cost"`
+	// MaxMachineCPU refuses new publishers while the whole machine's CPU
+	// (every process on every core, /proc/stat; the host's in a
+	// container) over the last 5 s is at or above this fraction, measured
+	// or with the publishers not yet in the measurement projected as for
+	// MaxCPU. It sees the CPU other processes take, which MaxCPU does not,
+	// before the packets feel it (MaxLag). It applies once the gateway
+	// carries 8 publishers: below that one more costs little, and a machine
+	// busy with a build or a browser still takes a publish. Linux only.
+	// Default 0.9; 0 turns the check off.
+	MaxMachineCPU float64 `yaml:"max_machine_cpu"`
 	// MaxLag refuses new publishers while the Go scheduler's latency
 	// (how long a runnable goroutine, such as the UDP read loop, waits for
 	// a CPU: the 99th percentile over the last 5 s) is at or above this. It
@@ -95,6 +105,9 @@ func (c *Config) validateLimits(bad func(key, format string, a ...any)) {
 	}
 	if l.MaxCPU < 0 || l.MaxCPU > 1 {
 		bad("limits.max_cpu", "%g is out of range 0-1 (a fraction of the cores)", l.MaxCPU)
+	}
+	if l.MaxMachineCPU < 0 || l.MaxMachineCPU > 1 {
+		bad("limits.max_machine_cpu", "%g is out of range 0-1 (a fraction of the machine's cores)", l.MaxMachineCPU)
 	}
 	if l.PublisherCost != 0 && (l.PublisherCost < 0.001 || l.PublisherCost > 16) {
 		bad("limits.publisher_cost", "%g is out of range 0.001-16 (cores per publisher; 0 = by audio.codec)", l.PublisherCost)

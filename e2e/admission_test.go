@@ -95,7 +95,7 @@ func streamInfo(t *testing.T, base, stream string) (web.StreamInfo, bool) {
 func TestE2EAdmissionMaxPublishers(t *testing.T) {
 	checkNoLeaks(t)
 	// The load checks are off here: they measure this test process.
-	g := startGateway(t, "  reconnect_window: 10s\nlimits:\n  max_publishers: 2\n  max_cpu: 0\n  max_lag: 0s\n")
+	g := startGateway(t, "  reconnect_window: 10s\nlimits:\n  max_publishers: 2\n  max_cpu: 0\n  max_machine_cpu: 0\n  max_lag: 0s\n")
 	base := "http://" + g.HTTPAddr().String()
 	opts := whipclient.Options{Loop: 6, MaxDuration: time.Minute}
 	pubA := publish(t, g, "adm/a", opts)
@@ -174,7 +174,7 @@ func TestE2EAdmissionCPU(t *testing.T) {
 	checkNoLeaks(t)
 	// 10 % of the cores: busy goroutines pass it even when other processes
 	// take most of the machine, an idle gateway stays well below.
-	g := startGateway(t, "limits:\n  max_cpu: 0.1\n  max_lag: 0s\n")
+	g := startGateway(t, "limits:\n  max_cpu: 0.1\n  max_machine_cpu: 0\n  max_lag: 0s\n")
 	base := "http://" + g.HTTPAddr().String()
 	offer := aliceOffer(t)
 
@@ -237,7 +237,7 @@ var projectedOne = regexp.MustCompile(` \+ (1 publisher|0\.\d of 1 recent publis
 
 func TestE2EAdmissionProjected(t *testing.T) {
 	checkNoLeaks(t)
-	g := startGateway(t, "limits:\n  max_cpu: 0.9\n  max_lag: 0s\n  publisher_cost: 16\n")
+	g := startGateway(t, "limits:\n  max_cpu: 0.9\n  max_machine_cpu: 0\n  max_lag: 0s\n  publisher_cost: 16\n")
 	base := "http://" + g.HTTPAddr().String()
 	pubA := publish(t, g, "proj/a", whipclient.Options{Loop: 6, MaxDuration: time.Minute})
 
@@ -275,7 +275,7 @@ func TestE2EAdmissionProjected(t *testing.T) {
 // a publish over the room socket are refused with 503 and the reason.
 func TestE2EAdmissionRoomJoin(t *testing.T) {
 	checkNoLeaks(t)
-	g := startGateway(t, "audio: {codec: opus}\nlimits:\n  max_publishers: 1\n  max_cpu: 0\n  max_lag: 0s\n")
+	g := startGateway(t, "audio: {codec: opus}\nlimits:\n  max_publishers: 1\n  max_cpu: 0\n  max_machine_cpu: 0\n  max_lag: 0s\n")
 	base := "http://" + g.HTTPAddr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

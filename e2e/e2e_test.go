@@ -57,7 +57,7 @@ func startGateway(t *testing.T, cfgYAML string) *gateway.Gateway {
 		// (the room soak's workers, the load tool), which the per-IP
 		// request rate would read as one client: exempt, except in the
 		// tests of it (limits_test.go).
-		doc += "\nlimits:\n  max_cpu: 0\n  max_lag: 0s\n  rate:\n    exempt_loopback: true\n"
+		doc += "\nlimits:\n  max_cpu: 0\n  max_machine_cpu: 0\n  max_lag: 0s\n  rate:\n    exempt_loopback: true\n"
 	}
 	cfg, err := config.Load([]byte(doc), tempStorage(t, cfgYAML))
 	if err != nil {

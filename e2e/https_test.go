@@ -56,6 +56,7 @@ storage:
   spool_dir: %s
 limits:
   max_cpu: 0
+  max_machine_cpu: 0
   max_lag: 0s
 `, addr, first.CertPath, first.KeyPath, freePort(t), filepath.Join(dir, "rec"), filepath.Join(dir, "spool"))
 	cfgPath := filepath.Join(dir, "whipcast.yaml")

@@ -69,7 +69,7 @@ func post(t *testing.T, c *http.Client, url, ctype, body string) (int, string, s
 // viewers keep playing, and a place that is given back is taken again.
 func TestE2EViewerLimits(t *testing.T) {
 	checkNoLeaks(t)
-	g := startGateway(t, "audio: {codec: opus}\nlimits:\n  max_cpu: 0\n  max_lag: 0s\n  max_viewers_per_stream: 1\n  max_viewers: 2\n")
+	g := startGateway(t, "audio: {codec: opus}\nlimits:\n  max_cpu: 0\n  max_machine_cpu: 0\n  max_lag: 0s\n  max_viewers_per_stream: 1\n  max_viewers: 2\n")
 	base := "http://" + g.HTTPAddr().String()
 	opts := whipclient.Options{Loop: 3, MaxDuration: time.Minute}
 	for _, s := range []string{"v/a", "v/b", "v/c"} {
@@ -147,7 +147,7 @@ func floodClient(local string) *http.Client {
 // publishers' receiver reports show no packet lost.
 func TestE2EWHIPFlood(t *testing.T) {
 	checkNoLeaks(t)
-	g := startGateway(t, "limits:\n  max_cpu: 0\n  max_lag: 0s\n  max_publishers: 4\n  ice_timeout: 3s\n"+
+	g := startGateway(t, "limits:\n  max_cpu: 0\n  max_machine_cpu: 0\n  max_lag: 0s\n  max_publishers: 4\n  ice_timeout: 3s\n"+
 		"  rate: {requests: 10, burst: 20}\n")
 	base := "http://" + g.HTTPAddr().String()
 	opts := whipclient.Options{Loop: 4, MaxDuration: time.Minute}

@@ -335,7 +335,7 @@ func TestE2ERecordCrashRecovery(t *testing.T) {
 func startStoppableGateway(t *testing.T, cfgYAML string) (*gateway.Gateway, func()) {
 	t.Helper()
 	doc := "http:\n  addr: 127.0.0.1:0\nwebrtc:\n  port: 0\n  listen_ip: 127.0.0.1\n  reconnect_window: 0s\n" + cfgYAML
-	doc += "\nlimits:\n  max_cpu: 0\n  max_lag: 0s\n  rate:\n    exempt_loopback: true\n" // as startGateway
+	doc += "\nlimits:\n  max_cpu: 0\n  max_machine_cpu: 0\n  max_lag: 0s\n  rate:\n    exempt_loopback: true\n" // as startGateway
 	cfg, err := config.Load([]byte(doc), nil)
 	if err != nil {
 		t.Fatal(err)

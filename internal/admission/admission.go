@@ -30,11 +30,15 @@ const (
 	// ReasonCPUProjected: the measured CPU plus the estimated cost of the
 	// publishers it does not contain yet reaches limits.max_cpu.
 	ReasonCPUProjected = "cpu_projected"
-	ReasonLag          = "lag"
+	// ReasonMachineCPU: the machine's CPU, every process's, measured or
+	// with the unmeasured publishers projected, reaches
+	// limits.max_machine_cpu.
+	ReasonMachineCPU = "machine_cpu"
+	ReasonLag        = "lag"
 )
 
 // Reasons lists every reason, in the order the checks run.
-var Reasons = []string{ReasonMaxPublishers, ReasonCPU, ReasonCPUProjected, ReasonLag}
+var Reasons = []string{ReasonMaxPublishers, ReasonCPU, ReasonCPUProjected, ReasonMachineCPU, ReasonLag}
 
 // Reasons of a WHEP viewer's refusal: the label of
 // whipcast_play_refused_total.
@@ -71,6 +75,16 @@ type Settings struct {
 	// frees its share at the next sample without waiting for an Admit.
 	// Default: the count last passed to Admit.
 	Publishers func() int
+	// MaxMachineCPU is the fraction (0..1] of the machine's CPU, every
+	// process's (Load.Machine), at or above which new publishers are
+	// refused, measured or projected, once the gateway carries
+	// MachineMinPublishers. 0: off.
+	MaxMachineCPU float64
+	// MachineMinPublishers is how many publishers the gateway must carry
+	// before MaxMachineCPU refuses: below it, one more costs little beside
+	// what the machine's other work takes, and a developer's machine busy
+	// with a build or a browser still takes a publish. Default 8.
+	MachineMinPublishers int
 	// MaxLag is the scheduler lag (99th percentile over Window) at or above
 	// which new publishers are refused. 0: off.
 	MaxLag time.Duration
@@ -101,6 +115,13 @@ type Load struct {
 	// Lag is the 99th percentile of the time goroutines waited, runnable,
 	// for a CPU, over the window.
 	Lag time.Duration
+	// Machine is the share of the machine's CPU time that was busy over
+	// the window, every process's on every core (/proc/stat; the host's in
+	// a container): where CPU the gateway does not count itself, other
+	// processes', is gone. 0 where it cannot be read (not Linux).
+	Machine float64
+	// MachineCores is how many cores Machine is a share of (0: unknown).
+	MachineCores float64
 }
 
 // Meter measures the load. Measure is called once per Settings.Interval,
@@ -115,7 +136,7 @@ type Controller struct {
 	log  *slog.Logger
 	load atomic.Pointer[Load]
 
-	refused     [4]atomic.Uint64 // by reason, in Reasons order
+	refused     [5]atomic.Uint64 // by reason, in Reasons order
 	viewRefused [2]atomic.Uint64 // by reason, in ViewerReasons order
 
 	// The refusal burst (log state), guarded by mu.
@@ -153,7 +174,10 @@ func New(s Settings) *Controller {
 	if s.PublisherCost <= 0 {
 		s.PublisherCost = DefaultPublisherCost
 	}
-	if s.Meter == nil && (s.MaxCPU > 0 || s.MaxLag > 0) {
+	if s.MachineMinPublishers <= 0 {
+		s.MachineMinPublishers = minMeasured
+	}
+	if s.Meter == nil && (s.MaxCPU > 0 || s.MaxLag > 0 || s.MaxMachineCPU > 0) {
 		s.Meter = NewProcessMeter(s.Window)
 	}
 	c := &Controller{set: s, log: s.Logger, stop: make(chan struct{}), done: make(chan struct{})}
@@ -264,16 +288,17 @@ func (c *Controller) check(publishers int) (reason, detail string) {
 	case s.MaxCPU > 0 && l.CPU >= s.MaxCPU:
 		return ReasonCPU, fmt.Sprintf("cpu %s of %s cores >= limits.max_cpu %s", percent(l.CPU), strconv.FormatFloat(l.Cores, 'f', -1, 64), percent(s.MaxCPU))
 	case s.MaxCPU > 0 && p.unmeasured > 0 && p.cpu >= s.MaxCPU:
-		// "8 publishers not yet in it" when none of them is partly in the
-		// measurement, else how many publishers' worth of it is missing.
-		missing := fmt.Sprintf("%d %s not yet in it", p.unmeasured, plural(p.unmeasured, "publisher", "publishers"))
-		if p.share < float64(p.unmeasured)-0.05 {
-			missing = fmt.Sprintf("%s of %d recent %s not yet in it", strconv.FormatFloat(p.share, 'f', 1, 64),
-				p.unmeasured, plural(p.unmeasured, "publisher", "publishers"))
-		}
 		return ReasonCPUProjected, fmt.Sprintf("cpu %s of %s cores + %s (~%s cores each, %s) = %s >= limits.max_cpu %s",
-			percent(l.CPU), strconv.FormatFloat(l.Cores, 'f', -1, 64), missing,
+			percent(l.CPU), strconv.FormatFloat(l.Cores, 'f', -1, 64), p.missing(),
 			strconv.FormatFloat(p.cost, 'g', 2, 64), p.costFrom(), percent(p.cpu), percent(s.MaxCPU))
+	case s.MaxMachineCPU > 0 && publishers-1 >= s.MachineMinPublishers && l.Machine >= s.MaxMachineCPU:
+		return ReasonMachineCPU, fmt.Sprintf("machine cpu %s of %s cores (this process %s of %s) >= limits.max_machine_cpu %s",
+			percent(l.Machine), strconv.FormatFloat(l.MachineCores, 'f', -1, 64), percent(l.CPU),
+			strconv.FormatFloat(l.Cores, 'f', -1, 64), percent(s.MaxMachineCPU))
+	case s.MaxMachineCPU > 0 && publishers-1 >= s.MachineMinPublishers && p.unmeasured > 0 && p.machine >= s.MaxMachineCPU:
+		return ReasonMachineCPU, fmt.Sprintf("machine cpu %s of %s cores + %s (~%s cores each, %s) = %s >= limits.max_machine_cpu %s",
+			percent(l.Machine), strconv.FormatFloat(l.MachineCores, 'f', -1, 64), p.missing(),
+			strconv.FormatFloat(p.cost, 'g', 2, 64), p.costFrom(), percent(p.machine), percent(s.MaxMachineCPU))
 	case s.MaxLag > 0 && l.Lag >= s.MaxLag:
 		return ReasonLag, fmt.Sprintf("scheduling lag %s >= limits.max_lag %s", l.Lag.Round(time.Millisecond), s.MaxLag)
 	}
@@ -378,6 +403,16 @@ type State struct {
 	PublishersUnmeasuredShare float64 `json:"publishers_unmeasured_share"`
 	PublisherCost             float64 `json:"publisher_cost"`
 	PublisherCostMeasured     bool    `json:"publisher_cost_measured"`
+	// Machine is the machine's busy share of its MachineCores over the
+	// window, every process's (0: unknown); MachineProjected adds the
+	// unmeasured publishers' share as CPUProjected does. MaxMachineCPU is
+	// limits.max_machine_cpu (0: off), which refuses at either once
+	// MachineMinPublishers are carried.
+	Machine              float64 `json:"machine_cpu"`
+	MachineCores         float64 `json:"machine_cores"`
+	MachineProjected     float64 `json:"machine_cpu_projected"`
+	MaxMachineCPU        float64 `json:"max_machine_cpu"`
+	MachineMinPublishers int     `json:"machine_min_publishers"`
 	// LagSeconds is the scheduler lag (p99 over the window);
 	// MaxLagSeconds is limits.max_lag (0: off).
 	LagSeconds    float64 `json:"lag_seconds"`
@@ -418,6 +453,8 @@ func (c *Controller) State(publishers, viewers int) State {
 		Publishers: publishers, MaxPublishers: c.set.MaxPublishers,
 		CPU: l.CPU, Cores: l.Cores, MaxCPU: c.set.MaxCPU,
 		CPUProjected: p.cpu, PublishersUnmeasured: p.unmeasured, PublishersUnmeasuredShare: p.share, PublisherCost: p.cost, PublisherCostMeasured: p.fromMeasure,
+		Machine: l.Machine, MachineCores: l.MachineCores, MachineProjected: p.machine,
+		MaxMachineCPU: c.set.MaxMachineCPU, MachineMinPublishers: c.set.MachineMinPublishers,
 		LagSeconds: l.Lag.Seconds(), MaxLagSeconds: c.set.MaxLag.Seconds(),
 		Refused: c.Refused(),
 		Viewers: viewers, MaxViewers: c.set.MaxViewers, MaxViewersPerStream: c.set.MaxViewersPerStream,

@@ -38,13 +38,16 @@ type ProcessMeter struct {
 	cores   float64
 	cpuTime func() time.Duration // process CPU time so far
 	sched   func() (counts []uint64, bounds []float64)
-	samples []meterSample // oldest first, spanning at most window
+	machine func() (machineTimes, bool) // the machine's CPU time so far
+	samples []meterSample               // oldest first, spanning at most window
 }
 
 type meterSample struct {
-	at     time.Time
-	cpu    time.Duration
-	counts []uint64
+	at      time.Time
+	cpu     time.Duration
+	counts  []uint64
+	machine machineTimes
+	mOK     bool
 }
 
 // NewProcessMeter measures this process over window.
@@ -54,6 +57,7 @@ func NewProcessMeter(window time.Duration) *ProcessMeter {
 		window:  window,
 		cores:   usableCores(),
 		cpuTime: processCPU,
+		machine: machineCPU,
 		sched: func() ([]uint64, []float64) {
 			metrics.Read(ms)
 			if ms[0].Value.Kind() != metrics.KindFloat64Histogram {
@@ -69,6 +73,9 @@ func NewProcessMeter(window time.Duration) *ProcessMeter {
 func (m *ProcessMeter) Measure(now time.Time) Load {
 	counts, bounds := m.sched()
 	cur := meterSample{at: now, cpu: m.cpuTime(), counts: append([]uint64(nil), counts...)}
+	if m.machine != nil {
+		cur.machine, cur.mOK = m.machine()
+	}
 	// Keep the newest sample at least window old as the base.
 	for len(m.samples) > 1 && now.Sub(m.samples[1].at) >= m.window {
 		m.samples = m.samples[1:]
@@ -80,6 +87,10 @@ func (m *ProcessMeter) Measure(now time.Time) Load {
 		l.CPU = (cur.cpu - base.cpu).Seconds() / wall.Seconds() / m.cores
 	}
 	l.Lag = quantile(base.counts, cur.counts, bounds, lagQuantile, lagMinSamples)
+	if base.mOK && cur.mOK && cur.machine.total > base.machine.total && cur.machine.busy >= base.machine.busy {
+		l.Machine = float64(cur.machine.busy-base.machine.busy) / float64(cur.machine.total-base.machine.total)
+		l.MachineCores = float64(cur.machine.cores)
+	}
 	return l
 }
 

@@ -1,6 +1,8 @@
 package admission
 
 import (
+	"fmt"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -71,6 +73,7 @@ type projection struct {
 // projected is the projection for a number of publishers.
 type projected struct {
 	cpu        float64 // measured + share × cost ÷ cores
+	machine    float64 // the machine's measured + share × cost ÷ its cores
 	unmeasured int     // publishers not in the measurement for the whole window
 	// share is how many publishers' worth of cost the measurement misses:
 	// each unmeasured one counts for the part of the window it was not
@@ -78,6 +81,16 @@ type projected struct {
 	share       float64
 	cost        float64
 	fromMeasure bool
+}
+
+// missing says what the measurement lacks: "8 publishers not yet in it"
+// when none of them is partly in it, else how many publishers' worth.
+func (p projected) missing() string {
+	if p.share < float64(p.unmeasured)-0.05 {
+		return fmt.Sprintf("%s of %d recent %s not yet in it", strconv.FormatFloat(p.share, 'f', 1, 64),
+			p.unmeasured, plural(p.unmeasured, "publisher", "publishers"))
+	}
+	return fmt.Sprintf("%d %s not yet in it", p.unmeasured, plural(p.unmeasured, "publisher", "publishers"))
 }
 
 func (p projected) costFrom() string {
@@ -88,7 +101,7 @@ func (p projected) costFrom() string {
 }
 
 func (p *projection) init(s Settings, now func() time.Time) {
-	p.on = s.MaxCPU > 0
+	p.on = s.MaxCPU > 0 || s.MaxMachineCPU > 0
 	p.window, p.horizon = s.Window, s.Window+s.Interval
 	p.defCost, p.cost = s.PublisherCost, s.PublisherCost
 	p.now = now
@@ -154,7 +167,7 @@ func (p *projection) admitted(publishers int, ok bool) {
 // burst admitted before the sample twice: 50 publishers arriving within
 // 2 s had 15 of them refused with 39 % of the cores in use.
 func (p *projection) project(existing int, l *Load) projected {
-	r := projected{cpu: l.CPU, cost: p.cost, fromMeasure: p.fromMeasure}
+	r := projected{cpu: l.CPU, machine: l.Machine, cost: p.cost, fromMeasure: p.fromMeasure}
 	n := existing - p.steady
 	if n <= 0 || l.Cores <= 0 {
 		return r
@@ -172,5 +185,8 @@ func (p *projection) project(existing int, l *Load) projected {
 		r.share += share
 	}
 	r.cpu += r.share * p.cost / l.Cores
+	if l.MachineCores > 0 {
+		r.machine += r.share * p.cost / l.MachineCores
+	}
 	return r
 }

@@ -21,6 +21,7 @@ func (g *Gateway) newAdmission() *admission.Controller {
 		MaxViewers:          l.MaxViewers,
 		MaxCPU:              l.MaxCPU,
 		PublisherCost:       publisherCost(g.cfg),
+		MaxMachineCPU:       l.MaxMachineCPU,
 		MaxLag:              l.MaxLag,
 		// Read by the sampler only, which startAdmission starts once
 		// g.ingest is set.
@@ -75,12 +76,13 @@ func (g *Gateway) limitsState() admission.State {
 }
 
 var (
-	descRefused     = prometheus.NewDesc("whipcast_publish_refused_total", "New publishers refused with 503 by admission control, by the limit that refused (max_publishers, cpu, cpu_projected, lag).", []string{"reason"}, nil)
+	descRefused     = prometheus.NewDesc("whipcast_publish_refused_total", "New publishers refused with 503 by admission control, by the limit that refused (max_publishers, cpu, cpu_projected, machine_cpu, lag).", []string{"reason"}, nil)
 	descPlayRefused = prometheus.NewDesc("whipcast_play_refused_total", "New WHEP viewers refused with 503 by admission control, by the limit that refused (max_viewers_per_stream, max_viewers).", []string{"reason"}, nil)
 	descPublishers  = prometheus.NewDesc("whipcast_publishers", "Publishers counted against limits.max_publishers: live, negotiating and held for a reconnect.", nil, nil)
 	descTimeouts    = prometheus.NewDesc("whipcast_session_timeouts_total", "WebRTC sessions ended for a timeout, by role (publish, play) and timeout: ice (limits.ice_timeout: ICE/DTLS never connected), idle (limits.publish_idle_timeout: connected, no RTP), media (RTP stopped).", []string{"role", "reason"}, nil)
 	descCPU         = prometheus.NewDesc("whipcast_admission_cpu_ratio", "The process's CPU over the last 5 s as a fraction of the cores it may use (limits.max_cpu compares with it).", nil, nil)
 	descCPUProj     = prometheus.NewDesc("whipcast_admission_cpu_projected_ratio", "whipcast_admission_cpu_ratio plus the estimated share of the publishers not yet in that measurement (limits.max_cpu compares with it too; limits.publisher_cost).", nil, nil)
+	descMachine     = prometheus.NewDesc("whipcast_admission_machine_cpu_ratio", "The whole machine's CPU (every process, /proc/stat) over the last 5 s as a fraction of its cores (limits.max_machine_cpu compares with it, and with it plus the unmeasured publishers' share).", nil, nil)
 	descLag         = prometheus.NewDesc("whipcast_admission_sched_lag_seconds", "99th percentile of the time runnable goroutines waited for a CPU over the last 5 s (limits.max_lag compares with it).", nil, nil)
 	descAdmitting   = prometheus.NewDesc("whipcast_admission_admitting", "1 while a new publisher would be admitted, 0 while they are refused.", nil, nil)
 )
@@ -89,7 +91,7 @@ var (
 type limitsCollector struct{ g *Gateway }
 
 func (c limitsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRefused, descPlayRefused, descPublishers, descTimeouts, descCPU, descCPUProj, descLag, descAdmitting} {
+	for _, d := range []*prometheus.Desc{descRefused, descPlayRefused, descPublishers, descTimeouts, descCPU, descCPUProj, descMachine, descLag, descAdmitting} {
 		ch <- d
 	}
 }
@@ -112,6 +114,7 @@ func (c limitsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descCPU, prometheus.GaugeValue, st.CPU)
 	ch <- prometheus.MustNewConstMetric(descCPUProj, prometheus.GaugeValue, st.CPUProjected)
+	ch <- prometheus.MustNewConstMetric(descMachine, prometheus.GaugeValue, st.Machine)
 	ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, st.LagSeconds)
 	admitting := 0.0
 	if st.Admitting {
