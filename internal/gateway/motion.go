@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,32 +36,52 @@ type motionRun struct {
 	cfg     config.Motion
 	source  string // "config" or "api"
 	started time.Time
+	done    <-chan struct{} // closed when the detector has stopped
 }
 
 // startMotion starts a detector for every published stream whose rule asks
 // for one, forwarding its events to the events bus (and the rule's
-// webhook) as motion.start and motion.stop.
+// webhook) as motion.start and motion.stop. The start (which opens the
+// H.264 decoder) is a registry consumer: on a goroutine of its own, not the
+// publisher's, reading through a reader subscribed before the stream's
+// first frame, so the detector still sees the first GOP. The detector it
+// starts belongs to the motion.Manager; this run lasts as long as it (an
+// API replace or stop ends it too).
 func (g *Gateway) startMotion() {
 	g.motion = &motionDetectors{g: g, mgr: motion.NewManager()}
-	g.Registry.OnPublish(func(s *media.Stream) {
+	wants := func(s *media.Stream) bool {
 		if g.Filters != nil && g.Filters.IsFiltered(s) {
-			return
+			return false
 		}
 		r, ok := g.cfg.Rule(s.Name)
-		if !ok || r.Motion == nil {
-			return
-		}
+		return ok && r.Motion != nil
+	}
+	g.Registry.ConsumeReaderWhen("motion", media.DefaultQueueLen, wants, func(ctx context.Context, rd *media.Reader) error {
+		r, _ := g.cfg.Rule(rd.Stream().Name)
 		// A stream whose detector the API started first keeps it.
-		if _, err := g.motion.start(s, *r.Motion, "config", false); err != nil && !errors.Is(err, motion.ErrClosed) {
-			g.log.Error("motion detection not started", "stream", s.Name, "err", err)
+		run, err := g.motion.start(rd.Stream(), rd, *r.Motion, "config", false)
+		switch {
+		case errors.Is(err, motion.ErrClosed):
+			return nil // the gateway is closing
+		case err != nil:
+			return fmt.Errorf("motion detection not started: %w", err)
+		case run == nil:
+			return nil
 		}
+		select {
+		case <-run.done:
+		case <-ctx.Done():
+		}
+		return nil
 	})
 }
 
 // start runs a detector on s with cfg (validated), replacing the one that
 // runs when replace is set; without replace, a stream that has one keeps
-// it and start returns (nil, nil).
-func (md *motionDetectors) start(s *media.Stream, cfg config.Motion, source string, replace bool) (*motionRun, error) {
+// it and start returns (nil, nil). The detector reads rd (a reader of s
+// subscribed by the caller, which a started detector takes), or
+// subscribes its own when rd is nil.
+func (md *motionDetectors) start(s *media.Stream, rd *media.Reader, cfg config.Motion, source string, replace bool) (*motionRun, error) {
 	g := md.g
 	if vt := s.Track(media.KindVideo); vt == nil || vt.Codec != media.CodecH264 {
 		return nil, fmt.Errorf("%w: the stream has no H.264 video to watch", web.ErrUnfit)
@@ -95,13 +116,20 @@ func (md *motionDetectors) start(s *media.Stream, cfg config.Motion, source stri
 		},
 		Logger: log,
 	}
-	d, err := md.mgr.Start(s, set, run, replace, func() { md.closeHook(run) })
+	var d *motion.Detector
+	var err error
+	if rd != nil {
+		d, err = md.mgr.StartFrom(rd, set, run, replace, func() { md.closeHook(run) })
+	} else {
+		d, err = md.mgr.Start(s, set, run, replace, func() { md.closeHook(run) })
+	}
 	if err != nil || d == nil {
 		if run.hook != nil {
 			run.hook.Close()
 		}
 		return nil, err
 	}
+	run.done = d.Done()
 	return run, nil
 }
 
@@ -208,7 +236,7 @@ func (md *motionDetectors) SetMotion(stream string, body []byte) (web.MotionStat
 	if vt := s.Track(media.KindVideo); vt == nil || vt.Codec != media.CodecH264 {
 		return web.MotionStatus{}, fmt.Errorf("%w: the stream has no H.264 video to watch", web.ErrUnfit)
 	}
-	r, err := md.start(s, cfg, "api", true)
+	r, err := md.start(s, nil, cfg, "api", true)
 	if err != nil {
 		if errors.Is(err, motion.ErrClosed) {
 			return web.MotionStatus{}, web.ErrStreamNotLive

@@ -74,6 +74,19 @@ type Detector struct {
 
 // Start subscribes to src and runs until src ends or Close.
 func Start(src *media.Stream, s Settings) (*Detector, error) {
+	return start(src, nil, s)
+}
+
+// StartFrom is Start on r's stream, read through r: a skipping reader the
+// caller subscribed before the stream's first frame (a registry
+// consumer's), so the detector sees the stream from its first keyframe
+// however long its decoder takes to open. The detector reads r and closes
+// it when it stops; if StartFrom fails, r stays the caller's.
+func StartFrom(r *media.Reader, s Settings) (*Detector, error) {
+	return start(r.Stream(), r, s)
+}
+
+func start(src *media.Stream, reader *media.Reader, s Settings) (*Detector, error) {
 	vt := src.Track(media.KindVideo)
 	if vt == nil || vt.Codec != media.CodecH264 {
 		return nil, errors.New("motion: stream has no H.264 video track")
@@ -96,7 +109,9 @@ func Start(src *media.Stream, s Settings) (*Detector, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Detector{s: s, cancel: cancel, done: make(chan struct{})}
-	reader := src.SubscribeSkipping("motion", 0)
+	if reader == nil {
+		reader = src.SubscribeSkipping("motion", 0)
+	}
 	go func() {
 		defer close(d.done)
 		defer dec.Close()

@@ -18,6 +18,14 @@ import (
 // new stream as ingest would: AVCC, parameter sets in Config.
 func publish(t *testing.T, path string, s Settings) []Event {
 	t.Helper()
+	return publishLate(t, path, s, 0)
+}
+
+// publishLate is publish with the detector started only after lateFrames
+// pictures were written (a decoder slow to open), reading through a reader
+// subscribed before the first one (StartFrom); 0 starts it first (Start).
+func publishLate(t *testing.T, path string, s Settings, lateFrames int) []Event {
+	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -33,9 +41,23 @@ func publish(t *testing.T, path string, s Settings) []Event {
 	var mu sync.Mutex
 	var events []Event
 	s.OnEvent = func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() }
-	d, err := Start(src, s)
-	if err != nil {
-		t.Fatal(err)
+	var d *Detector
+	var rd *media.Reader
+	startNow := func() {
+		var err error
+		if rd != nil {
+			d, err = StartFrom(rd, s)
+		} else {
+			d, err = Start(src, s)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lateFrames > 0 {
+		rd = src.SubscribeSkipping("motion", media.DefaultQueueLen)
+	} else {
+		startNow()
 	}
 	var sps, pps []byte
 	var cfg *media.Config
@@ -55,6 +77,9 @@ func publish(t *testing.T, path string, s Settings) []Event {
 			cur = nil
 			ts := int64(n) * 3000
 			n++
+			if n == lateFrames {
+				startNow()
+			}
 			src.Write(&media.Frame{Track: src.Tracks[0], DTS: ts, PTS: ts, Keyframe: typ == h264.NALUTypeIDR, Config: cfg, Data: data})
 			if n%100 == 0 {
 				time.Sleep(20 * time.Millisecond) // stay within the reader's queue
@@ -97,6 +122,20 @@ func TestMovingPattern(t *testing.T) {
 	}
 	if ev[0].Score <= (Settings{}).Threshold() {
 		t.Errorf("start score %.4f not above the threshold", ev[0].Score)
+	}
+}
+
+// TestStartFromLate: a detector whose start comes 3 s into the stream
+// (past the motion at 2 s) but reads through a reader subscribed before the
+// first frame, as a registry consumer's is, sees the stream from its start:
+// the same events as one started first.
+func TestStartFromLate(t *testing.T) {
+	ev := publishLate(t, "../../testdata/moving.h264", Settings{}, 90)
+	if len(ev) != 2 || !ev[0].Start || ev[1].Start {
+		t.Fatalf("events %+v, want start then stop", ev)
+	}
+	if start := float64(ev[0].PTS) / 90000; start < 2 || start > 3 {
+		t.Errorf("start at %.2f s, want within 1 s of 2 s", start)
 	}
 }
 

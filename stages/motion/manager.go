@@ -38,6 +38,17 @@ var ErrClosed = fmt.Errorf("motion: manager closed")
 // The decoder opens under the Manager's lock: starts are rare, and one
 // must never interleave with another for the same stream.
 func (m *Manager) Start(s *media.Stream, set Settings, label any, replace bool, onDone func()) (*Detector, error) {
+	return m.start(s, nil, set, label, replace, onDone)
+}
+
+// StartFrom is Start on r's stream through r (StartFrom of the package):
+// a detector that starts takes r; otherwise (an error, or a detector that
+// runs already and replace is false) r stays the caller's.
+func (m *Manager) StartFrom(r *media.Reader, set Settings, label any, replace bool, onDone func()) (*Detector, error) {
+	return m.start(r.Stream(), r, set, label, replace, onDone)
+}
+
+func (m *Manager) start(s *media.Stream, r *media.Reader, set Settings, label any, replace bool, onDone func()) (*Detector, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -50,7 +61,7 @@ func (m *Manager) Start(s *media.Stream, set Settings, label any, replace bool, 
 		delete(m.running, s)
 		old.d.Close() // its watcher finds it forgotten already
 	}
-	d, err := Start(s, set)
+	d, err := start(s, r, set)
 	if err != nil {
 		return nil, err
 	}
