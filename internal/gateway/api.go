@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/whipcast/whipcast/events"
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/outputs"
 	"github.com/whipcast/whipcast/outputs/origin"
@@ -65,22 +66,22 @@ func (g *Gateway) watchStreams() {
 		_, _, reason := s.State()
 		switch st {
 		case media.StateInterrupted:
-			g.events.Publish(web.Event{Type: "stream.interrupted", Stream: s.Name, Data: map[string]any{
+			g.events.Publish(events.Event{Type: "stream.interrupted", Stream: s.Name, Data: map[string]any{
 				"reason": reason, "reconnect_window_seconds": g.Registry.ReconnectWindow().Seconds()}})
 		case media.StateLive:
-			g.events.Publish(web.Event{Type: "stream.resumed", Stream: s.Name, Data: map[string]any{
+			g.events.Publish(events.Event{Type: "stream.resumed", Stream: s.Name, Data: map[string]any{
 				"resumes": s.Resumes(), "gap_seconds": s.LastGap().Seconds()}})
 		}
 	})
 	g.Registry.OnPublish(func(s *media.Stream) {
-		g.events.Publish(web.Event{Type: "stream.started", Stream: s.Name, Data: map[string]any{"tracks": trackNames(s)}})
+		g.events.Publish(events.Event{Type: "stream.started", Stream: s.Name, Data: map[string]any{"tracks": trackNames(s)}})
 	})
 	// The registry owns the wait for the end (and joins it in Close, before
 	// the bus closes), so stream.ended never goes out on a closed bus.
 	g.Registry.Consume("events", func(ctx context.Context, s *media.Stream) error {
 		<-ctx.Done() // the stream ended: Unpublish, expiry or Registry.Close
 		frames, bytes := s.Stats()
-		g.events.Publish(web.Event{Type: "stream.ended", Stream: s.Name, Data: map[string]any{
+		g.events.Publish(events.Event{Type: "stream.ended", Stream: s.Name, Data: map[string]any{
 			"frames_in": frames, "bytes_in": bytes}})
 		return nil
 	})
@@ -99,7 +100,7 @@ func trackNames(s *media.Stream) []string {
 
 // recordingEvent forwards the recorder's events.
 func (g *Gateway) recordingEvent(e recorder.Event) {
-	ev := web.Event{Stream: e.Stream, Data: map[string]any{"key": e.Key}}
+	ev := events.Event{Stream: e.Stream, Data: map[string]any{"key": e.Key}}
 	switch e.Kind {
 	case recorder.EventStarted:
 		ev.Type = "recording.started"
@@ -170,7 +171,7 @@ func (o restreamOutputs) Remove(stream, id string) error {
 // originEvent forwards the origin publisher's events: storage that does
 // not keep up (segments published as gaps) and its recovery.
 func (g *Gateway) originEvent(e origin.Event) {
-	ev := web.Event{Stream: e.Stream, Data: map[string]any{"key": e.Key, "dropped_segments": e.Dropped}}
+	ev := events.Event{Stream: e.Stream, Data: map[string]any{"key": e.Key, "dropped_segments": e.Dropped}}
 	switch e.Kind {
 	case origin.EventRetrying:
 		ev.Type = "origin.retrying"
@@ -191,6 +192,6 @@ func (g *Gateway) outputEvent(stream, id string, s rtmp.Status) {
 	if g.events == nil {
 		return
 	}
-	g.events.Publish(web.Event{Type: "output.state", Stream: stream, Data: map[string]any{
+	g.events.Publish(events.Event{Type: "output.state", Stream: stream, Data: map[string]any{
 		"id": id, "kind": "rtmp", "url": s.URL, "state": s.State.String(), "error": s.LastError}})
 }

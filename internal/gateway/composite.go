@@ -3,10 +3,10 @@ package gateway
 import (
 	"context"
 
+	"github.com/whipcast/whipcast/events"
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/rooms"
 	"github.com/whipcast/whipcast/stages/composite"
-	"github.com/whipcast/whipcast/web"
 )
 
 // startComposites makes the composite manager: a room's composite mixes
@@ -15,7 +15,7 @@ import (
 func (g *Gateway) startComposites() {
 	g.composites = composite.NewManager(g.Registry, g.cfg.Rooms.MaxComposites, g.log.With("component", "composite"))
 	g.composites.OnStop(func(in composite.Info) {
-		g.events.Publish(web.Event{Type: "composite.stopped", Stream: in.Stream, Data: map[string]any{"room": in.Room}})
+		g.events.Publish(events.Event{Type: "composite.stopped", Stream: in.Stream, Data: map[string]any{"room": in.Room}})
 	})
 	g.Registry.OnPublish(func(s *media.Stream) {
 		if room, _, ok := rooms.Participant(s.Name); ok {
@@ -52,7 +52,7 @@ func (c compositeAPI) Start(ctx context.Context, room string, s composite.Settin
 				c.g.composites.Mute(room, p, k, true)
 			}
 		}
-		c.g.events.Publish(web.Event{Type: "composite.started", Stream: in.Stream, Data: map[string]any{"room": room, "layout": in.Layout}})
+		c.g.events.Publish(events.Event{Type: "composite.started", Stream: in.Stream, Data: map[string]any{"room": room, "layout": in.Layout}})
 	}
 	return in, err
 }

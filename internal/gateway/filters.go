@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/whipcast/whipcast/config"
+	"github.com/whipcast/whipcast/events"
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/stages/codec"
 	"github.com/whipcast/whipcast/stages/filter"
@@ -69,7 +70,7 @@ func (g *Gateway) startFilters() {
 			if s.Context().Err() != nil {
 				return nil // the stream (or the gateway) ended first
 			}
-			g.events.Publish(web.Event{Type: "filter.failed", Stream: s.Name, Data: map[string]any{"error": err.Error()}})
+			g.events.Publish(events.Event{Type: "filter.failed", Stream: s.Name, Data: map[string]any{"error": err.Error()}})
 			return fmt.Errorf("filters not applied; the stream runs unfiltered: %w", err)
 		}
 		select {

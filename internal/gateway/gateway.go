@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/whipcast/whipcast/config"
+	"github.com/whipcast/whipcast/events"
 	"github.com/whipcast/whipcast/ingest"
 	"github.com/whipcast/whipcast/internal/admission"
 	"github.com/whipcast/whipcast/media"
@@ -59,7 +60,7 @@ type Gateway struct {
 	hls    *packager.HLS
 	dash   *packager.DASH // nil when dash.enabled is false
 	rec    *recording     // recorder.go
-	events *web.Bus       // api.go
+	events *events.Bus    // api.go
 	rooms  *rooms.Manager // rooms.go
 	// composites mixes rooms into {room}/composite (composite.go).
 	composites *composite.Manager
@@ -81,7 +82,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	// A publisher that drops keeps its stream (and so every output) for
 	// webrtc.reconnect_window; stream.ended and the outputs' end wait for it.
 	reg := media.NewRegistryWith(media.RegistrySettings{ReconnectWindow: cfg.WebRTC.ReconnectWindow})
-	g := &Gateway{Registry: reg, cfg: cfg, log: log, events: &web.Bus{}}
+	g := &Gateway{Registry: reg, cfg: cfg, log: log, events: &events.Bus{}}
 	g.watchStreams()
 
 	kfi := cfg.WebRTC.KeyframeInterval

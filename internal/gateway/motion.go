@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/whipcast/whipcast/config"
+	"github.com/whipcast/whipcast/events"
 	"github.com/whipcast/whipcast/internal/webhook"
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/stages/codec"
@@ -102,7 +103,7 @@ func (md *motionDetectors) start(s *media.Stream, rd *media.Reader, cfg config.M
 		StopAfter:   int64(cfg.StopAfter.Seconds() * codec.VideoClockRate),
 		OnEvent: func(e motion.Event) {
 			// On the detector's goroutine: both sends only queue.
-			ev := web.Event{Type: "motion.stop", Time: time.Now().UTC(), Stream: name, Data: map[string]any{
+			ev := events.Event{Type: "motion.stop", Time: time.Now().UTC(), Stream: name, Data: map[string]any{
 				"score": e.Score, "stream_time": float64(e.PTS) / codec.VideoClockRate}}
 			if e.Start {
 				ev.Type = "motion.start"

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/whipcast/whipcast/events"
 	"github.com/whipcast/whipcast/rooms"
 	"github.com/whipcast/whipcast/web"
 )
@@ -28,7 +29,7 @@ func (g *Gateway) startRooms() {
 			if e.Kind != "" { // room.muted, room.unmuted
 				data["kind"] = e.Kind
 			}
-			g.events.Publish(web.Event{Type: e.Type.String(), Stream: e.Stream(), Data: data})
+			g.events.Publish(events.Event{Type: e.Type.String(), Stream: e.Stream(), Data: data})
 			switch e.Type {
 			case rooms.Ended:
 				g.composites.End(e.Room) // the composite ends with its room
