@@ -38,15 +38,16 @@ type Limits struct {
 	// (Opus→AAC once per stream, HLS and DASH players, at 720p 2.5 Mb/s:
 	// docs/BENCHMARKS.md), 0.012 with opus (passthrough); else 0.001-16.
 	PublisherCost float64 `yaml:"publisher_cost"`
-	// MaxMachineCPU refuses new publishers while the whole machine's CPU
-	// (every process on every core, /proc/stat; the host's in a
-	// container) over the last 5 s is at or above this fraction, measured
-	// or with the publishers not yet in the measurement projected as for
-	// MaxCPU. It sees the CPU other processes take, which MaxCPU does not,
-	// before the packets feel it (MaxLag). It applies once the gateway
-	// carries 8 publishers: below that one more costs little, and a machine
-	// busy with a build or a browser still takes a publish. Linux only.
-	// Default 0.9; 0 turns the check off.
+	// MaxMachineCPU refuses new publishers while the cores other processes
+	// use (the machine's busy cores from /proc/stat, the host's in a
+	// container, less this process's: the least of any second of the last
+	// 5 s) plus this process's CPU, with the publishers admitted since the
+	// last sample at the cost per publisher, reach this fraction of the
+	// machine's cores. It sees the CPU other processes take, which MaxCPU
+	// does not, before the packets feel it (MaxLag). It applies once the
+	// gateway carries 8 publishers: below that one more costs little, and a
+	// machine busy with a build or a browser still takes a publish. Linux
+	// only. Default 0.9; 0 turns the check off.
 	MaxMachineCPU float64 `yaml:"max_machine_cpu"`
 	// MaxLag refuses new publishers while the Go scheduler's latency
 	// (how long a runnable goroutine, such as the UDP read loop, waits for

@@ -15,6 +15,7 @@ package admission
 import (
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -75,10 +76,10 @@ type Settings struct {
 	// frees its share at the next sample without waiting for an Admit.
 	// Default: the count last passed to Admit.
 	Publishers func() int
-	// MaxMachineCPU is the fraction (0..1] of the machine's CPU, every
-	// process's (Load.Machine), at or above which new publishers are
-	// refused, measured or projected, once the gateway carries
-	// MachineMinPublishers. 0: off.
+	// MaxMachineCPU is the fraction (0..1] of the machine's cores at or
+	// above which new publishers are refused: what other processes use
+	// (Load.Others) plus this process's CPU, measured or projected, once
+	// the gateway carries MachineMinPublishers. 0: off.
 	MaxMachineCPU float64
 	// MachineMinPublishers is how many publishers the gateway must carry
 	// before MaxMachineCPU refuses: below it, one more costs little beside
@@ -94,8 +95,10 @@ type Settings struct {
 	// that one GC cycle or one keyframe burst does not refuse anyone, short
 	// enough to see an overload before the UDP buffer overflows for good.
 	Window time.Duration
-	// RetryAfter is what a refusal tells the publisher (Retry-After).
-	// Default Window.
+	// RetryAfter is what a refusal tells the publisher (Retry-After);
+	// a load check's refusal adds up to as much again at random, so the
+	// publishers refused together do not all return together. Default
+	// Window.
 	RetryAfter time.Duration
 	// Meter measures the load. Default: this process (NewProcessMeter).
 	Meter Meter
@@ -117,11 +120,23 @@ type Load struct {
 	Lag time.Duration
 	// Machine is the share of the machine's CPU time that was busy over
 	// the window, every process's on every core (/proc/stat; the host's in
-	// a container): where CPU the gateway does not count itself, other
-	// processes', is gone. 0 where it cannot be read (not Linux).
+	// a container). 0 where it cannot be read (not Linux).
 	Machine float64
-	// MachineCores is how many cores Machine is a share of (0: unknown).
+	// MachineCores is how many cores Machine is a share of (0: unknown,
+	// and the machine check is off).
 	MachineCores float64
+	// Others is the cores other processes used: the machine's busy cores
+	// less this process's, the least of any sample interval in the window.
+	Others float64
+}
+
+// machineWith is the machine's load, as a share of its cores, when this
+// process uses cpu of its Cores and the others what they used.
+func (l *Load) machineWith(cpu float64) float64 {
+	if l.MachineCores <= 0 {
+		return 0
+	}
+	return (l.Others + cpu*l.Cores) / l.MachineCores
 }
 
 // Meter measures the load. Measure is called once per Settings.Interval,
@@ -244,7 +259,21 @@ func (c *Controller) Admit(publishers int) error {
 		return nil
 	}
 	c.refuse(reason, detail)
-	return &ingest.RefusedError{Reason: reason, Detail: detail, RetryAfter: c.set.RetryAfter}
+	return &ingest.RefusedError{Reason: reason, Detail: detail, RetryAfter: c.retryAfter(reason)}
+}
+
+// retryAfter is what a refusal for reason tells the publisher: RetryAfter,
+// and for a load check up to as much again, in whole seconds at random.
+// Publishers refused in one burst would otherwise all come back in the
+// same second, and a wave of handshakes on a machine that already carries
+// its streams is what loses their packets: 45 retrying together on a
+// shared 2-core machine lost 38k packets (docs/BENCHMARKS.md).
+func (c *Controller) retryAfter(reason string) time.Duration {
+	d := c.set.RetryAfter
+	if reason == ReasonMaxPublishers || d < time.Second {
+		return d
+	}
+	return d + time.Duration(rand.IntN(int(d/time.Second)+1))*time.Second
 }
 
 // AdmitViewer refuses a new WHEP viewer (making streamViewers of its
@@ -291,14 +320,14 @@ func (c *Controller) check(publishers int) (reason, detail string) {
 		return ReasonCPUProjected, fmt.Sprintf("cpu %s of %s cores + %s (~%s cores each, %s) = %s >= limits.max_cpu %s",
 			percent(l.CPU), strconv.FormatFloat(l.Cores, 'f', -1, 64), p.missing(),
 			strconv.FormatFloat(p.cost, 'g', 2, 64), p.costFrom(), percent(p.cpu), percent(s.MaxCPU))
-	case s.MaxMachineCPU > 0 && publishers-1 >= s.MachineMinPublishers && l.Machine >= s.MaxMachineCPU:
-		return ReasonMachineCPU, fmt.Sprintf("machine cpu %s of %s cores (this process %s of %s) >= limits.max_machine_cpu %s",
-			percent(l.Machine), strconv.FormatFloat(l.MachineCores, 'f', -1, 64), percent(l.CPU),
-			strconv.FormatFloat(l.Cores, 'f', -1, 64), percent(s.MaxMachineCPU))
-	case s.MaxMachineCPU > 0 && publishers-1 >= s.MachineMinPublishers && p.unmeasured > 0 && p.machine >= s.MaxMachineCPU:
-		return ReasonMachineCPU, fmt.Sprintf("machine cpu %s of %s cores + %s (~%s cores each, %s) = %s >= limits.max_machine_cpu %s",
-			percent(l.Machine), strconv.FormatFloat(l.MachineCores, 'f', -1, 64), p.missing(),
-			strconv.FormatFloat(p.cost, 'g', 2, 64), p.costFrom(), percent(p.machine), percent(s.MaxMachineCPU))
+	case s.MaxMachineCPU > 0 && publishers-1 >= s.MachineMinPublishers && l.MachineCores > 0 && l.machineWith(l.CPU) >= s.MaxMachineCPU:
+		return ReasonMachineCPU, fmt.Sprintf("other processes %s cores + this process %s cores = %s of the machine's %s >= limits.max_machine_cpu %s",
+			cores(l.Others), cores(l.CPU*l.Cores), percent(l.machineWith(l.CPU)),
+			strconv.FormatFloat(l.MachineCores, 'f', -1, 64), percent(s.MaxMachineCPU))
+	case s.MaxMachineCPU > 0 && publishers-1 >= s.MachineMinPublishers && l.MachineCores > 0 && p.since > 0 && p.machine >= s.MaxMachineCPU:
+		return ReasonMachineCPU, fmt.Sprintf("other processes %s cores + this process %s cores + %d %s since the measurement (~%s cores each, %s) = %s of the machine's %s >= limits.max_machine_cpu %s",
+			cores(l.Others), cores(l.CPU*l.Cores), p.since, plural(p.since, "publisher", "publishers"), strconv.FormatFloat(p.cost, 'g', 2, 64), p.costFrom(),
+			percent(p.machine), strconv.FormatFloat(l.MachineCores, 'f', -1, 64), percent(s.MaxMachineCPU))
 	case s.MaxLag > 0 && l.Lag >= s.MaxLag:
 		return ReasonLag, fmt.Sprintf("scheduling lag %s >= limits.max_lag %s", l.Lag.Round(time.Millisecond), s.MaxLag)
 	}
@@ -311,6 +340,9 @@ func plural(n int, one, many string) string {
 	}
 	return many
 }
+
+// cores writes a number of cores to two decimals.
+func cores(c float64) string { return strconv.FormatFloat(c, 'f', 2, 64) }
 
 // percent writes a fraction as a percentage, with a decimal below 10 %.
 func percent(f float64) string {
@@ -404,12 +436,15 @@ type State struct {
 	PublisherCost             float64 `json:"publisher_cost"`
 	PublisherCostMeasured     bool    `json:"publisher_cost_measured"`
 	// Machine is the machine's busy share of its MachineCores over the
-	// window, every process's (0: unknown); MachineProjected adds the
-	// unmeasured publishers' share as CPUProjected does. MaxMachineCPU is
-	// limits.max_machine_cpu (0: off), which refuses at either once
-	// MachineMinPublishers are carried.
+	// window, every process's (0: unknown); MachineOthers is the cores
+	// other processes used (the least of any second of the window).
+	// MachineProjected is MachineOthers plus this process's projected CPU
+	// (CPUProjected × Cores) as a share of MachineCores. MaxMachineCPU is
+	// limits.max_machine_cpu (0: off), which refuses at it, or at the
+	// same with the measured CPU, once MachineMinPublishers are carried.
 	Machine              float64 `json:"machine_cpu"`
 	MachineCores         float64 `json:"machine_cores"`
+	MachineOthers        float64 `json:"machine_others_cores"`
 	MachineProjected     float64 `json:"machine_cpu_projected"`
 	MaxMachineCPU        float64 `json:"max_machine_cpu"`
 	MachineMinPublishers int     `json:"machine_min_publishers"`
@@ -453,7 +488,7 @@ func (c *Controller) State(publishers, viewers int) State {
 		Publishers: publishers, MaxPublishers: c.set.MaxPublishers,
 		CPU: l.CPU, Cores: l.Cores, MaxCPU: c.set.MaxCPU,
 		CPUProjected: p.cpu, PublishersUnmeasured: p.unmeasured, PublishersUnmeasuredShare: p.share, PublisherCost: p.cost, PublisherCostMeasured: p.fromMeasure,
-		Machine: l.Machine, MachineCores: l.MachineCores, MachineProjected: p.machine,
+		Machine: l.Machine, MachineCores: l.MachineCores, MachineOthers: l.Others, MachineProjected: p.machine,
 		MaxMachineCPU: c.set.MaxMachineCPU, MachineMinPublishers: c.set.MachineMinPublishers,
 		LagSeconds: l.Lag.Seconds(), MaxLagSeconds: c.set.MaxLag.Seconds(),
 		Refused: c.Refused(),

@@ -219,6 +219,29 @@ func TestProcessMeterMeasuresThisProcess(t *testing.T) {
 	}
 }
 
+// TestRetryAfterSpread: a load check's refusals tell the publishers to
+// come back after the window and up to as much again, in whole seconds, so
+// those refused together do not return together; max_publishers says the
+// window alone.
+func TestRetryAfterSpread(t *testing.T) {
+	c := New(Settings{MaxPublishers: 1, MaxCPU: 0.5, Meter: &fakeMeter{l: Load{CPU: 0.9, Cores: 2}}, Logger: slog.New(slog.DiscardHandler)})
+	c.sample(time.Now())
+	seen := map[time.Duration]bool{}
+	for range 200 {
+		re := refusal(t, c.Admit(1))
+		if re.Reason != ReasonCPU || re.RetryAfter < 5*time.Second || re.RetryAfter > 10*time.Second || re.RetryAfter%time.Second != 0 {
+			t.Fatalf("load refusal %+v", re)
+		}
+		seen[re.RetryAfter] = true
+	}
+	if len(seen) < 4 {
+		t.Fatalf("200 refusals told only %v", seen)
+	}
+	if re := refusal(t, c.Admit(2)); re.Reason != ReasonMaxPublishers || re.RetryAfter != 5*time.Second {
+		t.Fatalf("max_publishers refusal %+v", re)
+	}
+}
+
 func TestMaxViewers(t *testing.T) {
 	c := New(Settings{MaxViewersPerStream: 2, MaxViewers: 3, Meter: &fakeMeter{}, Logger: slog.New(slog.DiscardHandler)})
 	for _, tc := range []struct {

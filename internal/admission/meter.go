@@ -87,11 +87,36 @@ func (m *ProcessMeter) Measure(now time.Time) Load {
 		l.CPU = (cur.cpu - base.cpu).Seconds() / wall.Seconds() / m.cores
 	}
 	l.Lag = quantile(base.counts, cur.counts, bounds, lagQuantile, lagMinSamples)
-	if base.mOK && cur.mOK && cur.machine.total > base.machine.total && cur.machine.busy >= base.machine.busy {
-		l.Machine = float64(cur.machine.busy-base.machine.busy) / float64(cur.machine.total-base.machine.total)
-		l.MachineCores = float64(cur.machine.cores)
+	if share, ok := machineShare(base, cur); ok {
+		l.Machine, l.MachineCores = share, float64(cur.machine.cores)
+		// What other processes took: the least of any interval in the
+		// window, so a burst of someone else's work (a build step, the
+		// clients' own start) refuses nobody, and work that lasts does.
+		l.Others = math.Inf(1)
+		for i := 1; i < len(m.samples); i++ {
+			a, b := m.samples[i-1], m.samples[i]
+			share, ok := machineShare(a, b)
+			wall := b.at.Sub(a.at).Seconds()
+			if !ok || wall <= 0 {
+				continue
+			}
+			own := (b.cpu - a.cpu).Seconds() / wall
+			l.Others = min(l.Others, max(share*float64(b.machine.cores)-own, 0))
+		}
+		if math.IsInf(l.Others, 1) {
+			l.Others = 0
+		}
 	}
 	return l
+}
+
+// machineShare is the machine's busy share of its CPU time between two
+// samples.
+func machineShare(a, b meterSample) (float64, bool) {
+	if !a.mOK || !b.mOK || b.machine.total <= a.machine.total || b.machine.busy < a.machine.busy {
+		return 0, false
+	}
+	return float64(b.machine.busy-a.machine.busy) / float64(b.machine.total-a.machine.total), true
 }
 
 // quantile is the q-th quantile of the observations between two snapshots

@@ -73,12 +73,13 @@ type projection struct {
 // projected is the projection for a number of publishers.
 type projected struct {
 	cpu        float64 // measured + share × cost ÷ cores
-	machine    float64 // the machine's measured + share × cost ÷ its cores
+	machine    float64 // the other processes' cores + cpu × cores, ÷ the machine's cores
 	unmeasured int     // publishers not in the measurement for the whole window
 	// share is how many publishers' worth of cost the measurement misses:
 	// each unmeasured one counts for the part of the window it was not
 	// there (1 when admitted after the sample), so share <= unmeasured.
 	share       float64
+	since       int // of unmeasured, admitted since the sample (or not covered by the admission times)
 	cost        float64
 	fromMeasure bool
 }
@@ -167,7 +168,7 @@ func (p *projection) admitted(publishers int, ok bool) {
 // burst admitted before the sample twice: 50 publishers arriving within
 // 2 s had 15 of them refused with 39 % of the cores in use.
 func (p *projection) project(existing int, l *Load) projected {
-	r := projected{cpu: l.CPU, machine: l.Machine, cost: p.cost, fromMeasure: p.fromMeasure}
+	r := projected{cpu: l.CPU, machine: l.machineWith(l.CPU), cost: p.cost, fromMeasure: p.fromMeasure}
 	n := existing - p.steady
 	if n <= 0 || l.Cores <= 0 {
 		return r
@@ -179,14 +180,22 @@ func (p *projection) project(existing int, l *Load) projected {
 		if i >= 0 {
 			if t := p.admits[i]; !t.After(p.sampleAt) && p.horizon > 0 {
 				share = 1 - min(max(p.sampleAt.Sub(t).Seconds()/p.horizon.Seconds(), 0), 1)
+			} else {
+				r.since++
 			}
 			i--
+		} else {
+			r.since++
 		}
 		r.share += share
 	}
 	r.cpu += r.share * p.cost / l.Cores
-	if l.MachineCores > 0 {
-		r.machine += r.share * p.cost / l.MachineCores
-	}
+	// The machine's projection adds only the publishers admitted since the
+	// sample: one admitted before it is taken to be in the measurement
+	// whole. A burst's first seconds cost more than its streams will
+	// (ICE, DTLS and first keyframes, on the clients' side too when they
+	// share the machine), so projecting them as the process check does
+	// refused half of 50 publishers that the machine then carried at 70 %.
+	r.machine = l.machineWith(l.CPU + float64(r.since)*p.cost/l.Cores)
 	return r
 }
