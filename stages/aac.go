@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/whipcast/whipcast/media"
 	"github.com/whipcast/whipcast/stages/codec"
@@ -200,6 +201,11 @@ type aacRun struct {
 	stopForward  func()         // ends the video's forwarding to derived
 	errors       *atomic.Uint64 // the stage's count of packets that failed
 	failing      int            // packets failed in a row (logged at the first)
+	// refTime and refTS are the wall time and 48 kHz timestamp of the
+	// last Opus packet given to the codec: an AAC frame's Time is placed
+	// from them by its own PTS (see write).
+	refTime time.Time
+	refTS   int64
 }
 
 // transcode runs the codec on one packet. A failure costs that packet's
@@ -218,7 +224,10 @@ func (r *aacRun) transcode(f *media.Frame, ts int64) {
 		r.log.Info("opus→aac: transcoding again", "failed_packets", r.failing)
 		r.failing = 0
 	}
-	r.write(pkts, f)
+	if !f.Time.IsZero() {
+		r.refTime, r.refTS = f.Time, ts
+	}
+	r.write(pkts)
 }
 
 type pendingOpus struct {
@@ -278,7 +287,7 @@ func (r *aacRun) open(first []byte) {
 // AudioSpecificConfig) the stream started with.
 func (r *aacRun) restart() {
 	pkts, _ := r.tc.Flush()
-	r.write(pkts, nil)
+	r.write(pkts)
 	tc, err := newOpusToAAC(r.settings)
 	if err != nil {
 		r.log.Warn("opus→aac: new transcode after a reconnect failed; going on with the old one", "err", err)
@@ -314,7 +323,7 @@ func (r *aacRun) run(ctx context.Context) {
 			if r.tc != nil {
 				r.flushPending()
 				pkts, _ := r.tc.Flush()
-				r.write(pkts, nil)
+				r.write(pkts)
 			}
 			return
 		default:
@@ -359,7 +368,16 @@ func (r *aacRun) run(ctx context.Context) {
 	}
 }
 
-func (r *aacRun) write(pkts []codec.Packet, src *media.Frame) {
+// write hands the codec's AAC frames to the derived stream. A frame's Time
+// is where its PTS lies on the wall clock by the last Opus packet given to
+// the codec, not that packet's own time: the codec's output lags its input
+// (its delay and the hold), and an HLS playlist dates audio and video from
+// these times, so both must follow the media timeline. With the Opus
+// packet's time the audio was dated some 60 ms late, and hls.js, which
+// places a live segment after a discontinuity by its date, put the audio
+// where its samples were not and stopped loading it (a 3 s stall at a
+// resolution change).
+func (r *aacRun) write(pkts []codec.Packet) {
 	for _, p := range pkts {
 		if r.wrote && p.PTS <= r.lastPTS {
 			continue // keep DTS monotonic across a resubscribe
@@ -367,8 +385,8 @@ func (r *aacRun) write(pkts []codec.Packet, src *media.Frame) {
 		r.wrote, r.lastPTS = true, p.PTS
 		f := &media.Frame{Track: r.aacTrack, DTS: p.PTS, PTS: p.PTS, Keyframe: true, Config: r.cfg, Data: p.Data, Discontinuity: r.disc}
 		r.disc = false
-		if src != nil {
-			f.Time = src.Time
+		if !r.refTime.IsZero() {
+			f.Time = r.refTime.Add(time.Duration(p.PTS-r.refTS) * time.Second / codec.AACSampleRate)
 		}
 		r.derived.Write(f)
 	}

@@ -44,7 +44,9 @@ func fixtureOpus(t *testing.T) [][]byte {
 }
 
 // TestAACStage: one transcode per stream shared by two consumers, video passed
-// through untouched, AAC on the source timeline, stopped with the last release.
+// through untouched, AAC on the source timeline (its DTS, and its wall time
+// where its DTS lies by the source's mapping, as HLS dates segments from
+// it), stopped with the last release.
 func TestAACStage(t *testing.T) {
 	pkts := fixtureOpus(t)[:100] // 2 s
 	video := &media.Track{Kind: media.KindVideo, Codec: media.CodecH264, ClockRate: 90000}
@@ -76,8 +78,13 @@ func TestAACStage(t *testing.T) {
 	const t0 = 96000 // 2 s into the source timeline
 	cfg := &media.Config{SPS: []byte{0x67}, PPS: []byte{0x68}}
 	src.Write(&media.Frame{Track: video, DTS: t0 / 48000 * 90000, PTS: t0 / 48000 * 90000, Keyframe: true, Config: cfg, Data: []byte{0, 0, 0, 1, 0x65}})
+	// The source's frames are dated as ingest dates them: one origin plus
+	// the DTS.
+	origin := time.Unix(1_700_000_000, 0)
+	at := func(ticks int64) time.Time { return origin.Add(time.Duration(ticks) * time.Second / 48000) }
 	for i, p := range pkts {
-		src.Write(&media.Frame{Track: audio, DTS: t0 + int64(i)*960, PTS: t0 + int64(i)*960, Keyframe: true, Data: p})
+		dts := t0 + int64(i)*960
+		src.Write(&media.Frame{Track: audio, DTS: dts, PTS: dts, Keyframe: true, Data: p, Time: at(dts)})
 	}
 	src.Close()
 
@@ -107,6 +114,9 @@ func TestAACStage(t *testing.T) {
 			}
 		} else if f.DTS != last+1024 {
 			t.Errorf("AAC DTS %d after %d", f.DTS, last)
+		}
+		if d := f.Time.Sub(at(f.DTS)); d < -time.Millisecond || d > time.Millisecond {
+			t.Errorf("AAC frame at DTS %d dated %v from where its DTS lies", f.DTS, d)
 		}
 		last = f.DTS
 		na++
