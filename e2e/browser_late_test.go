@@ -30,7 +30,7 @@ func TestE2EBrowserLatePlayer(t *testing.T) {
 	g := startGateway(t, "hls:\n  idle: "+lazyIdle.String()+"\n")
 	base := "http://" + g.HTTPAddr().String()
 	const stream = "late"
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
 	var published sync.WaitGroup

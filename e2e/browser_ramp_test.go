@@ -44,7 +44,7 @@ func TestE2EBrowserRampDASHHLS(t *testing.T) {
 	g := startGateway(t, "")
 	base := "http://" + g.HTTPAddr().String()
 	const stream = "ramp"
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
 	var wg, published sync.WaitGroup

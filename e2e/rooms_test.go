@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/whipcast/whipcast/internal/gateway"
 	"github.com/whipcast/whipcast/internal/whepclient"
 	"github.com/whipcast/whipcast/internal/whipclient"
 	"github.com/whipcast/whipcast/web"
@@ -239,7 +240,7 @@ func TestE2ERoomSoak(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 	heapBefore := heapInuse()
 
-	var endWait, endCount, playWait atomic.Int64
+	var endWait, endCount, playWait, publicWait atomic.Int64
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -268,8 +269,22 @@ func TestE2ERoomSoak(t *testing.T) {
 					return
 				}
 				// Someone watches each join; the viewer leaves first or the
-				// stream ends under it (a DELETE or the socket closing).
+				// stream ends under it (a DELETE or the socket closing). It
+				// comes once the stream is public (its first frame in), as a
+				// viewer sent a link by the room's events would: a publisher
+				// that connected is not yet one whose media arrived, and on a
+				// busy machine the gateway's own wait for that (5 s) can pass.
 				t1 := time.Now()
+				if err := awaitPublic(ctx, g, fmt.Sprintf("soak/p%d", w)); err != nil {
+					if leave != nil {
+						leave()
+					}
+					c.Close()
+					errs <- fmt.Errorf("worker %d round %d: %w", w, i, err)
+					return
+				}
+				publicWait.Add(int64(time.Since(t1)))
+				t1 = time.Now()
 				v, err := whepclient.Play(ctx, strings.Replace(url, "/whip/", "/whep/", 1), "", whepclient.Options{LoopbackOnly: true})
 				if err != nil {
 					if leave != nil {
@@ -307,8 +322,8 @@ func TestE2ERoomSoak(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	t.Logf("mean WHEP connect %v, mean end-of-stream to viewer ended %v",
-		time.Duration(playWait.Load()/(workers*rounds)), time.Duration(endWait.Load()/max(endCount.Load(), 1)))
+	t.Logf("mean publish connected to stream public %v, mean WHEP connect %v, mean end-of-stream to viewer ended %v",
+		time.Duration(publicWait.Load()/(workers*rounds)), time.Duration(playWait.Load()/(workers*rounds)), time.Duration(endWait.Load()/max(endCount.Load(), 1)))
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
@@ -389,6 +404,22 @@ func soakSocket(ctx context.Context, base, participant string, popts *whipclient
 		ws.CloseNow()
 		reader.Wait()
 	}, nil
+}
+
+// awaitPublic waits, boundedly, for stream to be public in g's registry
+// (announced: its first frame written).
+func awaitPublic(ctx context.Context, g *gateway.Gateway, stream string) error {
+	const bound = 30 * time.Second
+	deadline := time.Now().Add(bound)
+	for {
+		if _, ok := g.Registry.Get(stream); ok {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%s connected but not public (no frame in) within %v", stream, bound)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // waitEnded waits, boundedly, for a viewer to see its stream end.

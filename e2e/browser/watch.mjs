@@ -1,11 +1,17 @@
 // Watches a live stream in headless Chromium with dash.js or hls.js for a
 // while and reports what a viewer would notice, as one JSON object on
 // stdout: {player, playing, samples, stall, sizes, errors, resets, end}.
+// The watch lasts --seconds of the stream's time (currentTime advanced that
+// far from the first 'playing'), not of the wall clock: a player that
+// catches up to the live edge slowly (dash.js plays below 1x while its
+// buffer is short) or a machine busy with other work still watches the
+// whole span. --bound (default 2 x --seconds + 10) caps the wall time of
+// the watch, so a player that stands still ends it too.
 //   samples: [[wall s, currentTime s], ...] every 200 ms after 'playing'
 //   stall:   the longest wall time currentTime did not advance (s)
 //   stallAt: [wall s, currentTime] where that stall began
-//   stallState: at that stall (once past 1.5 s): currentTime, buffered
-//            ranges, readyState, and for hls.js its last 80 events
+//   stallState: at that stall (once past 1 s): currentTime, buffered
+//            ranges, readyState, and for hls.js its last 120 events
 //   sizes:   [[currentTime, "WxH"], ...] each time the picture size changed
 //   errors:  every player error event and <video> error, as text
 //   resets:  dash.js MediaSource resets / decode-error recoveries seen in its log
@@ -31,6 +37,7 @@ const player = args.player || 'dash';
 const url = args.url;
 const watch = Number(args.seconds || 20) * 1000;
 const timeout = Number(args.timeout || 30) * 1000;
+const bound = Number(args.bound || 2 * watch / 1000 + 10) * 1000;
 const logLevel = Number(args.log || 0); // dash.js debug.logLevel; 0: none kept
 const chromiumPath = args.chromium || process.env.CHROMIUM || '/usr/bin/chromium';
 
@@ -61,7 +68,7 @@ if (${JSON.stringify(player)} === 'dash') {
   const h = new Hls({ lowLatencyMode: true });
   // The last events, kept for a stall's report: which fragments came and
   // where hls.js put them.
-  const note = s => { const l = window.state.hlog; l.push((performance.now() / 1000).toFixed(2) + ' ' + s); if (l.length > 80) l.shift(); };
+  const note = s => { const l = window.state.hlog; l.push((performance.now() / 1000).toFixed(2) + ' ' + s); if (l.length > 120) l.shift(); };
   window.state.hlog = [];
   h.on(Hls.Events.ERROR, (_, d) => {
     window.state.errors.push((d.fatal ? 'fatal ' : '') + d.type + ': ' + d.details + (d.frag ? ' (' + d.frag.type + ' sn=' + d.frag.sn + ' level=' + d.frag.level + (d.part ? ' part=' + d.part.index : '') + ')' : ''));
@@ -69,7 +76,8 @@ if (${JSON.stringify(player)} === 'dash') {
   });
   h.on(Hls.Events.FRAG_BUFFERED, (_, d) => { const f = d.frag; note('buffered ' + f.type + ' sn=' + f.sn + ' cc=' + f.cc + ' start=' + f.start.toFixed(3) + ' dur=' + f.duration.toFixed(3) + (d.part ? ' part=' + d.part.index : '')); });
   h.on(Hls.Events.LEVEL_UPDATED, (_, d) => { const x = d.details; note('level ' + x.startSN + '..' + x.endSN + ' cc=' + x.startCC + '..' + x.endCC + ' parts=' + (x.partList ? x.partList.length : 0)); });
-  h.on(Hls.Events.AUDIO_TRACK_LOADED, (_, d) => { const x = d.details; note('audio ' + x.startSN + '..' + x.endSN + ' cc=' + x.startCC + '..' + x.endCC); });
+  h.on(Hls.Events.AUDIO_TRACK_LOADED, (_, d) => { const x = d.details; note('audio ' + x.startSN + '..' + x.endSN + ' cc=' + x.startCC + '..' + x.endCC + ' parts=' + (x.partList ? x.partList.length : 0)); });
+  h.on(Hls.Events.FRAG_LOADING, (_, d) => { const f = d.frag; note('loading ' + f.type + ' sn=' + f.sn + (d.part ? ' part=' + d.part.index : '')); });
   h.on(Hls.Events.MANIFEST_LOADED, manifestLoaded);
   h.loadSource(src);
   h.attachMedia(v);
@@ -109,16 +117,17 @@ try {
   await pg.waitForFunction(() => window.state.playing || window.state.errors.length > 0, null, { timeout });
   const t0 = Date.now();
   globalThis.t0 = t0;
-  let last = null, since = t0, stateSince = null;
-  while (Date.now() - t0 < watch) {
+  let last = null, since = t0, stateSince = null, first = null;
+  while (Date.now() - t0 < bound && (first === null || last - first < watch / 1000)) {
     const ct = await pg.evaluate(() => document.getElementById('v').currentTime);
     const now = Date.now();
+    if (first === null) first = ct;
     out.samples.push([(now - t0) / 1000, ct]);
     if (last === null || ct > last + 0.001) {
       last = ct;
       since = now;
     }
-    if ((now - since) / 1000 > 1.5 && (now - since) / 1000 > out.stall && stateSince !== since) {
+    if ((now - since) / 1000 > 1 && (now - since) / 1000 > out.stall && stateSince !== since) {
       // What the player held when it stood still, taken once per stall
       // and kept for the longest one (the one a test fails on): buffered
       // ranges, and for hls.js its last events.
