@@ -184,7 +184,9 @@ func TestE2ERooms(t *testing.T) {
 	if e.Data["room"] != "studio" || e.Data["reason"] != "empty" {
 		t.Fatalf("room.ended %+v", e)
 	}
-	if d := time.Since(left); d < 1400*time.Millisecond || d > 4*time.Second {
+	// Not before its grace; the upper bound only says it was the grace
+	// that ended it (a busy machine may deliver the event late).
+	if d := time.Since(left); d < 1400*time.Millisecond || d > 15*time.Second {
 		t.Errorf("room ended %v after the last leave, want its 1.5s grace", d)
 	}
 	if code, _ := apiCall(t, "GET", base+"/v1/rooms/studio", ""); code != http.StatusNotFound {

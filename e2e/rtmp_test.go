@@ -207,7 +207,7 @@ func TestE2ERestreamRTMP(t *testing.T) {
 	}
 	defer pub.Close()
 	waitFor(t, 5*time.Second, "RTMP output live", func() bool { return restreamState(g, "rtmp1", 0).State == rtmp.StateLive })
-	waitFor(t, 3*time.Second, "dead output retrying", func() bool { return restreamState(g, "rtmp1", 1).State == rtmp.StateRetrying })
+	waitFor(t, 15*time.Second, "dead output retrying", func() bool { return restreamState(g, "rtmp1", 1).State == rtmp.StateRetrying })
 	// HLS, DASH and both RTMP outputs share one Opus→AAC transcode.
 	if n := g.AAC.Running(); n != 1 {
 		t.Errorf("%d Opus→AAC transcodes running for one stream, want 1", n)
@@ -251,7 +251,7 @@ func TestE2ERestreamRTMPReconnect(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	n.stop()
 	stoppedAt := time.Now()
-	waitFor(t, 2*time.Second, "retrying after nginx stopped", func() bool { return restreamState(g, "cam2", 0).State == rtmp.StateRetrying })
+	waitFor(t, 15*time.Second, "retrying after nginx stopped", func() bool { return restreamState(g, "cam2", 0).State == rtmp.StateRetrying })
 	t.Logf("retrying %v after nginx stopped: %s", time.Since(stoppedAt).Round(time.Millisecond), restreamState(g, "cam2", 0).LastError)
 	time.Sleep(time.Second)
 	n.start()

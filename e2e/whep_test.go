@@ -106,7 +106,7 @@ func TestE2EWHEP(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	waitFor(t, 3*time.Second, "the viewer's PLI at the publisher", func() bool { return pub.Stats().PLIs > before })
+	waitFor(t, 15*time.Second, "the viewer's PLI at the publisher", func() bool { return pub.Stats().PLIs > before })
 	time.Sleep(300 * time.Millisecond)
 	if n := pub.Stats().PLIs - before; n > 1 {
 		t.Errorf("5 PLIs in 100 ms from one viewer became %d at the publisher, want 1", n)

@@ -137,7 +137,7 @@ func TestE2EClient(t *testing.T) {
 	h.Close()
 	srv.Close()
 	reg.Close()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for runtime.NumGoroutine() > goroutines {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<16)

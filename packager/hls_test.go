@@ -163,7 +163,7 @@ func TestEndlistAndRemoval(t *testing.T) {
 		t.Fatalf("blocking after end: %d", resp.StatusCode)
 	}
 	x.h.scheduleRemoval(x.st, x.h.set.EndGrace)
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for x.h.stream("live/cam") != nil {
 		if time.Now().After(deadline) {
 			t.Fatal("not removed after grace")

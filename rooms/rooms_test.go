@@ -29,7 +29,7 @@ func (r *recorder) next(t *testing.T) Event {
 	select {
 	case e := <-r.ch:
 		return e
-	case <-time.After(3 * time.Second):
+	case <-time.After(15 * time.Second):
 		t.Fatal("no event")
 	}
 	return Event{}
@@ -90,7 +90,9 @@ func TestRoomLifecycle(t *testing.T) {
 	if e.Type != Ended || e.Room != "studio" {
 		t.Fatalf("event %+v", e)
 	}
-	if d := time.Since(start); d < 900*time.Millisecond || d > 2*time.Second {
+	// Not before its grace; the upper bound only says it was the grace
+	// that ended it (a busy machine may deliver the event late).
+	if d := time.Since(start); d < 900*time.Millisecond || d > 15*time.Second {
 		t.Errorf("studio ended %v after it emptied, want its 1s grace", d)
 	}
 	if l, _ := m.List(ctx); len(l) != 0 {
@@ -125,7 +127,7 @@ func TestRoomLifecycle(t *testing.T) {
 	if _, err := m.Create(ctx, "late", 0); !errors.Is(err, ErrClosed) {
 		t.Errorf("Create after Close: %v", err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -15,7 +15,7 @@ func nextWatched(t *testing.T, w *Watcher) (Event, bool) {
 	select {
 	case e, ok := <-w.C:
 		return e, ok
-	case <-time.After(3 * time.Second):
+	case <-time.After(15 * time.Second):
 		t.Fatal("no event on the watcher")
 	}
 	return Event{}, false

@@ -71,7 +71,7 @@ func TestAACStage(t *testing.T) {
 	rd := d1.Subscribe("test", 0)
 	defer rd.Close()
 	// Give the stage's reader time to subscribe before writing.
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for src.Readers() == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}

@@ -146,7 +146,7 @@ func TestRoomSocket(t *testing.T) {
 		t.Fatalf("after the room ended: %v", err)
 	}
 	hs.Close()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) { // +2: the Manager's actor and the registry
 		time.Sleep(20 * time.Millisecond)
 	}
