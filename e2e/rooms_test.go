@@ -276,24 +276,23 @@ func TestE2ERoomSoak(t *testing.T) {
 				// viewer sent a link by the room's events would: a publisher
 				// that connected is not yet one whose media arrived, and on a
 				// busy machine the gateway's own wait for that (5 s) can pass.
-				t1 := time.Now()
-				if err := awaitPublic(ctx, g, fmt.Sprintf("soak/p%d", w)); err != nil {
+				abort := func(err error) {
 					if leave != nil {
 						leave()
 					}
 					c.Close()
 					errs <- fmt.Errorf("worker %d round %d: %w", w, i, err)
+				}
+				t1 := time.Now()
+				if err := awaitPublic(ctx, g, fmt.Sprintf("soak/p%d", w)); err != nil {
+					abort(err)
 					return
 				}
 				publicWait.Add(int64(time.Since(t1)))
 				t1 = time.Now()
 				v, err := whepclient.Play(ctx, strings.Replace(url, "/whip/", "/whep/", 1), "", whepclient.Options{LoopbackOnly: true})
 				if err != nil {
-					if leave != nil {
-						leave()
-					}
-					c.Close()
-					errs <- fmt.Errorf("worker %d round %d: WHEP: %w", w, i, err)
+					abort(fmt.Errorf("WHEP: %w", err))
 					return
 				}
 				playWait.Add(int64(time.Since(t1)))
