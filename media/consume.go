@@ -18,6 +18,9 @@ type consumer struct {
 	// want, when set, says whether the stream is one to run on; asked at
 	// the announce, outside the registry's lock (ConsumeReaderWhen).
 	want func(*Stream) bool
+	// prepare, when set, takes hold of the stream at the announce and
+	// returns the run (ConsumePrepared).
+	prepare func(*Stream) func(ctx context.Context) error
 }
 
 // Consume registers run to be run on every stream published from now on, on
@@ -58,6 +61,22 @@ func (g *Registry) ConsumeReaderWhen(kind string, queueLen int, want func(*Strea
 	g.mu.Unlock()
 }
 
+// ConsumePrepared is Consume for a consumer that must take hold of a stream
+// before its first frame is written, with readers of its own or a derived
+// stream (an output that subscribes one reader per destination): prepare
+// runs at the announce, on the announcing goroutine and outside the
+// registry's lock, and returns the run the Registry then supervises as
+// Consume's (its ctx ends with the stream; Close waits for it; its error
+// is reported), or nil for a stream it has nothing to do with. prepare
+// must be quick: no I/O, no codec opened. A run that was prepared always
+// runs: should the Registry close in between, with a context already done,
+// so that what prepare took hold of is let go.
+func (g *Registry) ConsumePrepared(kind string, prepare func(*Stream) func(ctx context.Context) error) {
+	g.mu.Lock()
+	g.consumers = append(g.consumers, consumer{kind: kind, prepare: prepare})
+	g.mu.Unlock()
+}
+
 // OnConsumerError registers fn to be told of every consumer run that failed
 // (Consume); it runs on the consumer's goroutine and must not block.
 func (g *Registry) OnConsumerError(fn func(kind string, s *Stream, err error)) {
@@ -80,9 +99,17 @@ func (g *Registry) ConsumerErrors() map[string]uint64 {
 
 // wanted is the consumers of cs that run on s (their want, if any, says
 // so); called without g.mu.
+// A prepared consumer's prepare runs here and gives its run.
 func wanted(cs []consumer, s *Stream) []consumer {
 	out := cs[:0]
 	for _, c := range cs {
+		if c.prepare != nil {
+			run := c.prepare(s)
+			if run == nil {
+				continue
+			}
+			c.run = func(ctx context.Context, _ *Stream) error { return run(ctx) }
+		}
 		if c.want == nil || c.want(s) {
 			out = append(out, c)
 		}
@@ -91,10 +118,16 @@ func wanted(cs []consumer, s *Stream) []consumer {
 }
 
 // startConsumers starts the consumer runs cs on s, unless the registry is
-// closing (Close ends s then). g.mu is held.
-func (g *Registry) startConsumers(s *Stream, cs []consumer) {
+// closing (Close ends s then): it then returns the prepared ones, which the
+// caller runs once g.mu is released (runDone). g.mu is held.
+func (g *Registry) startConsumers(s *Stream, cs []consumer) (orphans []consumer) {
 	if g.closed {
-		return
+		for _, c := range cs {
+			if c.prepare != nil {
+				orphans = append(orphans, c)
+			}
+		}
+		return orphans
 	}
 	for _, c := range cs {
 		if c.readRun != nil {
@@ -109,6 +142,18 @@ func (g *Registry) startConsumers(s *Stream, cs []consumer) {
 		}
 		g.running.Add(1)
 		go g.supervise(c, s)
+	}
+	return nil
+}
+
+// runDone runs prepared consumers that the Registry's Close overtook, at
+// once and with a context already done, so they let go of what their
+// prepare took hold of. Called without g.mu.
+func runDone(cs []consumer, s *Stream) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range cs {
+		_ = c.run(ctx, s)
 	}
 }
 

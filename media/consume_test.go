@@ -213,3 +213,101 @@ func TestConsumeOwnedByRegistry(t *testing.T) {
 		t.Error("an ended stream's context is not done")
 	}
 }
+
+// TestConsumePrepared: prepare runs at the announce, before the first frame
+// (a reader it subscribes gets every frame), and only for the streams it
+// returns a run for; the run, owned by the registry, ends with its stream
+// and its error is reported under its kind. A stream announced after Close
+// still has its prepared run called, with a context already done, so what
+// prepare took hold of is let go.
+func TestConsumePrepared(t *testing.T) {
+	g := NewRegistry()
+	var errs consumerErrors
+	g.OnConsumerError(errs.add)
+	got := make(chan []int64, 4)
+	released := make(chan string, 4)
+	g.ConsumePrepared("out", func(s *Stream) func(context.Context) error {
+		if s.Name == "skip" {
+			return nil
+		}
+		r := s.Subscribe("out", 64) // here, before the first frame
+		return func(ctx context.Context) error {
+			defer func() { released <- s.Name }()
+			defer r.Close()
+			var dts []int64
+			for {
+				// Not ctx, which ends with the stream before its queue
+				// is read: the reader's own end is the stream's.
+				f, err := r.Read(context.Background())
+				if err != nil {
+					got <- dts
+					if errors.Is(err, ErrStreamEnded) {
+						return errors.New("out: its stream ended")
+					}
+					return nil
+				}
+				dts = append(dts, f.DTS)
+			}
+		}
+	})
+	s, err := g.Claim("cam", testTracks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Announce(s)
+	for i := range 20 { // at once: the run's goroutine may not run yet
+		s.Write(&Frame{Track: s.Tracks[0], DTS: int64(i) * 3000, Keyframe: i == 0})
+	}
+	g.Unpublish(s)
+	if dts := <-got; len(dts) != 20 || dts[0] != 0 {
+		t.Fatalf("the prepared reader got %d frames (%v), want all 20 from the first", len(dts), dts)
+	}
+	<-released
+
+	skip, err := g.Claim("skip", testTracks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Announce(skip)
+	g.Unpublish(skip)
+
+	select {
+	case n := <-released:
+		t.Fatalf("a run for %q, which prepare declined", n)
+	default:
+	}
+	if err := errs.get("out"); err == nil || !strings.Contains(err.Error(), "its stream ended") {
+		t.Errorf("the run's error reported as %v", err)
+	}
+
+	// Close overtakes a prepare: its run is called at once, ctx done.
+	overtaken := make(chan bool, 1)
+	g.ConsumePrepared("overtaken", func(s *Stream) func(context.Context) error {
+		if s.Name != "racing" {
+			return nil
+		}
+		g.Close()
+		return func(ctx context.Context) error {
+			overtaken <- ctx.Err() != nil
+			return nil
+		}
+	})
+	racing, err := g.Claim("racing", testTracks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Announce(racing)
+	select {
+	case done := <-overtaken:
+		if !done {
+			t.Error("a run overtaken by Close was given a live context")
+		}
+	default:
+		t.Error("a run overtaken by Close was not called: what its prepare took is held")
+	}
+	select { // "out" was prepared on "racing" too: its run let go
+	case <-released:
+	case <-time.After(15 * time.Second):
+		t.Error(`the run of "out", overtaken by Close, was not called`)
+	}
+}

@@ -173,9 +173,10 @@ func (g *Registry) Announce(s *Stream) {
 	}
 	cs = wanted(cs, s)
 	g.mu.Lock()
-	g.startConsumers(s, cs)
+	orphans := g.startConsumers(s, cs)
 	g.settle(s)
 	g.mu.Unlock()
+	runDone(orphans, s)
 }
 
 // claim is a stream between Claim and Announce (or its end).
