@@ -3,6 +3,7 @@
 package outputs
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"log/slog"
@@ -67,8 +68,7 @@ type Restream struct {
 	live    map[string]*restreamed
 	nextID  uint64
 	closed  bool          // set with closing, under mu
-	closing chan struct{} // closed by Close: every stream goroutine stops its pushers
-	wg      sync.WaitGroup
+	closing chan struct{} // closed by Close: every stream's run stops its pushers at once
 }
 
 // restreamed is one live stream and its destinations. Guarded by Restream.mu.
@@ -121,8 +121,12 @@ func NewRestream(s RestreamSettings, aac *stages.AAC, log *slog.Logger) *Restrea
 	return &Restream{s: s, aac: aac, log: log, live: map[string]*restreamed{}, closing: make(chan struct{})}
 }
 
-// Attach starts pushers for every stream published on reg from now on.
-func (r *Restream) Attach(reg *media.Registry) { reg.OnPublish(r.onPublish) }
+// Attach starts pushers for every stream published on reg from now on: a
+// consumer of reg (media.Registry.ConsumePrepared) whose prepare starts
+// the stream's pushers before its first frame is written (each subscribes
+// then, so the first keyframe is theirs) and whose run, which the registry
+// owns, stops them when the stream ends.
+func (r *Restream) Attach(reg *media.Registry) { reg.ConsumePrepared("restream", r.prepare) }
 
 // Enabled reports whether any rule has a destination.
 func (r *Restream) Enabled() bool {
@@ -267,59 +271,65 @@ func (r *Restream) addLocked(st *restreamed, d Destination) (*destination, error
 	return dst, nil
 }
 
-func (r *Restream) onPublish(src *media.Stream) {
+// prepare tracks a newly published stream (the API may add destinations to
+// any live stream) and starts the pushers of its rule's destinations; it
+// returns the stream's run. It runs on the announcing goroutine: the
+// pushers' readers and the AAC stage's are subscribed before the first
+// frame, and nothing here opens a codec or dials (the pushers and the
+// stage do that on their own goroutines).
+func (r *Restream) prepare(src *media.Stream) func(context.Context) error {
 	log := r.log.With("stream", src.Name)
 	st := &restreamed{src: src}
 	r.mu.Lock()
-	// The closing check and wg.Add share r.mu with Close's close(closing):
-	// either this publish is counted before Close waits, or it sees Close
-	// and starts nothing.
+	defer r.mu.Unlock()
 	if r.closed {
-		r.mu.Unlock()
-		return
+		return nil
 	}
-	r.wg.Add(1)
 	r.live[src.Name] = st
 	for _, d := range r.Destinations(src.Name) {
 		if _, err := r.addLocked(st, d); err != nil {
 			log.Error("restream destination refused", "err", err) // ParseURL redacts
 		}
 	}
-	r.mu.Unlock()
-	go func() {
-		defer r.wg.Done()
-		select {
-		case <-src.Done():
-		case <-r.closing:
-		}
-		r.mu.Lock()
-		st.ended = true
-		dests, release := st.dests, st.release
-		if r.live[src.Name] == st {
-			delete(r.live, src.Name)
-		}
-		r.mu.Unlock()
-		// Pushers drain what their input still holds, then stop.
-		for _, d := range dests {
-			select {
-			case <-d.p.Done():
-			case <-r.closing:
-			}
-			d.p.Close()
-		}
-		if release != nil {
-			release()
-		}
-	}()
+	return func(ctx context.Context) error {
+		r.run(ctx, st)
+		return nil
+	}
 }
 
-// Close stops every pusher and waits. Safe to call more than once.
+// run waits for the stream's end (ctx), then lets each pusher drain what
+// its input still holds and stop (each ends with its stream, a retrying
+// one too); after Close, it stops them at once.
+func (r *Restream) run(ctx context.Context, st *restreamed) {
+	<-ctx.Done()
+	r.mu.Lock()
+	st.ended = true
+	dests, release := st.dests, st.release
+	if r.live[st.src.Name] == st {
+		delete(r.live, st.src.Name)
+	}
+	r.mu.Unlock()
+	for _, d := range dests {
+		select {
+		case <-d.p.Done():
+		case <-r.closing:
+		}
+		d.p.Close()
+	}
+	if release != nil {
+		release()
+	}
+}
+
+// Close refuses new streams and destinations and makes every stream's run
+// stop its pushers at once, without the drain, when its stream ends. The
+// runs belong to the registry, whose Close ends the streams and waits for
+// them: call this first. Safe to call more than once.
 func (r *Restream) Close() {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if !r.closed {
 		r.closed = true
 		close(r.closing)
 	}
-	r.mu.Unlock()
-	r.wg.Wait()
 }

@@ -290,15 +290,15 @@ func (g *Gateway) closeParts() {
 	if g.composites != nil {
 		g.composites.Close()
 	}
+	if g.Restream != nil {
+		g.Restream.Close() // its runs, which the registry joins, then stop their pushers at once
+	}
 	g.Registry.Close() // joins its consumers (stream.ended) before the bus closes
 	if g.Filters != nil {
 		g.Filters.Close()
 	}
 	if g.motion != nil {
 		g.motion.close()
-	}
-	if g.Restream != nil {
-		g.Restream.Close()
 	}
 	if g.cmaf != nil {
 		g.cmaf.Close()
