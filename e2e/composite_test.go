@@ -320,7 +320,9 @@ func TestE2EComposite(t *testing.T) {
 	toneGone := time.Duration(-1)
 	for s := max(0, int(left.Sub(astart).Seconds()*8000)); s+800 <= len(pcm); s += 400 {
 		if tone(pcm[s:s+800], 660) < 0.01 {
-			toneGone = astart.Add(time.Duration(s) * time.Second / 8000).Sub(left)
+			// The search starts at the leave; the sample index rounds it
+			// down by up to 1/8000 s, which is not "before the leave".
+			toneGone = max(astart.Add(time.Duration(s)*time.Second/8000).Sub(left), 0)
 			break
 		}
 	}

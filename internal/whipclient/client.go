@@ -126,8 +126,13 @@ type Client struct {
 
 	mu      sync.Mutex
 	stats   Stats
-	lost    map[uint32]int // latest cumulative lost per SSRC, from RRs
-	sendErr error
+	lost    map[uint32]int    // latest cumulative lost per SSRC, from RRs
+	highest map[uint32]uint16 // highest sequence number received per SSRC, from RRs
+	rr      chan struct{}     // signalled at each RR (drain)
+
+	lastSent  *lastSent
+	drainOnce sync.Once
+	sendErr   error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -155,6 +160,9 @@ func Publish(ctx context.Context, endpoint, token, h264AnnexBPath, oggOpusPath s
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
+	c.lastSent = &lastSent{last: map[uint32]uint16{}}
+	c.rr = make(chan struct{}, 1)
+	ir.Add(lastSentFactory{c.lastSent}) // innermost: what leaves, after the Loss option's drops
 	if opts.lyingSRs() {
 		ir.Add(srClockFactory{opts}) // first: below the report interceptor
 	}
@@ -291,15 +299,21 @@ func (c *Client) receiverReport(rr *rtcp.ReceiverReport) {
 	defer c.mu.Unlock()
 	if c.lost == nil {
 		c.lost = map[uint32]int{}
+		c.highest = map[uint32]uint16{}
 	}
 	for _, r := range rr.Reports {
 		c.stats.ReceiverReports++
 		c.lost[r.SSRC] = cumulativeLost(r.TotalLost)
+		c.highest[r.SSRC] = uint16(r.LastSequenceNumber)
 		c.stats.MaxFractionLost = max(c.stats.MaxFractionLost, float64(r.FractionLost)/256)
 	}
 	c.stats.Lost = 0
 	for _, n := range c.lost {
 		c.stats.Lost += n
+	}
+	select {
+	case c.rr <- struct{}{}:
+	default:
 	}
 }
 
@@ -343,10 +357,12 @@ func (c *Client) Stats() Stats {
 	return c.stats
 }
 
-// Wait blocks until the files are sent (or MaxDuration passed) and returns
-// the counts.
+// Wait blocks until the files are sent (or MaxDuration passed) and the
+// gateway has reported receiving the last packet of each track (RTCP RR,
+// bounded: see drain), and returns the counts.
 func (c *Client) Wait() (Stats, error) {
 	<-c.sent
+	c.drainOnce.Do(c.drain)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.stats, c.sendErr
