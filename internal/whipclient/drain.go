@@ -1,6 +1,7 @@
 package whipclient
 
 import (
+	"maps"
 	"sync"
 	"time"
 
@@ -43,11 +44,7 @@ func (l *lastSent) BindLocalStream(info *interceptor.StreamInfo, w interceptor.R
 func (l *lastSent) sent() map[uint32]uint16 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make(map[uint32]uint16, len(l.last))
-	for k, v := range l.last {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(l.last)
 }
 
 type lastSentFactory struct{ l *lastSent }
