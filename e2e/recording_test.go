@@ -234,7 +234,7 @@ func TestE2ERecordS3(t *testing.T) {
 	v := startVersitygw(t)
 	spool := t.TempDir()
 	g := startGateway(t, v.config(spool))
-	pub := publish(t, g, "rec/cam1", whipclient.Options{})
+	pub := publish(t, g, "rec/cam1", whipclient.Options{Drain: true})
 	stats, err := pub.Wait()
 	if err != nil {
 		t.Fatal(err)
@@ -256,7 +256,7 @@ func TestE2ERecordS3Outage(t *testing.T) {
 	v := startVersitygw(t)
 	spool := t.TempDir()
 	g := startGateway(t, v.config(spool))
-	pub := publish(t, g, "rec/outage", whipclient.Options{Loop: 2, MaxDuration: 15 * time.Second})
+	pub := publish(t, g, "rec/outage", whipclient.Options{Loop: 2, MaxDuration: 15 * time.Second, Drain: true})
 	time.Sleep(3 * time.Second)
 	v.Stop()
 	time.Sleep(5 * time.Second)

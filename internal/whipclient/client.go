@@ -28,6 +28,10 @@ type Options struct {
 	Loop int
 	// MaxDuration stops sending after this long. Default: no limit.
 	MaxDuration time.Duration
+	// Drain makes Wait also wait, bounded, until the gateway's receiver
+	// reports show the last packet of each track received (see drain), for
+	// a test that counts every frame of a publish it DELETEs right after.
+	Drain bool
 	// LoopbackOnly restricts ICE to the "lo" interface with loopback
 	// candidates, so test traffic stays on 127.0.0.1.
 	LoopbackOnly bool
@@ -362,7 +366,9 @@ func (c *Client) Stats() Stats {
 // bounded: see drain), and returns the counts.
 func (c *Client) Wait() (Stats, error) {
 	<-c.sent
-	c.drainOnce.Do(c.drain)
+	if c.opts.Drain {
+		c.drainOnce.Do(c.drain)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.stats, c.sendErr
