@@ -98,8 +98,8 @@ func (g *Registry) ConsumerErrors() map[string]uint64 {
 }
 
 // wanted is the consumers of cs that run on s (their want, if any, says
-// so); called without g.mu.
-// A prepared consumer's prepare runs here and gives its run.
+// so; a prepared one's prepare runs here and gives its run, or declines);
+// called without g.mu.
 func wanted(cs []consumer, s *Stream) []consumer {
 	out := cs[:0]
 	for _, c := range cs {

@@ -271,15 +271,6 @@ func TestConsumePrepared(t *testing.T) {
 	g.Announce(skip)
 	g.Unpublish(skip)
 
-	select {
-	case n := <-released:
-		t.Fatalf("a run for %q, which prepare declined", n)
-	default:
-	}
-	if err := errs.get("out"); err == nil || !strings.Contains(err.Error(), "its stream ended") {
-		t.Errorf("the run's error reported as %v", err)
-	}
-
 	// Close overtakes a prepare: its run is called at once, ctx done.
 	overtaken := make(chan bool, 1)
 	g.ConsumePrepared("overtaken", func(s *Stream) func(context.Context) error {
@@ -309,5 +300,19 @@ func TestConsumePrepared(t *testing.T) {
 	case <-released:
 	case <-time.After(15 * time.Second):
 		t.Error(`the run of "out", overtaken by Close, was not called`)
+	}
+	// Close has joined every supervised run: "cam"'s error is reported,
+	// once, and nothing ran on "skip" (a run there would have failed or
+	// been released too).
+	if err := errs.get("out"); err == nil || !strings.Contains(err.Error(), "its stream ended") {
+		t.Errorf("the run's error reported as %v", err)
+	}
+	if n := g.ConsumerErrors()["out"]; n != 1 {
+		t.Errorf("%d failed runs of \"out\", want 1 (cam's)", n)
+	}
+	select {
+	case n := <-released:
+		t.Errorf("a run for %q, which prepare declined", n)
+	default:
 	}
 }
