@@ -358,8 +358,12 @@ type played struct {
 	audioGaps    int
 }
 
-// playHLS plays url with gohlslib's client for d (0: until the playlist
-// ends) and counts what it decodes.
+// playHLS plays url with gohlslib's client until it has played d of both
+// video and audio (stream time, not wall time: a busy machine gives the
+// client less of the wall clock; 0: until the playlist ends) and counts what
+// it decodes. The playlist ending stops it earlier; a bound of 2d+30 s of
+// wall time stops a stream that never delivers, and the caller's counts
+// then say what was missing.
 func playHLS(t *testing.T, url string, d time.Duration) played {
 	t.Helper()
 	return playHLSWith(t, &gohlslib.Client{URI: url}, d)
@@ -387,6 +391,23 @@ func playHLSWith(t *testing.T, c *gohlslib.Client, d time.Duration) played {
 	}
 	if c.OnDownloadPart == nil {
 		c.OnDownloadPart = quiet
+	}
+	// enough is closed once both tracks have played d of stream time.
+	enough := make(chan struct{})
+	var lastAudioPTS int64
+	checkEnough := func() { // under mu
+		if d <= 0 || res.videoClockRate == 0 || res.audioClockRate == 0 || res.video == 0 || res.audio == 0 {
+			return
+		}
+		v := time.Duration(res.lastVideoDTS-res.firstVideoDTS) * time.Second / time.Duration(res.videoClockRate)
+		a := time.Duration(lastAudioPTS-res.firstAudioPTS) * time.Second / time.Duration(res.audioClockRate)
+		if v >= d && a >= d {
+			select {
+			case <-enough:
+			default:
+				close(enough)
+			}
+		}
 	}
 	c.OnDecodeError = func(err error) { t.Errorf("gohlslib decode error: %v", err) }
 	c.OnTracks = func(tracks []*gohlslib.Track) error {
@@ -417,6 +438,7 @@ func playHLSWith(t *testing.T, c *gohlslib.Client, d time.Duration) played {
 					}
 					lastV = dts
 					res.video++
+					checkEnough()
 				})
 			case *codecs.MPEG4Audio:
 				res.audioClockRate = tr.ClockRate
@@ -440,6 +462,8 @@ func playHLSWith(t *testing.T, c *gohlslib.Client, d time.Duration) played {
 					next = pts + n
 					res.audioSamples += int64(len(aus)) * 1024
 					res.audio += len(aus)
+					lastAudioPTS = pts
+					checkEnough()
 				})
 			case *codecs.Opus:
 				res.audioClockRate = tr.ClockRate
@@ -455,6 +479,8 @@ func playHLSWith(t *testing.T, c *gohlslib.Client, d time.Duration) played {
 					}
 					lastA = pts
 					res.audio += len(packets)
+					lastAudioPTS = pts
+					checkEnough()
 				})
 			default:
 				t.Errorf("unexpected track codec %T", tr.Codec)
@@ -468,15 +494,17 @@ func playHLSWith(t *testing.T, c *gohlslib.Client, d time.Duration) played {
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- c.Wait2() }()
 	var err error
-	limit := d
-	if d == 0 {
-		limit = 30 * time.Second
-	}
+	limit := 2*d + 30*time.Second
 	select {
 	case err = <-waitErr:
+	case <-enough:
+		c.Close()
+		<-waitErr
 	case <-time.After(limit):
 		if d == 0 {
 			err = errors.New("playlist did not end within 30 s")
+		} else {
+			t.Logf("gohlslib client: not %v of video and audio within %v of wall time", d, limit)
 		}
 		c.Close()
 		<-waitErr

@@ -324,7 +324,7 @@ poll:
 	}
 
 	wg.Wait()
-	t.Logf("gohlslib client over 20 s: %d video frames over %.2f s of stream time, %d audio frames, non-monotonic: %q", gohls.video,
+	t.Logf("gohlslib client (20 s of stream time wanted): %d video frames over %.2f s of stream time, %d audio frames, non-monotonic: %q", gohls.video,
 		float64(gohls.lastVideoDTS-gohls.firstVideoDTS)/float64(max(gohls.videoClockRate, 1)), gohls.audio, gohls.nonMonotonic)
 	if len(gohls.videoJumps) > 0 {
 		t.Logf("gohlslib client: video DTS jumps (s) %v", gohls.videoJumps)
