@@ -169,6 +169,29 @@ func (w *watcher) snapshot() (*codec.Picture, []float32) {
 	return w.pic, append([]float32(nil), w.pcm...)
 }
 
+// explain says what the watcher holds now, for a failure message: the
+// picture's colour at each tile's centre, the newest 2 s of mix's level at
+// each frequency, and how many samples there are.
+func explain(w *watcher, tiles []Rect, freqs []float64) string {
+	pic, pcm := w.snapshot()
+	if pic == nil {
+		return fmt.Sprintf("no picture, %d samples", len(pcm)/2)
+	}
+	out := fmt.Sprintf("%dx%d picture;", pic.Width, pic.Height)
+	cw := (pic.Width + 1) / 2
+	for _, r := range tiles {
+		x, y := r.Center()
+		out += fmt.Sprintf(" tile@%d,%d YCbCr %d/%d/%d;", x, y, pic.Y[y*pic.Width+x], pic.Cb[(y/2)*cw+x/2], pic.Cr[(y/2)*cw+x/2])
+	}
+	out += fmt.Sprintf(" %d samples", len(pcm)/2)
+	if len(pcm) >= 2*24000 {
+		for _, f := range freqs {
+			out += fmt.Sprintf("; %.0f Hz %.3f", f, goertzel(pcm[len(pcm)-2*24000:], f))
+		}
+	}
+	return out
+}
+
 func near(p *codec.Picture, x, y int, c colour) bool {
 	d := func(a, b byte) float64 { return math.Abs(float64(a) - float64(b)) }
 	cw := (p.Width + 1) / 2
@@ -252,7 +275,7 @@ func TestCompositeThreeParticipants(t *testing.T) {
 	two := Tiles(Grid, 2, 640, 360)
 	for !check(two, []colour{red, blue}, []float64{440, 880}, []float64{660}) {
 		if time.Since(left) > 20*time.Second {
-			t.Fatal("no two-tile picture without 660 Hz 20 s after green left")
+			t.Fatalf("no two-tile picture without 660 Hz 20 s after green left: %s", explain(w, two, []float64{440, 660, 880}))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
